@@ -1,0 +1,25 @@
+# Everyday commands (run inside the virtual environment: . .venv/bin/activate)
+BOOK ?= ../shared/data/timemachine.txt
+
+.PHONY: setup train test lint format board bench
+
+setup:            ## venv + CPU torch + the project with its dev extra
+	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'
+
+train:            ## the book's run with the scratch model
+	python train.py model=scratch data.path=$(BOOK)
+
+test:             ## the test suite (what CI runs after ruff)
+	python -m pytest tests
+
+lint:
+	ruff check . && ruff format --check .
+
+format:
+	ruff format . && ruff check --fix .
+
+board:            ## TensorBoard over every run
+	tensorboard --logdir outputs
+
+bench:            ## whole-run time against the book's loop, side by side
+	python benchmarks/bench_run.py --data $(BOOK)

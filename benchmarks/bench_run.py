@@ -1,0 +1,101 @@
+"""Whole runs, start to exit: `python train.py model=M` against the book's loop, side by side.
+
+    python benchmarks/bench_run.py --data ../shared/data/timemachine.txt [--model scratch]
+        [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
+
+Each repeat runs every command once, in turn, so all share the machine's state; the table
+shows the median wall time and its ratio to the book's loop (and to real d2l 1.0.3 if given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wall_time(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    last = [line for line in out.stdout.splitlines() if line.strip()]
+    return seconds, " | ".join(last[-2:])
+
+
+def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
+    data = str(Path(args.data).resolve())
+    cmds = {
+        "rnnlm": [
+            sys.executable,
+            str(ROOT / "train.py"),
+            f"model={args.model}",
+            f"data.path={data}",
+            f"trainer.max_epochs={args.epochs}",
+            f"hydra.run.dir={tmp}/run",
+            "+trainer.enable_progress_bar=false",
+        ],
+        "book loop": [
+            sys.executable,
+            str(ROOT / "benchmarks/book_loop.py"),
+            "--data",
+            data,
+            "--model",
+            args.model,
+            "--epochs",
+            str(args.epochs),
+        ],
+    }
+    if args.d2l_python:
+        cmds["d2l 1.0.3"] = [
+            args.d2l_python,
+            str(ROOT / "benchmarks/d2l_run.py"),
+            "--data",
+            data,
+            "--model",
+            args.model,
+            "--epochs",
+            str(args.epochs),
+        ]
+    return cmds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--d2l-python", help="a python that has d2l==1.0.3 installed")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = commands(args, Path(tmp))
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        for _ in range(args.repeats):
+            for name, cmd in cmds.items():
+                seconds, tail = wall_time(cmd, Path(tmp))
+                times[name].append(seconds)
+                print(f"  {name:10s} {seconds:6.2f} s   {tail}", flush=True)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\nmodel={args.model}, {args.epochs} epochs, median of {args.repeats}, start to exit")
+    for name, median in medians.items():
+        ratios = "  ".join(
+            f"{median / medians[base]:.2f}x {base}" for base in medians if base != name
+        )
+        print(f"  {name:10s} {median:6.2f} s   {ratios}")
+    if args.json:
+        result = {"model": args.model, "epochs": args.epochs, "times_s": times, "median_s": medians}
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

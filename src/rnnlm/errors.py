@@ -1,0 +1,71 @@
+"""One exception type for mistakes a user can fix, and the CLI wrapper that reports them.
+
+Every entry point (train.py, ...) turns a `UserError` into one line on stderr and exit code 2;
+`HYDRA_FULL_ERROR=1` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(ValueError):
+    """Bad input: the message names the bad value and what is allowed."""
+
+
+def require_positive(name: str, value: float) -> None:
+    """Raise a `UserError` unless `value` is a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise UserError(f"{name}={value!r} is not allowed: it must be a number > 0")
+
+
+def find_user_error(exc: BaseException | None) -> UserError | None:
+    """The `UserError` behind `exc`, also when a library wrapped it (Hydra's instantiate)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def unwrap_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Re-raise a wrapped `UserError` as itself (for API callers and the CLI alike)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except UserError:
+            raise
+        except Exception as err:
+            user_error = find_user_error(err)
+            if user_error is None:
+                raise
+            raise user_error from None
+
+    return wrapper
+
+
+def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            user_error = find_user_error(err)
+            if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {user_error}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper

@@ -1,0 +1,143 @@
+"""Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6).
+
+The LightningModule only trains: the recurrent maths lives in the core (`rnnlm.rnn`), gradient
+clipping and devices belong to the Trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MeanMetric
+
+from rnnlm.data import Vocab
+from rnnlm.errors import UserError, require_positive
+
+
+def core_config(rnn: nn.Module) -> dict[str, Any]:
+    """What rebuilds `rnn`: its class path and constructor arguments (plain containers)."""
+    cls = type(rnn)
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **rnn.init_args}
+
+
+class RNNLMScratch(pl.LightningModule):
+    """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
+
+    `rnn` is a core module or its `core_config` mapping; `vocab` (the list of tokens) makes
+    the checkpoint self-contained.
+    """
+
+    def __init__(
+        self,
+        rnn: nn.Module | Mapping[str, Any],
+        vocab_size: int,
+        lr: float = 0.01,
+        vocab: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        require_positive("model.lr", lr)
+        if isinstance(rnn, Mapping):
+            rnn = instantiate(dict(rnn))
+        if vocab is not None and len(vocab) != vocab_size:
+            raise UserError(f"vocab has {len(vocab)} tokens but vocab_size={vocab_size}")
+        self.rnn, self.vocab_size, self.lr = rnn, vocab_size, lr
+        self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
+        self.save_hyperparameters(
+            {
+                "rnn": core_config(rnn),
+                "vocab_size": vocab_size,
+                "lr": lr,
+                "vocab": list(vocab) if vocab is not None else None,
+            }
+        )
+        self.init_params()
+        # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+
+    def init_params(self) -> None:
+        sigma = getattr(self.rnn, "sigma", 0.01)
+        self.W_hq = nn.Parameter(torch.randn(self.rnn.num_hiddens, self.vocab_size) * sigma)
+        self.b_q = nn.Parameter(torch.zeros(self.vocab_size))
+
+    def one_hot(self, X: torch.Tensor) -> torch.Tensor:
+        """(batch, num_steps) indices -> (num_steps, batch, vocab_size) one-hot floats."""
+        return F.one_hot(X.T, self.vocab_size).type(torch.float32)
+
+    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
+        """(num_steps, batch, num_hiddens) -> logits (batch, num_steps, vocab_size)."""
+        # Computed time-major (no copy of the core's output), returned as a (batch, ...) view.
+        num_steps, batch, num_hiddens = rnn_outputs.shape
+        flat = torch.addmm(self.b_q, rnn_outputs.reshape(-1, num_hiddens), self.W_hq)
+        return flat.view(num_steps, batch, -1).transpose(0, 1)
+
+    def forward(self, X: torch.Tensor, state: Any = None) -> torch.Tensor:
+        # The cores read (num_steps, batch) indices as one-hot rows: same numbers as
+        # self.rnn(self.one_hot(X)), without building the one-hot tensor.
+        rnn_outputs, _ = self.rnn(X.T, state)
+        return self.output_layer(rnn_outputs)
+
+    def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over all tokens. The mean does not depend on token order, so
+        both are flattened time-major: a view of the logits, which the heads make time-major."""
+        V = Y_hat.shape[-1]
+        return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        X, Y = batch
+        loss = self.loss(self(X), Y)
+        self.train_loss.update(loss.detach(), Y.numel())
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        X, Y = batch
+        self.val_loss.update(self.loss(self(X), Y), Y.numel())
+
+    def log_epoch(self, split: str, metric: MeanMetric) -> None:
+        loss = metric.compute()  # token-weighted mean cross-entropy (synced across ranks)
+        metric.reset()
+        self.log(f"{split}/loss", loss)
+        self.log(f"{split}/ppl", torch.exp(loss), prog_bar=True)
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch("train", self.train_loss)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch("val", self.val_loss)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+    @torch.no_grad()
+    def predict(self, prefix: str, num_preds: int, vocab: Vocab | None = None) -> str:
+        """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""
+        vocab = vocab or self.vocab
+        if vocab is None:
+            raise UserError("predict needs a vocabulary: pass vocab= or train with one")
+        if not prefix:
+            raise UserError("prefix='' is not allowed: give at least one character")
+        state, outputs = None, [vocab[prefix[0]]]
+        for i in range(len(prefix) + num_preds - 1):
+            X = torch.tensor([[outputs[-1]]], device=self.device)  # (num_steps=1, batch=1)
+            rnn_outputs, state = self.rnn(X, state)
+            if i < len(prefix) - 1:  # warm-up: feed the prefix, predict nothing
+                outputs.append(vocab[prefix[i + 1]])
+            else:
+                Y = self.output_layer(rnn_outputs)
+                outputs.append(int(Y.argmax(dim=2).reshape(1)))
+        return "".join(vocab.idx_to_token[i] for i in outputs)
+
+
+class RNNLM(RNNLMScratch):
+    """The concise LM: the same training, an `nn.Linear` output layer (not lazy: DDP-safe)."""
+
+    def init_params(self) -> None:
+        self.linear = nn.Linear(self.rnn.num_hiddens, self.vocab_size)
+
+    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
+        return self.linear(rnn_outputs).transpose(0, 1)

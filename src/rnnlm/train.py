@@ -1,0 +1,76 @@
+"""The Hydra task: config -> data module -> model -> logger/callbacks -> Trainer -> fit.
+
+Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clipping at 1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
+
+from rnnlm.errors import UserError, unwrap_user_errors
+
+
+def tune_allocator() -> None:
+    """Keep freed multi-MB tensors in the heap instead of returning them to the OS (glibc).
+
+    Every step allocates several (num_steps, batch, num_hiddens) buffers; by default glibc
+    serves each from fresh mmap'd pages, and the page faults cost more than the maths:
+    this halved the scratch forward pass (6.3 -> 3.1 ms per batch) on the book's setting.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
+    libc.mallopt(M_TOP_PAD, 64 << 20)
+
+
+@unwrap_user_errors
+def build(
+    cfg: DictConfig, output_dir: Path
+) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+    """Everything `fit` needs; run-time objects are passed as keyword arguments."""
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    vocab = dm.vocab.idx_to_token
+    model = instantiate(
+        cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": len(vocab)}
+    )
+    logger = instantiate(cfg.logger, save_dir=str(output_dir))
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    return dm, model, trainer
+
+
+def train(cfg: DictConfig, output_dir: str | Path) -> float:
+    """Train as configured in `output_dir`; returns the final validation perplexity."""
+    tune_allocator()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    # Batches are cut by tensor indexing in the main process: workers would only add overhead.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    dm, model, trainer = build(cfg, Path(output_dir))
+    trainer.fit(model, dm, ckpt_path=cfg.get("ckpt_path"))
+    if "val/ppl" not in trainer.callback_metrics:
+        raise UserError("training ended before any validation epoch: no val/ppl to report")
+    val_ppl = float(trainer.callback_metrics["val/ppl"])
+    report(model, val_ppl, cfg.prefix, cfg.num_preds)
+    return val_ppl
+
+
+@rank_zero_only
+def report(model: pl.LightningModule, val_ppl: float, prefix: str, num_preds: int) -> None:
+    print(f"val/ppl {val_ppl:.3f}")
+    print(f"predict({prefix!r}, {num_preds}): {model.predict(prefix, num_preds)!r}")

@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny corpus made by the test, the real book when present, Hydra compose."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+TINY_TEXT = (
+    "The Time Traveller (for so it will be convenient to speak of him) was expounding a "
+    "recondite matter to us. His grey eyes shone and twinkled, and his usually pale face was "
+    "flushed and animated. The fire burned brightly, and the soft radiance of the incandescent "
+    "lights in the lilies of silver caught the bubbles that flashed and passed in our glasses.\n"
+) * 4
+
+
+def book_path() -> Path | None:
+    """The real corpus: $RNNLM_TIMEMACHINE, else ../shared/data/timemachine.txt."""
+    candidates = [os.environ.get("RNNLM_TIMEMACHINE"), ROOT.parent / "shared/data/timemachine.txt"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def book() -> Path:
+    path = book_path()
+    if path is None:
+        pytest.skip("the real timemachine.txt is not available offline")
+    return path
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+TINY_OVERRIDES = [
+    "data.batch_size=64",
+    "data.num_steps=8",
+    "data.num_train=600",
+    "data.num_val=300",
+    "model.rnn.num_hiddens=16",
+    "trainer.max_epochs=3",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture
+def compose_train():
+    """compose_train(*overrides) -> the real conf/train.yaml composed with `overrides`."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name="train", overrides=list(overrides))
+
+    return _compose

@@ -1,0 +1,157 @@
+"""Models: the book's shape checks, scratch == literal formula == nn.RNN, LM, prediction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from rnnlm.data import Vocab
+from rnnlm.lm import RNNLM, RNNLMScratch
+from rnnlm.rnn import RNN, RNNScratch
+
+
+def check_len(a, n):
+    assert len(a) == n, f"list's len {len(a)} != expected length {n}"
+
+
+def check_shape(a, shape):
+    assert a.shape == shape, f"tensor's shape {a.shape} != expected shape {shape}"
+
+
+def literal_rnn(rnn: RNNScratch, inputs: torch.Tensor, state=None):
+    """The book's RNNScratch.forward, written out: one-hot matmul, one step at a time."""
+    outputs = []
+    for X in inputs:
+        state = torch.tanh(
+            torch.matmul(X, rnn.W_xh)
+            + (torch.matmul(state, rnn.W_hh) if state is not None else 0)
+            + rnn.b_h
+        )
+        outputs.append(state)
+    return torch.stack(outputs), state
+
+
+def torch_rnn_like(rnn: RNNScratch) -> torch.nn.RNN:
+    ref = torch.nn.RNN(rnn.num_inputs, rnn.num_hiddens)
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(rnn.W_xh.T)
+        ref.weight_hh_l0.copy_(rnn.W_hh.T)
+        ref.bias_ih_l0.copy_(rnn.b_h)
+        ref.bias_hh_l0.zero_()
+    return ref
+
+
+@pytest.mark.parametrize("core", [RNNScratch, RNN])
+def test_books_shape_checks(core):
+    batch_size, num_inputs, num_hiddens, num_steps = 2, 16, 32, 100
+    rnn = core(num_inputs, num_hiddens)
+    X = torch.ones((num_steps, batch_size, num_inputs))
+    outputs, state = rnn(X)
+    check_len(outputs, num_steps)
+    check_shape(outputs[0], (batch_size, num_hiddens))
+    check_shape(state.reshape(batch_size, num_hiddens), (batch_size, num_hiddens))
+
+
+def test_scratch_init_as_book():
+    torch.manual_seed(0)
+    rnn = RNNScratch(28, 256, sigma=0.01)
+    assert abs(rnn.W_xh.std().item() - 0.01) < 1e-3 and abs(rnn.W_hh.std().item() - 0.01) < 1e-3
+    assert torch.count_nonzero(rnn.b_h) == 0
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_scratch_equals_literal_formula_and_nn_rnn(with_state: bool):
+    torch.manual_seed(0)
+    num_inputs, num_hiddens, num_steps, batch = 28, 32, 12, 5
+    rnn = RNNScratch(num_inputs, num_hiddens, sigma=0.3)
+    with torch.no_grad():
+        rnn.b_h.normal_(0, 0.1)
+    tokens = torch.randint(0, num_inputs, (num_steps, batch))
+    one_hot = F.one_hot(tokens, num_inputs).float()
+    state = torch.randn(batch, num_hiddens) * 0.5 if with_state else None
+
+    fast_idx, last_idx = rnn(tokens, state)
+    fast_hot, _ = rnn(one_hot, state)
+    slow, last_slow = literal_rnn(rnn, one_hot, state)
+    ref, ref_last = torch_rnn_like(rnn)(one_hot, None if state is None else state[None])
+    for other in (fast_hot, slow, ref):
+        torch.testing.assert_close(fast_idx, other, rtol=0, atol=1e-5)
+    torch.testing.assert_close(last_idx, last_slow, rtol=0, atol=1e-5)
+    torch.testing.assert_close(last_idx, ref_last[0], rtol=0, atol=1e-5)
+
+
+def test_scratch_gradients_equal_autograd_of_literal_formula():
+    torch.manual_seed(1)
+    rnn = RNNScratch(10, 16, sigma=0.3)
+    tokens = torch.randint(0, 10, (9, 4))
+    state = torch.randn(4, 16, requires_grad=True)
+    weights = torch.randn(9, 4, 16)
+    params = [*rnn.parameters(), state]
+    fast = torch.autograd.grad((rnn(tokens, state)[0] * weights).sum(), params)
+    slow_out, _ = literal_rnn(rnn, F.one_hot(tokens, 10).float(), state)
+    slow = torch.autograd.grad((slow_out * weights).sum(), params)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_recurrence_gradcheck_in_double():
+    from rnnlm.rnn import TanhRecurrence
+
+    xw = torch.randn(5, 3, 4, dtype=torch.double, requires_grad=True)
+    W_hh = torch.randn(4, 4, dtype=torch.double, requires_grad=True)
+    state = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(TanhRecurrence.apply, (xw, W_hh, state))
+    assert torch.autograd.gradcheck(lambda a, b: TanhRecurrence.apply(a, b, None), (xw, W_hh))
+
+
+@pytest.mark.parametrize(
+    "make", [lambda V: RNNLMScratch(RNNScratch(V, 32), V), lambda V: RNNLM(RNN(V, 32), V)]
+)
+def test_lm_logits_shape_and_one_hot_path(make):
+    torch.manual_seed(0)
+    V, batch_size, num_steps = 28, 2, 100
+    model = make(V)
+    X = torch.randint(0, V, (batch_size, num_steps))
+    outputs = model(X)
+    check_shape(outputs, (batch_size, num_steps, V))
+    # the book's forward: one_hot(X) -> rnn -> output layer
+    rnn_outputs, _ = model.rnn(model.one_hot(X))
+    torch.testing.assert_close(outputs, model.output_layer(rnn_outputs), rtol=0, atol=1e-6)
+    Y = torch.randint(0, V, (batch_size, num_steps))
+    expected = F.cross_entropy(outputs.reshape(-1, V), Y.reshape(-1))
+    torch.testing.assert_close(model.loss(outputs, Y), expected)
+
+
+def test_concise_head_is_a_plain_linear():
+    model = RNNLM(RNN(28, 32), 28)
+    assert isinstance(model.linear, torch.nn.Linear)
+    assert model.linear.weight.shape == (28, 32)  # materialised: no lazy parameters (DDP)
+
+
+def books_predict(model, prefix, num_preds, vocab):
+    """d2l's RNNLMScratch.predict, written out (one-hot input, warm-up, argmax)."""
+    state, outputs = None, [vocab[prefix[0]]]
+    for i in range(len(prefix) + num_preds - 1):
+        X = torch.tensor([[outputs[-1]]])
+        rnn_outputs, state = model.rnn(model.one_hot(X), state)
+        if i < len(prefix) - 1:
+            outputs.append(vocab[prefix[i + 1]])
+        else:
+            Y = model.output_layer(rnn_outputs)
+            outputs.append(int(torch.reshape(torch.argmax(Y, axis=2), (1,))))
+    return "".join([vocab.idx_to_token[i] for i in outputs])
+
+
+@pytest.mark.parametrize("lm, core", [(RNNLMScratch, RNNScratch), (RNNLM, RNN)])
+def test_predict_equals_books_loop(lm, core):
+    torch.manual_seed(3)
+    vocab = Vocab(list("the time machine by h g wells"))
+    model = lm(core(len(vocab), 32, **({"sigma": 0.5} if core is RNNScratch else {})), len(vocab))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    with torch.no_grad():
+        expected = books_predict(model, "it has", 20, vocab)
+    got = model.predict("it has", 20, vocab)
+    assert got == expected and got.startswith("it has") and len(got) == 26

@@ -1,0 +1,138 @@
+"""The Hydra task end to end: real conf/, a few epochs per model, events, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.nn import functional as F
+
+from rnnlm.data import TimeMachine
+from rnnlm.lm import RNNLMScratch
+from rnnlm.train import build, train
+
+from .conftest import ROOT, TINY_OVERRIDES
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("model", ["scratch", "concise"])
+def test_train_few_epochs_logs_and_checkpoints(model, compose_train, tiny_corpus, tmp_path):
+    cfg = compose_train(f"model={model}", f"data.path={tiny_corpus}", *TINY_OVERRIDES)
+    val_ppl = train(cfg, tmp_path)
+
+    logged = scalars(tmp_path)
+    assert {"train/loss", "train/ppl", "val/loss", "val/ppl"} <= logged.keys()
+    assert len(logged["train/loss"]) == 3
+    assert logged["train/loss"][-1] < logged["train/loss"][0]  # it learns
+    assert logged["val/ppl"][-1] == pytest.approx(val_ppl, rel=1e-6)
+    for loss, ppl in zip(logged["val/loss"], logged["val/ppl"], strict=True):
+        assert ppl == pytest.approx(math.exp(loss), rel=1e-5)
+    assert val_ppl < 28  # better than uniform over the vocabulary
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((tmp_path / "checkpoints").glob("best-*.ckpt"))) == 1
+
+
+def test_val_ppl_is_token_weighted_over_the_whole_split(compose_train, tiny_corpus, tmp_path):
+    # 300 validation windows in batches of 64: the last batch is smaller (44 windows), so a
+    # mean of per-batch values would differ from the token-weighted one.
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "trainer.max_epochs=2")
+    val_ppl = train(cfg, tmp_path)
+    model = RNNLMScratch.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+    dm.setup()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for X, Y in dm.val_dataloader():
+            logits = model(X).reshape(-1, model.vocab_size)
+            total += F.cross_entropy(logits, Y.reshape(-1), reduction="sum").item()
+            count += Y.numel()
+    assert count == 300 * 8
+    assert val_ppl == pytest.approx(math.exp(total / count), rel=1e-4)
+
+
+def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(
+    compose_train, tiny_corpus, tmp_path
+):
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES)
+    dm, model, trainer = build(cfg, tmp_path)
+    trainer.fit(model, dm)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    raw = torch.load(ckpt, weights_only=True)  # plain containers only
+    assert raw["hyper_parameters"]["vocab"] == model.vocab.idx_to_token
+    reloaded = RNNLMScratch.load_from_checkpoint(ckpt)
+    assert reloaded.predict("the time", 30) == model.predict("the time", 30)
+    X = torch.randint(0, model.vocab_size, (3, 7))
+    with torch.no_grad():
+        assert torch.equal(reloaded(X), model(X))
+
+
+def test_bad_config_value_is_one_clear_line(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.errors import UserError
+
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr=-1")
+    with pytest.raises(UserError, match=r"model.lr=-1 .* > 0"):
+        train(cfg, tmp_path)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_single_run_prints_ppl_and_prediction(tiny_corpus, tmp_path):
+    out = run_cli(
+        f"data.path={tiny_corpus}", *TINY_OVERRIDES, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "val/ppl " in out.stdout and "predict('it has', 20): 'it has" in out.stdout
+    run = tmp_path / "run"
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_cli_two_job_sweep(tiny_corpus, tmp_path):
+    out = run_cli(
+        "-m",
+        "model=scratch,concise",
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0] != ".")
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job, target in zip(jobs, ["RNNLMScratch", "RNNLM"], strict=True):
+        assert f"rnnlm.lm.{target}\n" in (job / ".hydra" / "config.yaml").read_text()
+        assert scalars(job)["val/ppl"]
+    assert out.stdout.count("val/ppl ") == 2
+
+
+def test_cli_bad_value_exits_2_without_traceback(tiny_corpus, tmp_path):
+    out = run_cli(f"data.path={tiny_corpus}", "data.num_steps=0", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: data.num_steps=0 is not allowed: it must be a number > 0"
+    )
+    assert "Traceback" not in out.stderr
+    out = run_cli(f"data.path={tmp_path}/nope.txt", cwd=tmp_path)
+    assert out.returncode == 2 and "does not exist" in out.stderr

@@ -1,0 +1,19 @@
+"""Train a character-level RNN LM: python train.py model=scratch|concise [key=value ...]"""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rnnlm.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@report_user_errors
+def main(cfg: DictConfig) -> float:
+    from rnnlm.train import train  # after Hydra has parsed the command line: --help stays fast
+
+    return train(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()
