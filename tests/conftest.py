@@ -57,12 +57,13 @@ TINY_OVERRIDES = [
 ]
 
 
+def compose_config(*overrides: str, name: str = "train"):
+    """The real conf/<name>.yaml composed with `overrides` (Hydra's global state is cleared)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
 @pytest.fixture
 def compose_train():
     """compose_train(*overrides) -> the real conf/train.yaml composed with `overrides`."""
-
-    def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="train", overrides=list(overrides))
-
-    return _compose
+    return compose_config

@@ -9,15 +9,13 @@ import pytest
 import torch
 
 from rnnlm.data import (
-    DATA_SHA1,
     TimeMachine,
     Vocab,
     Windows,
-    download,
     preprocess,
-    read_text,
     tokenize,
 )
+from rnnlm.download import DATA_SHA1, download, read_text
 from rnnlm.errors import UserError
 
 
@@ -114,8 +112,9 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
 
 def test_too_many_windows_names_corpus_size(tiny_corpus: Path):
     dm = TimeMachine(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
-    with pytest.raises(UserError, match=r"has \d+ tokens"):
-        dm.setup()
+    dm.setup()
+    with pytest.raises(UserError, match=r"15000 windows, but .* has \d+ tokens"):
+        dm.train_dataloader()
 
 
 @pytest.mark.parametrize("name", ["batch_size", "num_steps", "num_train", "num_val"])

@@ -6,83 +6,16 @@ Follows d2l.ai §9.2 (text into sequences) and §9.3 (language models): the `Tim
 from __future__ import annotations
 
 import collections
-import hashlib
-import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rnnlm.download import DATA_SHA1, DATA_URL, download, read_text
 from rnnlm.errors import UserError, require_positive
-
-DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
-DATA_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
-
-
-def sha1sum(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download(url: str, root: str | Path, sha1: str | None) -> Path:
-    """Fetch `url` into `root` once; a cached file is reused only if its SHA-1 matches.
-
-    The bytes go to a temporary file that is renamed only after the checksum passed, so an
-    interrupted or corrupt download never becomes the cache.
-    """
-    root = Path(root)
-    target = root / url.rstrip("/").split("/")[-1]
-    if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
-        return target
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"data.root={str(root)!r} cannot be created: {err.strerror}") from None
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        got = sha1sum(Path(tmp))
-        if sha1 is not None and got != sha1:
-            raise UserError(
-                f"downloaded {url} has SHA-1 {got}, expected {sha1}; the file was discarded"
-            )
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise UserError(
-            f"cannot download {url} ({reason}); offline? pass data.path=FILE to use a local copy"
-        ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file, with one-line errors for missing, binary or non-UTF-8 files."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
-    raw = path.read_bytes()
-    if b"\x00" in raw:
-        raise UserError(f"data.path={str(path)!r} is a binary file; a UTF-8 text file is needed")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"data.path={str(path)!r} is not UTF-8 text (byte {err.start}); convert it to UTF-8"
-        ) from None
 
 
 def preprocess(text: str) -> str:
@@ -176,10 +109,29 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
     return batch
 
 
+class EpochShuffle(Sampler[int]):
+    """A new permutation every epoch, drawn from (seed, epoch) only, so a run resumed from a
+    checkpoint sees the same batches as one that never stopped. Lightning calls `set_epoch`."""
+
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+
 class TimeMachine(pl.LightningDataModule):
     """The book's data: the first `num_train` windows train (shuffled), the next `num_val` validate.
 
     `path=None` downloads d2l's copy into `root` (SHA-1 checked); `path=FILE` reads any book.
+    `vocab` (a list of tokens, e.g. a checkpoint's) encodes the text instead of its own.
     """
 
     def __init__(
@@ -192,6 +144,8 @@ class TimeMachine(pl.LightningDataModule):
         path: str | None = None,
         url: str = DATA_URL,
         sha1: str | None = DATA_SHA1,
+        vocab: Sequence[str] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         for name in ("batch_size", "num_steps", "num_train", "num_val"):
@@ -199,11 +153,13 @@ class TimeMachine(pl.LightningDataModule):
             require_positive(f"data.{name}", value)
             if not isinstance(value, int):
                 raise UserError(f"data.{name}={value!r} is not allowed: it must be an integer")
+        self.save_hyperparameters(ignore=["vocab"])
         self.batch_size, self.num_steps = batch_size, num_steps
         self.num_train, self.num_val = num_train, num_val
-        self.root, self.path, self.url, self.sha1 = root, path, url, sha1
-        self.vocab: Vocab | None = None
+        self.root, self.path, self.url, self.sha1, self.seed = root, path, url, sha1, seed
+        self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: torch.Tensor | None = None
+        self.num_unk = 0
 
     def prepare_data(self) -> None:
         if self.path is None:
@@ -220,22 +176,40 @@ class TimeMachine(pl.LightningDataModule):
         text = preprocess(read_text(self.text_file()))
         if not text.strip():
             raise UserError(f"{self.text_file()} contains no letters A-Z: nothing to learn from")
-        self.vocab = Vocab(tokenize(text))
+        if self.vocab is None:
+            self.vocab = Vocab(tokenize(text))
         self.corpus = self.vocab.encode(text)  # (num_tokens,) int64
+        self.num_unk = int((self.corpus == self.vocab.unk).sum())
+
+    def check_sizes(self, needed: int) -> None:
         available = len(self.corpus) - self.num_steps
-        if self.num_train + self.num_val > available:
+        if needed > available:
             raise UserError(
-                f"data.num_train + data.num_val = {self.num_train + self.num_val} windows, but "
-                f"{self.text_file()} has {len(self.corpus)} tokens, i.e. {max(available, 0)} "
-                f"windows of data.num_steps + 1 = {self.num_steps + 1}: lower them"
+                f"data.num_train + data.num_val = {needed} windows, but {self.text_file()} has "
+                f"{len(self.corpus)} tokens, i.e. {max(available, 0)} windows of "
+                f"data.num_steps + 1 = {self.num_steps + 1}: lower them"
             )
 
-    def split(self, train: bool) -> Windows:
-        start, count = (0, self.num_train) if train else (self.num_train, self.num_val)
-        return Windows(self.corpus, self.num_steps, start, count)
+    def split(self, name: str) -> Windows:
+        """`train`, `val` (the book's split) or `all` (every window of the text)."""
+        if name == "all":
+            return Windows(
+                self.corpus, self.num_steps, 0, max(len(self.corpus) - self.num_steps, 0)
+            )
+        self.check_sizes(self.num_train + self.num_val)
+        if name == "train":
+            return Windows(self.corpus, self.num_steps, 0, self.num_train)
+        if name == "val":
+            return Windows(self.corpus, self.num_steps, self.num_train, self.num_val)
+        raise UserError(f"split={name!r} is not allowed: use train, val or all")
+
+    def loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        windows = self.split(name)
+        sampler = EpochShuffle(len(windows), self.seed) if shuffle else None
+        return DataLoader(windows, self.batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.split(True), self.batch_size, shuffle=True, collate_fn=keep_batch)
+        return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.split(False), self.batch_size, shuffle=False, collate_fn=keep_batch)
+        return self.loader("val")

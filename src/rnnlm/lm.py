@@ -6,7 +6,9 @@ clipping and devices belong to the Trainer.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,6 +20,7 @@ from torchmetrics import MeanMetric
 
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, require_positive
+from rnnlm.sampling import Sampler
 
 
 def core_config(rnn: nn.Module) -> dict[str, Any]:
@@ -113,24 +116,49 @@ class RNNLMScratch(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Which class to rebuild: `load_lm` needs only the checkpoint file.
+        checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
     @torch.no_grad()
-    def predict(self, prefix: str, num_preds: int, vocab: Vocab | None = None) -> str:
-        """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""
+    def generate(
+        self,
+        prefix: str,
+        num_preds: int,
+        sampler: Sampler | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+        vocab: Vocab | None = None,
+    ) -> list[str]:
+        """`num_samples` continuations of `prefix`, generated as one batch.
+
+        The book's warm-up: the prefix only updates the state; predictions start after its
+        last character. With the default greedy sampler this is the book's `predict`.
+        """
         vocab = vocab or self.vocab
         if vocab is None:
-            raise UserError("predict needs a vocabulary: pass vocab= or train with one")
+            raise UserError("generation needs a vocabulary: pass vocab= or train with one")
         if not prefix:
             raise UserError("prefix='' is not allowed: give at least one character")
-        state, outputs = None, [vocab[prefix[0]]]
-        for i in range(len(prefix) + num_preds - 1):
-            X = torch.tensor([[outputs[-1]]], device=self.device)  # (num_steps=1, batch=1)
-            rnn_outputs, state = self.rnn(X, state)
-            if i < len(prefix) - 1:  # warm-up: feed the prefix, predict nothing
-                outputs.append(vocab[prefix[i + 1]])
-            else:
-                Y = self.output_layer(rnn_outputs)
-                outputs.append(int(Y.argmax(dim=2).reshape(1)))
-        return "".join(vocab.idx_to_token[i] for i in outputs)
+        if isinstance(num_preds, bool) or not isinstance(num_preds, int) or num_preds < 0:
+            raise UserError(f"num_preds={num_preds!r} is not allowed: it must be an integer >= 0")
+        require_positive("num_samples", num_samples)
+        sampler = sampler or Sampler()
+        tokens = torch.tensor(vocab[list(prefix)], device=self.device)
+        X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
+        state = self.rnn(X[:-1], None)[1] if len(prefix) > 1 else None  # warm-up
+        last, generated = X[-1:], []
+        for _ in range(num_preds):
+            rnn_outputs, state = self.rnn(last, state)
+            choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (num_samples,)
+            generated.append(choice)
+            last = choice.view(1, -1)
+        rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
+        return [prefix + "".join(vocab.idx_to_token[i] for i in row) for row in rows]
+
+    def predict(self, prefix: str, num_preds: int, vocab: Vocab | None = None) -> str:
+        """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""
+        return self.generate(prefix, num_preds, vocab=vocab)[0]
 
 
 class RNNLM(RNNLMScratch):
@@ -141,3 +169,26 @@ class RNNLM(RNNLMScratch):
 
     def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
         return self.linear(rnn_outputs).transpose(0, 1)
+
+
+def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> RNNLMScratch:
+    """Rebuild a language model from a checkpoint alone (loaded with `weights_only=True`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path={str(path)!r} does not exist or is not a file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        class_path = checkpoint["rnnlm_class"]
+        hparams, state_dict = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+    except Exception as err:
+        raise UserError(
+            f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, RNNLMScratch)):
+        raise UserError(f"ckpt_path={str(path)!r} holds a {class_path}, not an rnnlm model")
+    model = cls(**hparams)
+    model.load_state_dict(state_dict)
+    return model.eval()

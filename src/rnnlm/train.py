@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from rnnlm.errors import UserError, unwrap_user_errors
+from rnnlm.lm import load_lm
 
 
 def tune_allocator() -> None:
@@ -45,6 +46,7 @@ def build(
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
+    dm.check_sizes(dm.num_train + dm.num_val)
     vocab = dm.vocab.idx_to_token
     model = instantiate(
         cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": len(vocab)}
@@ -62,12 +64,26 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     # Batches are cut by tensor indexing in the main process: workers would only add overhead.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     dm, model, trainer = build(cfg, Path(output_dir))
-    trainer.fit(model, dm, ckpt_path=cfg.get("ckpt_path"))
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, dm.vocab.idx_to_token)
+    trainer.fit(model, dm, ckpt_path=ckpt_path)
     if "val/ppl" not in trainer.callback_metrics:
         raise UserError("training ended before any validation epoch: no val/ppl to report")
     val_ppl = float(trainer.callback_metrics["val/ppl"])
     report(model, val_ppl, cfg.prefix, cfg.num_preds)
     return val_ppl
+
+
+def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
+    """Resuming needs our checkpoint, trained on text with the same vocabulary."""
+    saved = load_lm(ckpt_path).vocab
+    if saved is None or saved.idx_to_token != vocab:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} was trained with a vocabulary of "
+            f"{len(saved) if saved else 0} tokens, the data now has {len(vocab)}: resume with "
+            "the data.path it was trained on"
+        )
 
 
 @rank_zero_only

@@ -1,0 +1,18 @@
+"""Score a checkpoint: python eval.py ckpt_path=PATH [data.path=FILE] [split=val|all]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from rnnlm.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@report_user_errors
+def main(cfg: DictConfig):
+    from rnnlm.evaluate import evaluate
+
+    return evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Continue a prefix: python generate.py ckpt_path=PATH prefix="it has" [strategy=sample]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from rnnlm.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+@report_user_errors
+def main(cfg: DictConfig):
+    from rnnlm.generate import generate
+
+    return generate(cfg)
+
+
+if __name__ == "__main__":
+    main()

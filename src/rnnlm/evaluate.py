@@ -1,0 +1,49 @@
+"""The eval task: loss and perplexity of a checkpoint on its validation split or any text
+(d2l.ai §9.3: perplexity is exp of the mean cross-entropy per token)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlm.data import TimeMachine
+from rnnlm.lm import load_lm
+
+
+def data_settings(ckpt_path: str, overrides: DictConfig) -> dict:
+    """The training run's data settings, with the non-null `overrides` on top."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    saved = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    saved.pop("seed", None)
+    given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
+    return {**saved, **given}
+
+
+def evaluate(cfg: DictConfig) -> float:
+    """Print and return the perplexity of `cfg.ckpt_path` on `cfg.split`."""
+    model = load_lm(cfg.ckpt_path, map_location=cfg.device)
+    dm = TimeMachine(**data_settings(cfg.ckpt_path, cfg.data), vocab=model.vocab.idx_to_token)
+    dm.setup()
+    loader = dm.loader(cfg.split)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    trainer = pl.Trainer(
+        accelerator="gpu" if cfg.device.startswith("cuda") else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    metrics = trainer.validate(model, dataloaders=loader, verbose=False)[0]
+    loss = metrics["val/loss"]
+    tokens = len(loader.dataset) * dm.num_steps
+    print(
+        f"{dm.text_file()}: split={cfg.split}, {len(loader.dataset)} windows, {tokens} tokens, "
+        f"{dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
+    )
+    print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}")
+    return math.exp(loss)

@@ -1,0 +1,228 @@
+"""Generation, evaluation and resuming: generate.py, eval.py and train.py ckpt_path=."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnlm.data import Vocab, preprocess
+from rnnlm.errors import UserError
+from rnnlm.lm import RNNLM, RNNLMScratch, load_lm
+from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.sampling import Sampler
+from rnnlm.train import train
+
+from .conftest import ROOT, TINY_OVERRIDES, TINY_TEXT, compose_config
+from .test_models import books_predict
+from .test_train import scalars
+
+VOCAB = Vocab(list("the time machine by h g wells"))
+
+
+def random_lm(kind: str = "scratch", seed: int = 3) -> RNNLMScratch:
+    torch.manual_seed(seed)
+    V = len(VOCAB)
+    if kind == "scratch":
+        model = RNNLMScratch(RNNScratch(V, 32, sigma=0.5), V, vocab=VOCAB.idx_to_token)
+    else:
+        model = RNNLM(RNN(V, 32), V, vocab=VOCAB.idx_to_token)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["scratch", "concise"])
+def test_greedy_generation_is_the_books_loop(kind):
+    model = random_lm(kind)
+    with torch.no_grad():
+        expected = books_predict(model, "the time", 40, VOCAB)
+    assert model.generate("the time", 40)[0] == expected
+    assert model.generate("the time", 40, num_samples=3) == [expected] * 3  # batched
+
+
+def test_low_temperature_and_top_k_1_are_greedy():
+    model = random_lm()
+    greedy = model.generate("it has", 30)[0]
+    cold = Sampler.from_options("sample", temperature=1e-4)
+    top1 = Sampler.from_options("sample", top_k=1)
+    g = torch.Generator().manual_seed(0)
+    assert model.generate("it has", 30, cold, num_samples=4, generator=g) == [greedy] * 4
+    assert model.generate("it has", 30, top1, num_samples=4, generator=g) == [greedy] * 4
+
+
+def test_seeded_sampling_repeats_and_varies():
+    model = random_lm()
+    sampler = Sampler.from_options("sample", temperature=1.5)
+
+    def draw(seed):
+        g = torch.Generator().manual_seed(seed)
+        return model.generate("it has", 40, sampler, num_samples=5, generator=g)
+
+    first = draw(7)
+    assert draw(7) == first
+    assert len(set(first)) > 1 and draw(8) != first
+
+
+def test_alpha_is_inverse_temperature_and_top_p_keeps_the_nucleus():
+    assert Sampler.from_options("sample", alpha=4).temperature == 0.25
+    logits = torch.tensor([[3.0, 2.0, -1.0, -2.0]])  # probabilities ~ .71 .26 .01 .005
+    sampler = Sampler.from_options("sample", top_p=0.9)
+    g = torch.Generator().manual_seed(0)
+    drawn = {int(sampler(logits, g)) for _ in range(300)}
+    assert drawn == {0, 1}
+
+
+def test_warm_up_feeds_the_prefix_without_predicting_it():
+    model = random_lm()
+    calls = []
+    original = model.output_layer
+    model.output_layer = lambda h: calls.append(h.shape) or original(h)
+    text = model.generate("zzzz", 3)[0]
+    assert text.startswith("zzzz") and len(text) == 7
+    assert len(calls) == 3  # one output per predicted character, none for the prefix
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"prefix": "", "num_preds": 3}, "prefix=''"),
+        ({"prefix": "it", "num_preds": -1}, "num_preds=-1"),
+    ],
+)
+def test_bad_generation_arguments(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        random_lm().generate(**kwargs)
+
+
+def test_bad_sampler_options():
+    with pytest.raises(UserError, match="temperature=0"):
+        Sampler.from_options("sample", temperature=0)
+    with pytest.raises(UserError, match="strategy='beam'"):
+        Sampler.from_options("beam")
+    with pytest.raises(UserError, match="top_p=1.5"):
+        Sampler.from_options("sample", top_p=1.5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny training run shared by this module's tests: (last.ckpt, final val/ppl)."""
+    run = tmp_path_factory.mktemp("run")
+    corpus = run / "tiny.txt"
+    corpus.write_text(TINY_TEXT)
+    val_ppl = train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES), run)
+    return run / "checkpoints" / "last.ckpt", val_ppl
+
+
+def test_checkpoint_is_self_contained(trained):
+    ckpt, _ = trained
+    model = load_lm(ckpt)
+    assert isinstance(model, RNNLMScratch) and model.vocab is not None
+    raw = torch.load(ckpt, weights_only=True)
+    again = RNNLMScratch(**raw["hyper_parameters"])
+    again.load_state_dict(raw["state_dict"])
+    X = torch.randint(0, model.vocab_size, (4, 9))
+    with torch.no_grad():
+        assert torch.equal(model(X), again(X))
+
+
+def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_generate_cli(trained, tmp_path):
+    ckpt, _ = trained
+    out = cli(
+        "generate.py",
+        f"ckpt_path={ckpt}",
+        "prefix='It Has!'",
+        "num_preds=15",
+        "strategy=sample",
+        "temperature=0.8",
+        "num_samples=3",
+        "seed=1",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "preprocessed as in training: 'it has '" in lines[0]
+    assert len(lines) == 4 and all(len(x) == len("it has ") + 15 for x in lines[1:])
+    assert list(tmp_path.iterdir()) == []  # writes nothing
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["prefix=''"], "prefix=''"),
+        (["num_preds=-2"], "num_preds=-2"),
+        (["strategy=sample", "temperature=0"], "temperature=0"),
+        (["strategy=sample", "temperature=-1"], "temperature=-1"),
+    ],
+)
+def test_generate_cli_bad_input(trained, tmp_path, args, message):
+    ckpt, _ = trained
+    out = cli("generate.py", f"ckpt_path={ckpt}", *args, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_generate_cli_missing_or_foreign_checkpoint(tmp_path):
+    out = cli("generate.py", f"ckpt_path={tmp_path}/none.ckpt", cwd=tmp_path)
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    out = cli("generate.py", f"ckpt_path={foreign}", cwd=tmp_path)
+    assert out.returncode == 2 and "not a checkpoint written by rnnlm" in out.stderr
+
+
+def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path):
+    ckpt, val_ppl = trained
+    out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ppl = float(out.stdout.split("ppl ")[-1])
+    assert ppl == pytest.approx(val_ppl, abs=1e-3)
+    other = tmp_path / "other.txt"
+    other.write_text("Quixotic jazz: 42 zebras vex quick kings. " * 30)
+    out = cli("eval.py", f"ckpt_path={ckpt}", f"data.path={other}", "split=all", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    known = set(load_lm(ckpt).vocab.idx_to_token)
+    unknown = sum(c not in known for c in preprocess(other.read_text()))
+    assert unknown > 0
+    assert f"{unknown} characters outside the checkpoint's vocabulary" in out.stdout
+    assert math.isfinite(float(out.stdout.split("ppl ")[-1]))
+
+
+def test_resume_equals_uninterrupted(compose_train, tiny_corpus, tmp_path):
+    overrides = [f"data.path={tiny_corpus}", *TINY_OVERRIDES]
+    train(compose_train(*overrides, "trainer.max_epochs=4"), tmp_path / "straight")
+    train(compose_train(*overrides, "trainer.max_epochs=2"), tmp_path / "part")
+    first = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    train(
+        compose_train(*overrides, "trainer.max_epochs=4", f"ckpt_path={first}"),
+        tmp_path / "resumed",
+    )
+    a = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    straight, resumed = scalars(tmp_path / "straight"), scalars(tmp_path / "resumed")
+    assert resumed["val/ppl"] == straight["val/ppl"][2:]
+    assert resumed["train/loss"] == straight["train/loss"][2:]
+
+
+def test_resume_with_another_vocabulary_is_refused(trained, compose_train, tmp_path):
+    ckpt, _ = trained
+    other = tmp_path / "other.txt"
+    other.write_text("abc " * 2000)
+    cfg = compose_train(f"data.path={other}", *TINY_OVERRIDES, f"ckpt_path={ckpt}")
+    with pytest.raises(UserError, match="vocabulary"):
+        train(cfg, tmp_path / "run")
