@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -12,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.data import TimeMachine
 from rnnlm.lm import load_lm
+from rnnlm.train import quiet_known_warnings
 
 
 def data_settings(ckpt_path: str, overrides: DictConfig) -> dict:
@@ -29,7 +29,7 @@ def evaluate(cfg: DictConfig) -> float:
     dm = TimeMachine(**data_settings(cfg.ckpt_path, cfg.data), vocab=model.vocab.idx_to_token)
     dm.setup()
     loader = dm.loader(cfg.split)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_known_warnings()
     trainer = pl.Trainer(
         accelerator="gpu" if cfg.device.startswith("cuda") else "cpu",
         devices=1,

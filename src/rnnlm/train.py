@@ -19,6 +19,14 @@ from rnnlm.errors import UserError, unwrap_user_errors
 from rnnlm.lm import load_lm
 
 
+def quiet_known_warnings() -> None:
+    """Silence Lightning warnings that do not apply here."""
+    # Batches are cut by tensor indexing in the main process: workers would only add overhead.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
 def tune_allocator() -> None:
     """Keep freed multi-MB tensors in the heap instead of returning them to the OS (glibc).
 
@@ -60,9 +68,8 @@ def build(
 def train(cfg: DictConfig, output_dir: str | Path) -> float:
     """Train as configured in `output_dir`; returns the final validation perplexity."""
     tune_allocator()
+    quiet_known_warnings()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    # Batches are cut by tensor indexing in the main process: workers would only add overhead.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     dm, model, trainer = build(cfg, Path(output_dir))
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
