@@ -43,28 +43,11 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             f"hydra.run.dir={tmp}/run",
             "+trainer.enable_progress_bar=false",
         ],
-        "book loop": [
-            sys.executable,
-            str(ROOT / "benchmarks/book_loop.py"),
-            "--data",
-            data,
-            "--model",
-            args.model,
-            "--epochs",
-            str(args.epochs),
-        ],
     }
+    book_args = ["--data", data, "--model", args.model, "--epochs", str(args.epochs)]
+    cmds["book loop"] = [sys.executable, str(ROOT / "benchmarks/book_loop.py"), *book_args]
     if args.d2l_python:
-        cmds["d2l 1.0.3"] = [
-            args.d2l_python,
-            str(ROOT / "benchmarks/d2l_run.py"),
-            "--data",
-            data,
-            "--model",
-            args.model,
-            "--epochs",
-            str(args.epochs),
-        ]
+        cmds["d2l 1.0.3"] = [args.d2l_python, str(ROOT / "benchmarks/d2l_run.py"), *book_args]
     return cmds
 
 

@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
+from book_loop import BookRNNScratch  # the chapter's RNNScratch (d2l's copy lacks sigma)
 
 
 def main() -> None:
@@ -35,25 +34,6 @@ def main() -> None:
     if not args.plot:
         d2l.ProgressBoard.draw = lambda self, *a, **k: None
 
-    class RNNScratch(d2l.Module):  # the chapter's class (d2l's library copy has no sigma attr)
-        def __init__(self, num_inputs, num_hiddens, sigma=0.01):
-            super().__init__()
-            self.save_hyperparameters()
-            self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
-            self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
-            self.b_h = nn.Parameter(torch.zeros(num_hiddens))
-
-        def forward(self, inputs, state=None):
-            outputs = []
-            for X in inputs:
-                state = torch.tanh(
-                    torch.matmul(X, self.W_xh)
-                    + (torch.matmul(state, self.W_hh) if state is not None else 0)
-                    + self.b_h
-                )
-                outputs.append(state)
-            return outputs, state
-
     # d2l reads ../data/timemachine.txt relative to the working directory.
     work = Path(tempfile.mkdtemp())
     (work / "data").mkdir()
@@ -62,7 +42,7 @@ def main() -> None:
     os.chdir(work / "run")
     data = d2l.TimeMachine(batch_size=1024, num_steps=32)
     if args.model == "scratch":
-        model = d2l.RNNLMScratch(RNNScratch(len(data.vocab), 32), len(data.vocab), lr=1)
+        model = d2l.RNNLMScratch(BookRNNScratch(len(data.vocab), 32), len(data.vocab), lr=1)
     else:
         model = d2l.RNNLM(d2l.RNN(len(data.vocab), 32), len(data.vocab), lr=1)
     trainer = d2l.Trainer(max_epochs=args.epochs, gradient_clip_val=1, num_gpus=0)
