@@ -5,6 +5,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnnlm.errors import report_user_errors
+from rnnlm.sweep import register_resolvers
+
+register_resolvers()  # before Hydra resolves the sweep folder names
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -41,6 +41,7 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             f"data.path={data}",
             f"trainer.max_epochs={args.epochs}",
             f"hydra.run.dir={tmp}/run",
+            "~callbacks.progress_bar",
             "+trainer.enable_progress_bar=false",
         ],
     }

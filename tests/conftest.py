@@ -52,6 +52,8 @@ TINY_OVERRIDES = [
     "trainer.max_epochs=3",
     "trainer.accelerator=cpu",
     "trainer.devices=1",
+    "~callbacks.progress_bar",
+    "~callbacks.model_summary",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]

@@ -22,8 +22,9 @@ def check_shape(a, shape):
 def literal_rnn(rnn: RNNScratch, inputs: torch.Tensor, state=None):
     """The book's RNNScratch.forward, written out: one-hot matmul, one step at a time."""
     outputs = []
+    phi = torch.relu if rnn.activation == "relu" else torch.tanh
     for X in inputs:
-        state = torch.tanh(
+        state = phi(
             torch.matmul(X, rnn.W_xh)
             + (torch.matmul(state, rnn.W_hh) if state is not None else 0)
             + rnn.b_h
@@ -81,9 +82,10 @@ def test_scratch_equals_literal_formula_and_nn_rnn(with_state: bool):
     torch.testing.assert_close(last_idx, ref_last[0], rtol=0, atol=1e-5)
 
 
-def test_scratch_gradients_equal_autograd_of_literal_formula():
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_scratch_gradients_equal_autograd_of_literal_formula(activation):
     torch.manual_seed(1)
-    rnn = RNNScratch(10, 16, sigma=0.3)
+    rnn = RNNScratch(10, 16, sigma=0.3, activation=activation)
     tokens = torch.randint(0, 10, (9, 4))
     state = torch.randn(4, 16, requires_grad=True)
     weights = torch.randn(9, 4, 16)
@@ -96,13 +98,15 @@ def test_scratch_gradients_equal_autograd_of_literal_formula():
 
 
 def test_recurrence_gradcheck_in_double():
-    from rnnlm.rnn import TanhRecurrence
+    from rnnlm.rnn import Recurrence
 
     xw = torch.randn(5, 3, 4, dtype=torch.double, requires_grad=True)
     W_hh = torch.randn(4, 4, dtype=torch.double, requires_grad=True)
     state = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(TanhRecurrence.apply, (xw, W_hh, state))
-    assert torch.autograd.gradcheck(lambda a, b: TanhRecurrence.apply(a, b, None), (xw, W_hh))
+    assert torch.autograd.gradcheck(Recurrence.apply, (xw, W_hh, state))
+    relu = lambda a, b, c: Recurrence.apply(a, b, c, "relu")  # noqa: E731
+    assert torch.autograd.gradcheck(relu, (xw, W_hh, state))
+    assert torch.autograd.gradcheck(lambda a, b: Recurrence.apply(a, b, None), (xw, W_hh))
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,8 @@ def test_cli_two_job_sweep(tiny_corpus, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0] != ".")
-    assert [j.name for j in jobs] == ["0", "1"]
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
+    assert "model=scratch" in jobs[0].name and "model=concise" in jobs[1].name
     for job, target in zip(jobs, ["RNNLMScratch", "RNNLM"], strict=True):
         assert f"rnnlm.lm.{target}\n" in (job / ".hydra" / "config.yaml").read_text()
         assert scalars(job)["val/ppl"]

@@ -54,8 +54,16 @@ def unwrap_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2."""
+    """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2 (in a
+    multirun, the job is marked failed and the sweep report shows it)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> T:
@@ -65,6 +73,8 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             user_error = find_user_error(err)
             if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
+            if in_multirun():  # let Hydra record a failed job; the sweep goes on
+                raise user_error from None
             print(f"error: {user_error}", file=sys.stderr)
             raise SystemExit(2) from None
 

@@ -22,6 +22,8 @@ from rnnlm.data import Vocab
 from rnnlm.errors import UserError, require_positive
 from rnnlm.sampling import Sampler
 
+OPTIMIZERS = ("sgd", "adam")
+
 
 def core_config(rnn: nn.Module) -> dict[str, Any]:
     """What rebuilds `rnn`: its class path and constructor arguments (plain containers)."""
@@ -33,7 +35,9 @@ class RNNLMScratch(pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
     `rnn` is a core module or its `core_config` mapping; `vocab` (the list of tokens) makes
-    the checkpoint self-contained.
+    the checkpoint self-contained. Beyond the book (its exercises, and regularisation):
+    `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors (the core then
+    needs num_inputs=E), `dropout` acts on the core's outputs, `optimizer` is sgd or adam.
     """
 
     def __init__(
@@ -42,24 +46,43 @@ class RNNLMScratch(pl.LightningModule):
         vocab_size: int,
         lr: float = 0.01,
         vocab: Sequence[str] | None = None,
+        embedding: int | None = None,
+        dropout: float = 0.0,
+        optimizer: str = "sgd",
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
+        if optimizer not in OPTIMIZERS:
+            raise UserError(
+                f"model.optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}"
+            )
+        if not 0 <= dropout < 1:
+            raise UserError(f"model.dropout={dropout!r} is not allowed: it must be in [0, 1)")
         if isinstance(rnn, Mapping):
             rnn = instantiate(dict(rnn))
         if vocab is not None and len(vocab) != vocab_size:
             raise UserError(f"vocab has {len(vocab)} tokens but vocab_size={vocab_size}")
         self.rnn, self.vocab_size, self.lr = rnn, vocab_size, lr
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
+        if embedding is not None and rnn.num_inputs != embedding:
+            raise UserError(f"model.embedding={embedding} needs rnn.num_inputs={embedding}")
         self.save_hyperparameters(
             {
                 "rnn": core_config(rnn),
                 "vocab_size": vocab_size,
                 "lr": lr,
                 "vocab": list(vocab) if vocab is not None else None,
+                "embedding": embedding,
+                "dropout": dropout,
+                "optimizer": optimizer,
+                "weight_decay": weight_decay,
             }
         )
+        self.embedding = nn.Embedding(vocab_size, embedding) if embedding else None
+        self.dropout = nn.Dropout(dropout) if dropout else None
         self.init_params()
+        self.best_val_ppl = float("inf")
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
 
@@ -79,11 +102,20 @@ class RNNLMScratch(pl.LightningModule):
         flat = torch.addmm(self.b_q, rnn_outputs.reshape(-1, num_hiddens), self.W_hq)
         return flat.view(num_steps, batch, -1).transpose(0, 1)
 
+    def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
+        """What the core reads: (num_steps, batch) indices, which the cores treat as one-hot
+        rows (the same numbers as `self.one_hot(X)`, without building it), or embeddings."""
+        return X_time_major if self.embedding is None else self.embedding(X_time_major)
+
+    def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Time-major indices -> (the core's outputs, after dropout; the new state)."""
+        rnn_outputs, state = self.rnn(self.inputs(X_time_major), state)
+        if self.dropout is not None:
+            rnn_outputs = self.dropout(rnn_outputs)
+        return rnn_outputs, state
+
     def forward(self, X: torch.Tensor, state: Any = None) -> torch.Tensor:
-        # The cores read (num_steps, batch) indices as one-hot rows: same numbers as
-        # self.rnn(self.one_hot(X)), without building the one-hot tensor.
-        rnn_outputs, _ = self.rnn(X.T, state)
-        return self.output_layer(rnn_outputs)
+        return self.output_layer(self.hidden(X.T, state)[0])
 
     def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over all tokens. The mean does not depend on token order, so
@@ -101,20 +133,35 @@ class RNNLMScratch(pl.LightningModule):
         X, Y = batch
         self.val_loss.update(self.loss(self(X), Y), Y.numel())
 
-    def log_epoch(self, split: str, metric: MeanMetric) -> None:
+    def log_epoch(self, split: str, metric: MeanMetric) -> torch.Tensor:
         loss = metric.compute()  # token-weighted mean cross-entropy (synced across ranks)
         metric.reset()
         self.log(f"{split}/loss", loss)
         self.log(f"{split}/ppl", torch.exp(loss), prog_bar=True)
+        return torch.exp(loss)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Called before the Trainer clips: this is the norm that clipping acts on.
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        self.log(
+            "train/grad_norm",
+            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])),
+            on_step=True,
+            on_epoch=False,
+        )
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch("train", self.train_loss)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_validation_epoch_end(self) -> None:
-        self.log_epoch("val", self.val_loss)
+        ppl = self.log_epoch("val", self.val_loss)
+        if not self.trainer.sanity_checking:
+            self.best_val_ppl = min(self.best_val_ppl, float(ppl))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+        make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
+        return make(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Which class to rebuild: `load_lm` needs only the checkpoint file.
@@ -144,15 +191,18 @@ class RNNLMScratch(pl.LightningModule):
             raise UserError(f"num_preds={num_preds!r} is not allowed: it must be an integer >= 0")
         require_positive("num_samples", num_samples)
         sampler = sampler or Sampler()
+        was_training = self.training
+        self.eval()  # no dropout while generating
         tokens = torch.tensor(vocab[list(prefix)], device=self.device)
         X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
-        state = self.rnn(X[:-1], None)[1] if len(prefix) > 1 else None  # warm-up
+        state = self.hidden(X[:-1])[1] if len(prefix) > 1 else None  # warm-up: state only
         last, generated = X[-1:], []
         for _ in range(num_preds):
-            rnn_outputs, state = self.rnn(last, state)
+            rnn_outputs, state = self.hidden(last, state)
             choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (num_samples,)
             generated.append(choice)
             last = choice.view(1, -1)
+        self.train(was_training)
         rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
         return [prefix + "".join(vocab.idx_to_token[i] for i in row) for row in rows]
 

@@ -7,6 +7,7 @@ stand for one-hot rows, and `outputs` is `(num_steps, batch, num_hiddens)`.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -14,15 +15,27 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from rnnlm.errors import UserError
+
+ACTIVATIONS = ("tanh", "relu")
+
 
 class RNNScratch(nn.Module):
-    """H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book."""
+    """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book.
 
-    def __init__(self, num_inputs: int, num_hiddens: int, sigma: float = 0.01) -> None:
+    phi is tanh (the book) or ReLU (the book's last exercise: does ReLU still need clipping?).
+    """
+
+    def __init__(
+        self, num_inputs: int, num_hiddens: int, sigma: float = 0.01, activation: str = "tanh"
+    ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise UserError(f"activation={activation!r} is not allowed: use one of {ACTIVATIONS}")
         self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
+        self.activation = activation
         self.init_args: dict[str, Any] = dict(
-            num_inputs=num_inputs, num_hiddens=num_hiddens, sigma=sigma
+            num_inputs=num_inputs, num_hiddens=num_hiddens, sigma=sigma, activation=activation
         )
         self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
         self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
@@ -42,25 +55,28 @@ class RNNScratch(nn.Module):
     def forward(
         self, inputs: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = TanhRecurrence.apply(self.input_projection(inputs), self.W_hh, state)
+        xw = self.input_projection(inputs)
+        outputs = Recurrence.apply(xw, self.W_hh, state, self.activation)
         return outputs, outputs[-1]
 
 
-class TanhRecurrence(torch.autograd.Function):
-    """H_t = tanh(XW_t + H_{t-1} W_hh) over all steps, with backpropagation through time
+class Recurrence(torch.autograd.Function):
+    """H_t = phi(XW_t + H_{t-1} W_hh) over all steps, with backpropagation through time
     written out (d2l.ai §9.7), so autograd sees one node instead of ~5 per step and the
     W_hh gradient of all steps is one matmul. Only H_{t-1} W_hh stays inside the loop.
     """
 
     @staticmethod
-    def forward(ctx, xw: torch.Tensor, W_hh: torch.Tensor, state: torch.Tensor | None):
+    def forward(ctx, xw, W_hh, state, activation: str = "tanh"):
+        phi = torch.tanh if activation == "tanh" else functools.partial(torch.clamp_min, min=0)
         H = torch.empty_like(xw)  # (num_steps, batch, num_hiddens)
         h = state
         for t in range(xw.shape[0]):
             # No state means H_0 = 0: the first step has no H_{t-1} W_hh term.
-            torch.tanh(xw[t] if h is None else torch.addmm(xw[t], h, W_hh), out=H[t])
+            phi(xw[t] if h is None else torch.addmm(xw[t], h, W_hh), out=H[t])
             h = H[t]
         ctx.save_for_backward(H, W_hh, state)
+        ctx.activation = activation
         return H
 
     @staticmethod
@@ -68,7 +84,10 @@ class TanhRecurrence(torch.autograd.Function):
     def backward(ctx, grad_H: torch.Tensor):
         H, W_hh, state = ctx.saved_tensors
         num_steps, num_hiddens = H.shape[0], H.shape[-1]
-        d_act = torch.addcmul(torch.ones(()), H, H, value=-1)  # tanh'(Z_t) = 1 - H_t^2
+        if ctx.activation == "tanh":
+            d_act = torch.addcmul(torch.ones(()), H, H, value=-1)  # tanh'(Z_t) = 1 - H_t^2
+        else:
+            d_act = (H > 0).to(H.dtype)  # relu'(Z_t) = 1 where H_t > 0
         grad_Z = torch.empty_like(H)
         torch.mul(grad_H[-1], d_act[-1], out=grad_Z[-1])
         for t in range(num_steps - 2, -1, -1):
@@ -80,21 +99,35 @@ class TanhRecurrence(torch.autograd.Function):
         if state is not None:
             grad_W_hh = grad_W_hh.addmm_(state.T, grad_Z[0])
             grad_state = grad_Z[0] @ W_hh.T
-        return grad_Z, grad_W_hh, grad_state
+        return grad_Z, grad_W_hh, grad_state, None
 
 
 class RNN(nn.Module):
-    """The concise core: `torch.nn.RNN` (tanh), state shaped (1, batch, num_hiddens)."""
+    """The concise core: `torch.nn.RNN` (tanh); GRU and LSTM below share everything but the
+    torch module. `num_layers` stacks cells (`dropout` between them); the state is whatever
+    the torch module returns, a tuple (H, C) for the LSTM."""
 
-    def __init__(self, num_inputs: int, num_hiddens: int) -> None:
+    cell = nn.RNN
+
+    def __init__(
+        self, num_inputs: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
-        self.init_args: dict[str, Any] = dict(num_inputs=num_inputs, num_hiddens=num_hiddens)
-        self.rnn = nn.RNN(num_inputs, num_hiddens)
+        self.init_args: dict[str, Any] = dict(
+            num_inputs=num_inputs, num_hiddens=num_hiddens, num_layers=num_layers, dropout=dropout
+        )
+        self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 
-    def forward(
-        self, inputs: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.num_inputs).float()
         return self.rnn(inputs, state)
+
+
+class GRU(RNN):
+    cell = nn.GRU
+
+
+class LSTM(RNN):
+    cell = nn.LSTM

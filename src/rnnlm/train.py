@@ -6,13 +6,15 @@ Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clippi
 from __future__ import annotations
 
 import ctypes
+import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from rnnlm.errors import UserError, unwrap_user_errors
@@ -56,8 +58,9 @@ def build(
     dm.setup("fit")
     dm.check_sizes(dm.num_train + dm.num_val)
     vocab = dm.vocab.idx_to_token
+    num_inputs = cfg.model.get("embedding") or len(vocab)  # one-hot rows, or embeddings
     model = instantiate(
-        cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": len(vocab)}
+        cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": num_inputs}
     )
     logger = instantiate(cfg.logger, save_dir=str(output_dir))
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
@@ -74,12 +77,47 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
         check_resumable(ckpt_path, dm.vocab.idx_to_token)
+    start = time.perf_counter()
     trainer.fit(model, dm, ckpt_path=ckpt_path)
     if "val/ppl" not in trainer.callback_metrics:
         raise UserError("training ended before any validation epoch: no val/ppl to report")
-    val_ppl = float(trainer.callback_metrics["val/ppl"])
-    report(model, val_ppl, cfg.prefix, cfg.num_preds)
-    return val_ppl
+    results = {
+        "val_ppl": float(trainer.callback_metrics["val/ppl"]),
+        "best_val_ppl": model.best_val_ppl,
+        "train_ppl": float(trainer.callback_metrics.get("train/ppl", float("nan"))),
+        "epochs": trainer.current_epoch,
+        "fit_seconds": round(time.perf_counter() - start, 3),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    finish(cfg, Path(output_dir), trainer, model, results)
+    return results["val_ppl"]
+
+
+@rank_zero_only
+def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> None:
+    """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
+    tmp = output_dir / ".results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(output_dir / "results.json")
+    if trainer.logger is not None:
+        metrics = {"hp/best_val_ppl": results["best_val_ppl"], "hp/val_ppl": results["val_ppl"]}
+        trainer.logger.log_hyperparams(hparams(cfg), metrics)
+        trainer.logger.finalize("success")
+    print(f"val/ppl {results['val_ppl']:.3f}")
+    print(f"predict({cfg.prefix!r}, {cfg.num_preds}): {model.predict(cfg.prefix, cfg.num_preds)!r}")
+
+
+def hparams(cfg: DictConfig) -> dict:
+    """The settings that tell runs apart, as plain values for TensorBoard's HPARAMS tab."""
+    keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path")
+    trainer = ("max_epochs", "gradient_clip_val", "accelerator", "devices")
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    return {
+        "model": model,
+        "data": {k: cfg.data.get(k) for k in keep_data},
+        "trainer": {k: cfg.trainer.get(k) for k in trainer},
+        "seed": cfg.seed,
+    }
 
 
 def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
@@ -91,9 +129,3 @@ def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
             f"{len(saved) if saved else 0} tokens, the data now has {len(vocab)}: resume with "
             "the data.path it was trained on"
         )
-
-
-@rank_zero_only
-def report(model: pl.LightningModule, val_ppl: float, prefix: str, num_preds: int) -> None:
-    print(f"val/ppl {val_ppl:.3f}")
-    print(f"predict({prefix!r}, {num_preds}): {model.predict(prefix, num_preds)!r}")

@@ -1,0 +1,125 @@
+"""Sweep reports: after every job of a Hydra multirun, `summary.csv` (one row per job) and
+`summary.png` (validation perplexity curves, best per job) in the sweep folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+COLUMNS = [
+    "job",
+    "status",
+    "overrides",
+    "best_val_ppl",
+    "val_ppl",
+    "train_ppl",
+    "epochs",
+    "seconds",
+    "parameters",
+    "error",
+]
+
+
+def safe_dirname(text: str, limit: int = 200) -> str:
+    """A folder name from Hydra's override_dirname: only [A-Za-z0-9._,=+-], at most `limit`."""
+    return re.sub(r"[^A-Za-z0-9._,=+-]+", "_", text)[:limit] or "defaults"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("rnnlm_safe_dirname"):
+        OmegaConf.register_new_resolver("rnnlm_safe_dirname", safe_dirname)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: each job's row is written when it ends, so failed jobs are rows too
+    and the report exists even when a failure stops the sweep."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, float] = {}
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started[config.hydra.job.num] = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode.name != "MULTIRUN":
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        num = config.hydra.job.num
+        row = {"job": job_dir.name, "overrides": " ".join(job_return.overrides or [])}
+        row["seconds"] = round(time.perf_counter() - self.started.pop(num, time.perf_counter()), 2)
+        if job_return.status == JobStatus.COMPLETED:
+            row["status"] = "ok"
+            results = job_dir / "results.json"
+            if results.is_file():
+                row.update(json.loads(results.read_text()))
+        else:
+            row["status"] = "failed"
+            row["error"] = str(job_return._return_value).splitlines()[0][:300]
+        (job_dir / "job.json").write_text(json.dumps(row, indent=2))
+        write_summary(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        write_summary(Path(config.hydra.sweep.dir))
+
+
+def job_rows(sweep_dir: Path) -> list[dict]:
+    rows = [json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")]
+    return sorted(rows, key=lambda row: int(row["job"].split("_")[0]))
+
+
+def write_summary(sweep_dir: Path) -> None:
+    rows = job_rows(sweep_dir)
+    tmp = sweep_dir / ".summary.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(sweep_dir / "summary.csv")
+    plot_summary(sweep_dir, rows)
+
+
+def val_curve(job_dir: Path) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if "val/ppl" not in events.Tags()["scalars"]:
+        return []
+    return [(i + 1, e.value) for i, e in enumerate(events.Scalars("val/ppl"))]
+
+
+def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5))
+    labels, best = [], []
+    for row in rows:
+        label = row["overrides"] or row["job"]
+        points = val_curve(sweep_dir / row["job"])
+        if points:
+            curves.plot(*zip(*points, strict=True), label=label)
+        labels.append(label)
+        best.append(row.get("best_val_ppl") or float("nan"))
+    curves.set(xlabel="epoch", ylabel="val/ppl", title="validation perplexity", yscale="log")
+    if curves.lines:
+        curves.legend(fontsize=7)
+    bars.barh(range(len(rows)), best, color=["C0" if r["status"] == "ok" else "C3" for r in rows])
+    bars.set_yticks(range(len(rows)), labels, fontsize=7)
+    bars.invert_yaxis()
+    bars.set(xlabel="best val/ppl (red: failed)", title="best validation perplexity per job")
+    fig.tight_layout()
+    tmp = sweep_dir / ".summary.png.tmp"
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    tmp.replace(sweep_dir / "summary.png")

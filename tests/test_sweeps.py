@@ -1,0 +1,168 @@
+"""Sweeps and dashboards: multirun layout, sweep report, HPARAMS, grad norm, experiments, Optuna."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from rnnlm.sweep import safe_dirname
+from rnnlm.train import train
+
+from .conftest import CONF, TINY_OVERRIDES
+from .test_generate import cli
+from .test_train import scalars
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def sweep_args(tiny_corpus: Path, sweep: Path) -> list[str]:
+    """The tiny settings, left out of the job folder names (as a user may leave out data.path).
+    The model size and epochs are left to each test: they are what sweeps vary."""
+    fixed = [o for o in TINY_OVERRIDES if not o.startswith(("model.rnn.", "trainer.max_epochs"))]
+    keys = [o.lstrip("+~").split("=")[0] for o in fixed] + ["data.path"]
+    return [
+        f"data.path={tiny_corpus}",
+        *fixed,
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]",
+    ]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
+    sweep = tmp_path / "sweep"
+    out = cli(
+        "train.py",
+        "-m",
+        "model=scratch,concise",
+        "model.rnn.num_hiddens=8,16",
+        *sweep_args(tiny_corpus, sweep),
+        "trainer.max_epochs=2",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # <num>_<the job's overrides>, as Hydra's override_dirname (sorted, comma-separated)
+    assert sorted(j.split("_", 1)[1] for j in jobs) == sorted(
+        f"model.rnn.num_hiddens={h},model={m},trainer.max_epochs=2"
+        for h in (8, 16)
+        for m in ("scratch", "concise")
+    )
+    assert sorted(int(j.split("_")[0]) for j in jobs) == [0, 1, 2, 3]
+    rows = read_rows(sweep / "summary.csv")
+    assert sorted(r["job"] for r in rows) == jobs and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        curve = scalars(sweep / row["job"])["val/ppl"]
+        assert float(row["best_val_ppl"]) == pytest.approx(min(curve), rel=1e-6)
+        assert float(row["val_ppl"]) == pytest.approx(curve[-1], rel=1e-6)
+        assert int(row["epochs"]) == 2 and int(row["parameters"]) > 0
+        assert float(row["seconds"]) > 0 and math.isfinite(float(row["train_ppl"]))
+    assert (sweep / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_job_is_a_failed_row(tiny_corpus, tmp_path):
+    sweep = tmp_path / "sweep"
+    out = cli(
+        "train.py",
+        "-m",
+        "model.lr=1,-1",
+        *sweep_args(tiny_corpus, sweep),
+        "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0
+    rows = read_rows(sweep / "summary.csv")
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert "model.lr=-1" in rows[1]["error"] and "model.lr=-1" in rows[1]["overrides"]
+
+
+def test_safe_dirname():
+    assert safe_dirname("data.path=../a b/c.txt,seed=1") == "data.path=.._a_b_c.txt,seed=1"
+    assert safe_dirname("") == "defaults"
+
+
+def hparams_metrics(run_dir: Path) -> dict[str, float]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert info.hparams["model/rnn/num_hiddens"].number_value == 16
+    values = scalars(run_dir)
+    return {tag: values[tag][-1] for tag in ("hp/best_val_ppl", "hp/val_ppl")}
+
+
+def test_hparams_metric_is_the_best_val_ppl(compose_train, tiny_corpus, tmp_path):
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr=4")
+    final = train(cfg, tmp_path)
+    logged = scalars(tmp_path)
+    metrics = hparams_metrics(tmp_path)
+    assert metrics["hp/best_val_ppl"] == pytest.approx(min(logged["val/ppl"]), rel=1e-6)
+    assert metrics["hp/val_ppl"] == pytest.approx(final, rel=1e-6)
+    assert logged["train/lr"] == [4.0] * 3
+
+
+def test_grad_norm_is_logged_before_clipping(compose_train, tiny_corpus, tmp_path):
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "experiment=no_clip",
+        "model.rnn.sigma=1.0",  # large recurrent weights: exploding gradients
+        "trainer.log_every_n_steps=1",
+    )
+    train(cfg, tmp_path)
+    norms = scalars(tmp_path)["train/grad_norm"]
+    assert len(norms) == 30 and max(norms) > 1.0  # above the book's clip value of 1
+    # With clipping on, the logged norm is still the one before clipping.
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "model.rnn.sigma=1.0",
+        "trainer.log_every_n_steps=1",
+        "trainer.gradient_clip_val=1",
+    )
+    train(cfg, tmp_path / "clipped")
+    assert max(scalars(tmp_path / "clipped")["train/grad_norm"]) > 1.0
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_trains(name, compose_train, tiny_corpus, tmp_path):
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        f"experiment={name}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=2",
+    )
+    assert math.isfinite(train(cfg, tmp_path))
+    assert scalars(tmp_path)["val/ppl"]
+
+
+def test_optuna_sweep_two_trials(tiny_corpus, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "sweep"
+    out = cli(
+        "train.py",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        *sweep_args(tiny_corpus, sweep),
+        "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_value" in best
+    value = float(best.split("best_value:")[1].split()[0])
+    assert math.isfinite(value) and value > 1
+    rows = read_rows(sweep / "summary.csv")
+    assert len(rows) == 2 and all(math.isfinite(float(r["val_ppl"])) for r in rows)
