@@ -69,3 +69,16 @@ def compose_config(*overrides: str, name: str = "train"):
 def compose_train():
     """compose_train(*overrides) -> the real conf/train.yaml composed with `overrides`."""
     return compose_config
+
+
+def sweep_args(tiny_corpus: Path, sweep: Path) -> list[str]:
+    """The tiny settings, left out of the job folder names (as a user may leave out data.path).
+    The model size and epochs are left to each test: they are what sweeps vary."""
+    fixed = [o for o in TINY_OVERRIDES if not o.startswith(("model.rnn.", "trainer.max_epochs"))]
+    keys = [o.lstrip("+~").split("=")[0] for o in fixed] + ["data.path"]
+    return [
+        f"data.path={tiny_corpus}",
+        *fixed,
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]",
+    ]

@@ -13,24 +13,11 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from rnnlm.sweep import safe_dirname
 from rnnlm.train import train
 
-from .conftest import CONF, TINY_OVERRIDES
+from .conftest import CONF, TINY_OVERRIDES, sweep_args
 from .test_generate import cli
 from .test_train import scalars
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-
-
-def sweep_args(tiny_corpus: Path, sweep: Path) -> list[str]:
-    """The tiny settings, left out of the job folder names (as a user may leave out data.path).
-    The model size and epochs are left to each test: they are what sweeps vary."""
-    fixed = [o for o in TINY_OVERRIDES if not o.startswith(("model.rnn.", "trainer.max_epochs"))]
-    keys = [o.lstrip("+~").split("=")[0] for o in fixed] + ["data.path"]
-    return [
-        f"data.path={tiny_corpus}",
-        *fixed,
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]",
-    ]
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -17,7 +17,7 @@ from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
 from rnnlm.train import build, train
 
-from .conftest import ROOT, TINY_OVERRIDES
+from .conftest import ROOT, TINY_OVERRIDES, sweep_args
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -113,10 +113,8 @@ def test_cli_two_job_sweep(tiny_corpus, tmp_path):
     out = run_cli(
         "-m",
         "model=scratch,concise",
-        f"data.path={tiny_corpus}",
-        *TINY_OVERRIDES,
+        *sweep_args(tiny_corpus, tmp_path / "sweep"),
         "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}/sweep",
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-2000:]
