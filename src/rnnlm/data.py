@@ -67,6 +67,8 @@ class Vocab:
 
     def encode(self, text: str) -> torch.Tensor:
         """Indices of the characters of `text`, as one int64 tensor (vectorised for ASCII)."""
+        if not text:
+            return torch.empty(0, dtype=torch.int64)
         if text.isascii():
             table = torch.full((128,), self.unk, dtype=torch.int64)
             for token, idx in self.token_to_idx.items():

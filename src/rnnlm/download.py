@@ -68,6 +68,8 @@ def read_text(path: str | Path) -> str:
     if not path.is_file():
         raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
     raw = path.read_bytes()
+    if not raw:
+        raise UserError(f"data.path={str(path)!r} is empty; a UTF-8 text file is needed")
     if b"\x00" in raw:
         raise UserError(f"data.path={str(path)!r} is a binary file; a UTF-8 text file is needed")
     try:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+from hydra.experimental.callback import Callback
 
 T = TypeVar("T")
 
@@ -79,3 +83,28 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(2) from None
 
     return wrapper
+
+
+class CheckOutputDir(Callback):
+    """Hydra callback: refuse an output folder that cannot be created or written, in one
+    line, before Hydra tries (its own error is a traceback)."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self.check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.check("hydra.sweep.dir", config.hydra.sweep.dir)
+
+    @staticmethod
+    def check(key: str, folder: str) -> None:
+        path = Path(folder).absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        try:  # a real attempt: permission bits say nothing for root, or on /proc
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".rnnlm-write-test-"))
+        except OSError:
+            print(
+                f"error: {key}={folder!r} cannot be written ({existing} is not a writable "
+                "folder): choose another output folder",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None

@@ -83,6 +83,7 @@ class RNNLMScratch(pl.LightningModule):
         self.dropout = nn.Dropout(dropout) if dropout else None
         self.init_params()
         self.best_val_ppl = float("inf")
+        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
 
@@ -127,6 +128,9 @@ class RNNLMScratch(pl.LightningModule):
         X, Y = batch
         loss = self.loss(self(X), Y)
         self.train_loss.update(loss.detach(), Y.numel())
+        # Remember the first step with a non-finite loss without a host sync per step.
+        bad = ~torch.isfinite(loss.detach()) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, self.trainer.global_step, self.first_bad_step)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -150,7 +154,30 @@ class RNNLMScratch(pl.LightningModule):
             on_epoch=False,
         )
 
+    def check_finite(self) -> None:
+        """Stop a diverged run before its NaN weights are checkpointed (one sync per epoch)."""
+        step = int(self.first_bad_step)
+        if step < 0:
+            return
+        clip = self.trainer.gradient_clip_val
+        activation = getattr(self.rnn, "activation", "tanh")
+        cause = (
+            f"no gradient clipping{' with ReLU' if activation == 'relu' else ''}: "
+            "set trainer.gradient_clip_val=1"
+            if not clip
+            else f"model.lr={self.lr} is too high for this model: lower it"
+        )
+        raise UserError(
+            f"the training loss became NaN or infinite at step {step} "
+            f"(epoch {self.current_epoch}); likely cause: {cause}"
+        )
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.check_finite()
+
     def on_train_epoch_end(self) -> None:
+        self.check_finite()
         self.log_epoch("train", self.train_loss)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 

@@ -15,7 +15,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from rnnlm.errors import UserError
+from rnnlm.errors import UserError, require_positive
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -30,6 +30,7 @@ class RNNScratch(nn.Module):
         self, num_inputs: int, num_hiddens: int, sigma: float = 0.01, activation: str = "tanh"
     ) -> None:
         super().__init__()
+        require_positive("model.rnn.num_hiddens", num_hiddens)
         if activation not in ACTIVATIONS:
             raise UserError(f"activation={activation!r} is not allowed: use one of {ACTIVATIONS}")
         self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
@@ -113,6 +114,8 @@ class RNN(nn.Module):
         self, num_inputs: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0
     ) -> None:
         super().__init__()
+        require_positive("model.rnn.num_hiddens", num_hiddens)
+        require_positive("model.rnn.num_layers", num_layers)
         self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
         self.init_args: dict[str, Any] = dict(
             num_inputs=num_inputs, num_hiddens=num_hiddens, num_layers=num_layers, dropout=dropout

@@ -46,6 +46,8 @@ class SweepSummary(Callback):
         self.started: dict[int, float] = {}
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode.name != "MULTIRUN":
+            return
         self.started[config.hydra.job.num] = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:

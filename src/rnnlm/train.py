@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from rnnlm.errors import UserError, unwrap_user_errors
+from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
 from rnnlm.lm import load_lm
 
 
@@ -73,6 +73,12 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     tune_allocator()
     quiet_known_warnings()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if in_multirun() and cfg.trainer.get("strategy") == "ddp":
+        raise UserError(
+            "trainer.strategy=ddp inside a multirun (-m) would re-run the whole sweep in every "
+            "rank: use trainer=ddp_spawn for sweeps on one node, or a launcher "
+            "(hydra/launcher=submitit_slurm) that starts one task per device"
+        )
     dm, model, trainer = build(cfg, Path(output_dir))
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:

@@ -1,0 +1,180 @@
+"""Bad input through the real CLI: exit code, one clear line naming the value, nothing left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnlm.data import Vocab, preprocess, tokenize
+
+from .conftest import ROOT, TINY_OVERRIDES
+
+FAST = [o for o in TINY_OVERRIDES if not o.startswith("trainer.max_epochs")]
+
+
+def run(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in out.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "does not exist"),
+        (b"", "is empty"),
+        (b"\x00\x01binary\x00", "binary file"),
+        ("caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8"),
+        (b"1234 5678 ... 42", "contains no letters"),
+    ],
+)
+def test_bad_text_files(tmp_path, content, fragment):
+    book = tmp_path / "book.txt"
+    if content is not None:
+        book.write_bytes(content)
+    out = run(f"data.path={book}", f"hydra.run.dir={tmp_path}/run", *FAST, cwd=tmp_path)
+    assert_one_line_error(out, fragment)
+
+
+def test_checksum_mismatch_keeps_no_cache_and_downloads_again(tmp_path, tiny_corpus):
+    cache = tmp_path / "cache"
+    args = [f"data.url={tiny_corpus.as_uri()}", f"data.root={cache}", *FAST]
+    for _ in range(2):  # the second run downloads again: nothing bad was kept
+        out = run(*args, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+        assert_one_line_error(out, "SHA-1", "expected 090b5e7e70c295757f55df93cb0a180b9691891a")
+        assert files_under(cache) == []
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("data.num_steps=0", "data.num_steps=0"),
+        ("data.batch_size=-4", "data.batch_size=-4"),
+        ("model.rnn.num_hiddens=0", "model.rnn.num_hiddens=0"),
+        ("model.lr=0", "model.lr=0"),
+        ("data.num_train=100000", "1376 tokens"),
+    ],
+)
+def test_impossible_sizes(tmp_path, tiny_corpus, override, fragment):
+    out = run(f"data.path={tiny_corpus}", *FAST, override, cwd=tmp_path)
+    assert_one_line_error(out, fragment)
+    assert (
+        not (tmp_path / "outputs").exists()
+        or files_under(tmp_path / "outputs") == []
+        or all(".hydra" in p.parts or p.suffix == ".log" for p in files_under(tmp_path / "outputs"))
+    )
+
+
+@pytest.mark.parametrize("override", ["model=transformer", "experiment=nope"])
+def test_unknown_config_choice_is_hydras_message(tmp_path, tiny_corpus, override):
+    out = run(f"data.path={tiny_corpus}", override, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Could not find" in out.stderr or "Could not load" in out.stderr
+
+
+def test_non_finite_loss_names_step_and_cause(tmp_path, tiny_corpus):
+    out = run(
+        f"data.path={tiny_corpus}",
+        *FAST,
+        "experiment=relu",
+        "trainer.gradient_clip_val=null",
+        "model.rnn.sigma=1.0",
+        "model.lr=1000",
+        "trainer.max_epochs=3",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    assert_one_line_error(out, "NaN or infinite at step", "no gradient clipping with ReLU")
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # no diverged weights kept
+
+
+def test_unwritable_output_folder(tmp_path, tiny_corpus):
+    out = run(f"data.path={tiny_corpus}", *FAST, "hydra.run.dir=/proc/rnnlm-run", cwd=tmp_path)
+    assert_one_line_error(out, "hydra.run.dir='/proc/rnnlm-run' cannot be written")
+
+
+def test_multirun_with_ddp_is_refused(tmp_path, tiny_corpus):
+    out = run(
+        "-m",
+        f"data.path={tiny_corpus}",
+        *FAST,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "model.lr=1,2",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0 and "use trainer=ddp_spawn for sweeps" in out.stderr
+
+
+def test_eval_with_a_corrupt_checkpoint(tmp_path):
+    ckpt = tmp_path / "half.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 not a whole zip")  # what a killed copy leaves behind
+    out = run(f"ckpt_path={ckpt}", cwd=tmp_path, script="eval.py")
+    assert_one_line_error(out, "is not a checkpoint written by rnnlm")
+
+
+# Property tests: preprocessing, Vocab round trips and prediction prefixes for any unicode.
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_preprocess_gives_lowercase_letters_and_single_spaces(text):
+    clean = preprocess(text)
+    assert set(clean) <= set("abcdefghijklmnopqrstuvwxyz ")
+    assert "  " not in clean
+    assert preprocess(clean) == clean  # idempotent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1), st.text())
+def test_vocab_round_trip_and_encode(corpus, text):
+    vocab = Vocab(tokenize(corpus))
+    assert "".join(vocab.to_tokens(vocab[tokenize(corpus)])) == corpus
+    encoded = vocab.encode(text).tolist()
+    assert encoded == vocab[tokenize(text)]
+    assert Vocab.from_tokens(vocab.idx_to_token).idx_to_token == vocab.idx_to_token
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=30))
+def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
+    import torch
+
+    from rnnlm.lm import RNNLMScratch
+    from rnnlm.rnn import RNNScratch
+
+    torch.manual_seed(0)
+    vocab = Vocab(tokenize("the time machine"))
+    model = RNNLMScratch(RNNScratch(len(vocab), 8), len(vocab), vocab=vocab.idx_to_token)
+    clean = preprocess(prefix)
+    if not clean:
+        return
+    text = model.generate(clean, 5)[0]
+    assert text.startswith(clean)
+    continuation = text[len(clean) :]  # five tokens: characters, or "<unk>" (never in the book)
+    assert len(continuation.replace("<unk>", "")) + continuation.count("<unk>") == 5
