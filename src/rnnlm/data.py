@@ -111,22 +111,46 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
     return batch
 
 
-class EpochShuffle(Sampler[int]):
-    """A new permutation every epoch, drawn from (seed, epoch) only, so a run resumed from a
-    checkpoint sees the same batches as one that never stopped. Lightning calls `set_epoch`."""
+def rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    def __init__(self, num_samples: int, seed: int = 0) -> None:
-        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+class WindowSampler(Sampler[int]):
+    """Window indices for this process.
+
+    Training (`shuffle=True`): a new permutation every epoch drawn from (seed, epoch) only, so
+    a run resumed from a checkpoint sees the same batches as one that never stopped (Lightning
+    calls `set_epoch`). Under DDP each rank takes every world_size-th index; training pads
+    with a few repeats so all ranks step together, validation does not pad, so every
+    validation window is counted exactly once (Lightning's DistributedSampler would repeat
+    some: the Trainer runs with use_distributed_sampler=False).
+    """
+
+    def __init__(self, num_samples: int, shuffle: bool, seed: int = 0) -> None:
+        self.num_samples, self.shuffle, self.seed, self.epoch = num_samples, shuffle, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def indices(self) -> torch.Tensor:
+        n = self.num_samples
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        rank, world = rank_and_world()
+        if world > 1 and self.shuffle:
+            order = torch.cat([order, order[: -n % world or 0]])  # pad to a multiple of world
+        return order[rank::world]
+
     def __len__(self) -> int:
-        return self.num_samples
+        return len(self.indices())
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+        return iter(self.indices().tolist())
 
 
 class TimeMachine(pl.LightningDataModule):
@@ -207,7 +231,7 @@ class TimeMachine(pl.LightningDataModule):
 
     def loader(self, name: str, shuffle: bool = False) -> DataLoader:
         windows = self.split(name)
-        sampler = EpochShuffle(len(windows), self.seed) if shuffle else None
+        sampler = WindowSampler(len(windows), shuffle, self.seed)
         return DataLoader(windows, self.batch_size, sampler=sampler, collate_fn=keep_batch)
 
     def train_dataloader(self) -> DataLoader:

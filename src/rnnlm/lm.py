@@ -86,6 +86,7 @@ class RNNLMScratch(pl.LightningModule):
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.val_tokens = 0  # tokens scored by this rank in the current validation epoch
 
     def init_params(self) -> None:
         sigma = getattr(self.rnn, "sigma", 0.01)
@@ -136,6 +137,7 @@ class RNNLMScratch(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         X, Y = batch
         self.val_loss.update(self.loss(self(X), Y), Y.numel())
+        self.val_tokens += Y.numel()
 
     def log_epoch(self, split: str, metric: MeanMetric) -> torch.Tensor:
         loss = metric.compute()  # token-weighted mean cross-entropy (synced across ranks)
@@ -183,6 +185,10 @@ class RNNLMScratch(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         ppl = self.log_epoch("val", self.val_loss)
+        # Tokens scored over all ranks: equals num_val * num_steps when no window is repeated.
+        tokens = self.all_gather(torch.tensor(self.val_tokens, device=self.device)).sum()
+        self.log("val/tokens", tokens.float())
+        self.val_tokens = 0
         if not self.trainer.sanity_checking:
             self.best_val_ppl = min(self.best_val_ppl, float(ppl))
 

@@ -1,0 +1,95 @@
+"""Many processes: DDP sharding without repeated validation windows, the same val/ppl as one
+process, and one run folder for a `trainer=ddp` run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import pytorch_lightning as pl
+
+import rnnlm.data
+from rnnlm.data import TimeMachine, WindowSampler
+from rnnlm.lm import RNNLMScratch
+from rnnlm.rnn import RNNScratch
+
+from .conftest import ROOT, TINY_OVERRIDES
+
+
+@pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
+def test_sampler_shards_every_window_once(monkeypatch, n, world):
+    def shard(shuffle, rank):
+        monkeypatch.setattr(rnnlm.data, "rank_and_world", lambda: (rank, world))
+        return WindowSampler(n, shuffle, seed=5).indices().tolist()
+
+    val = [i for r in range(world) for i in shard(False, r)]
+    assert sorted(val) == list(range(n))  # validation: each window exactly once
+    train = [shard(True, r) for r in range(world)]
+    assert len({len(t) for t in train}) == 1  # equal steps on every rank
+    seen = [i for t in train for i in t]
+    assert set(seen) == set(range(n)) and len(seen) < n + world
+
+
+def tiny_run(corpus, devices: int, ckpt=None) -> tuple[float, float, pl.LightningModule]:
+    pl.seed_everything(0)
+    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(corpus))
+    dm.setup()
+    V = len(dm.vocab)
+    model = RNNLMScratch(RNNScratch(V, 16), V, lr=1, vocab=dm.vocab.idx_to_token)
+    if ckpt is not None:
+        model.load_state_dict(ckpt)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    if ckpt is None:
+        trainer.fit(model, dm)
+    metrics = trainer.validate(model, dm, verbose=False)[0]
+    return metrics["val/ppl"], metrics["val/tokens"], model
+
+
+def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus):
+    _, tokens_ddp, trained = tiny_run(tiny_corpus, devices=2)  # fit + validate in 2 processes
+    weights = trained.state_dict()
+    ppl_ddp, tokens_ddp, _ = tiny_run(tiny_corpus, devices=2, ckpt=weights)
+    ppl_one, tokens_one, _ = tiny_run(tiny_corpus, devices=1, ckpt=weights)
+    assert tokens_ddp == tokens_one == 301 * 8  # every validation window seen once
+    assert ppl_ddp == pytest.approx(ppl_one, rel=1e-4)
+
+
+def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            f"data.path={tiny_corpus}",
+            *[o for o in TINY_OVERRIDES if "accelerator" not in o and "devices" not in o],
+            "trainer.max_epochs=2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    days = list((tmp_path / "outputs").iterdir())
+    runs = [p for day in days for p in day.iterdir()]
+    assert len(days) == 1 and len(runs) == 1, runs
+    run = runs[0]
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "results.json").is_file()
+    # Rank 1 ran in the same folder (its log is there) but wrote no events: one writer pid.
+    assert (run / "train_ddp_process_1.log").is_file()
+    assert len({p.name.split(".")[-2] for p in run.glob("events.out.tfevents.*")}) == 1
+    assert out.stdout.count("val/ppl ") == 1  # only rank 0 reports
