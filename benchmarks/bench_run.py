@@ -41,8 +41,6 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             f"data.path={data}",
             f"trainer.max_epochs={args.epochs}",
             f"hydra.run.dir={tmp}/run",
-            "~callbacks.progress_bar",
-            "+trainer.enable_progress_bar=false",
         ],
     }
     book_args = ["--data", data, "--model", args.model, "--epochs", str(args.epochs)]
