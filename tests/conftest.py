@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,16 @@ def sweep_args(tiny_corpus: Path, sweep: Path) -> list[str]:
         f"hydra.sweep.dir={sweep}",
         f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]",
     ]
+
+
+def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run one of the project's entry points (train.py, generate.py, eval.py) as a user would."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,21 +11,13 @@ from hypothesis import strategies as st
 
 from rnnlm.data import Vocab, preprocess, tokenize
 
-from .conftest import ROOT, TINY_OVERRIDES
+from .conftest import TINY_OVERRIDES, cli
 
 FAST = [o for o in TINY_OVERRIDES if not o.startswith("trainer.max_epochs")]
 
 
 def run(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return cli(script, *args, cwd=cwd)
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -3,9 +3,6 @@ process, and one run folder for a `trainer=ddp` run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import pytorch_lightning as pl
 
@@ -14,7 +11,7 @@ from rnnlm.data import TimeMachine, WindowSampler
 from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
 
-from .conftest import ROOT, TINY_OVERRIDES
+from .conftest import TINY_OVERRIDES, cli
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
@@ -67,21 +64,16 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus):
 
 
 def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            f"data.path={tiny_corpus}",
-            *[o for o in TINY_OVERRIDES if "accelerator" not in o and "devices" not in o],
-            "trainer.max_epochs=2",
-        ],
+    fixed = [o for o in TINY_OVERRIDES if "accelerator" not in o and "devices" not in o]
+    out = cli(
+        "train.py",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"data.path={tiny_corpus}",
+        *fixed,
+        "trainer.max_epochs=2",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     days = list((tmp_path / "outputs").iterdir())

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +14,7 @@ from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
 
-from .conftest import ROOT, TINY_OVERRIDES, TINY_TEXT, compose_config
+from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
 from .test_models import books_predict
 from .test_train import scalars
 
@@ -129,16 +126,6 @@ def test_checkpoint_is_self_contained(trained):
     X = torch.randint(0, model.vocab_size, (4, 9))
     with torch.no_grad():
         assert torch.equal(model(X), again(X))
-
-
-def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_generate_cli(trained, tmp_path):

@@ -13,8 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from rnnlm.sweep import safe_dirname
 from rnnlm.train import train
 
-from .conftest import CONF, TINY_OVERRIDES, sweep_args
-from .test_generate import cli
+from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args
 from .test_train import scalars
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

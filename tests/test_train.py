@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
 from rnnlm.train import build, train
 
-from .conftest import ROOT, TINY_OVERRIDES, sweep_args
+from .conftest import TINY_OVERRIDES, cli, sweep_args
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -87,15 +85,7 @@ def test_bad_config_value_is_one_clear_line(compose_train, tiny_corpus, tmp_path
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return cli("train.py", *args, cwd=cwd)
 
 
 def test_cli_single_run_prints_ppl_and_prediction(tiny_corpus, tmp_path):
