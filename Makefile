@@ -4,7 +4,7 @@ BOOK ?= ../shared/data/timemachine.txt
 .PHONY: setup train test lint format board bench
 
 setup:            ## venv + CPU torch + the project with its dev extra
-	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev,optuna]'
+	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'
 
 train:            ## the book's run with the scratch model
 	python train.py model=scratch data.path=$(BOOK)
