@@ -18,7 +18,9 @@ from .conftest import TINY_OVERRIDES, cli
 def test_sampler_shards_every_window_once(monkeypatch, n, world):
     def shard(shuffle, rank):
         monkeypatch.setattr(rnnlm.data, "rank_and_world", lambda: (rank, world))
-        return WindowSampler(n, shuffle, seed=5).indices().tolist()
+        sampler = WindowSampler(n, shuffle, seed=5)
+        assert len(sampler) == len(list(sampler))
+        return list(sampler)
 
     val = [i for r in range(world) for i in shard(False, r)]
     assert sorted(val) == list(range(n))  # validation: each window exactly once

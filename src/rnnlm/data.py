@@ -147,7 +147,10 @@ class WindowSampler(Sampler[int]):
         return order[rank::world]
 
     def __len__(self) -> int:
-        return len(self.indices())
+        rank, world = rank_and_world()
+        if self.shuffle:
+            return -(-self.num_samples // world)  # padded: the same on every rank
+        return len(range(rank, self.num_samples, world))
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
@@ -186,6 +189,7 @@ class TimeMachine(pl.LightningDataModule):
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: torch.Tensor | None = None
         self.num_unk = 0
+        self._text_file: Path | None = None
 
     def prepare_data(self) -> None:
         if self.path is None:
