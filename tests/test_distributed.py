@@ -3,6 +3,9 @@ process, and one run folder for a `trainer=ddp` run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import pytorch_lightning as pl
 
@@ -11,7 +14,7 @@ from rnnlm.data import TimeMachine, WindowSampler
 from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
 
-from .conftest import TINY_OVERRIDES, cli
+from .conftest import ROOT, TINY_OVERRIDES, cli
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
@@ -87,3 +90,72 @@ def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
     assert (run / "train_ddp_process_1.log").is_file()
     assert len({p.name.split(".")[-2] for p in run.glob("events.out.tfevents.*")}) == 1
     assert out.stdout.count("val/ppl ") == 1  # only rank 0 reports
+
+
+def test_sigterm_keeps_last_ckpt_and_resume_continues_steps(tiny_corpus, tmp_path):
+    import signal
+    import time
+
+    from rnnlm.lm import load_lm
+
+    from .test_train import scalars
+
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=500",
+    ]
+    proc = subprocess.Popen(
+        [*args, f"hydra.run.dir={tmp_path}/killed"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more epochs
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert load_lm(last).vocab is not None  # the last finished epoch, loadable
+    killed = scalars(tmp_path / "killed")
+    assert 0 < len(killed["train/loss"]) < 500
+    resumed_dir = tmp_path / "resumed"
+    out = subprocess.run(
+        [
+            *args[:-1],
+            "trainer.max_epochs=" + str(len(killed["train/loss"]) + 2),
+            f"ckpt_path={last}",
+            f"hydra.run.dir={resumed_dir}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def steps(run):
+        events = EventAccumulator(str(run))
+        events.Reload()
+        return [e.step for e in events.Scalars("train/loss")]
+
+    before, after = steps(tmp_path / "killed"), steps(resumed_dir)
+    # The killed run may have logged one more epoch than its last.ckpt holds; the resumed run
+    # continues from the checkpoint's step, so the union has no gap and no duplicate step.
+    saved_epochs = torch_load_epoch(last) + 1
+    combined = before[:saved_epochs] + after
+    assert (
+        combined == sorted(set(combined))
+        and len(after) == len(killed["train/loss"]) + 2 - saved_epochs
+    )
+
+
+def torch_load_epoch(path) -> int:
+    import torch
+
+    return torch.load(path, weights_only=True)["epoch"]
