@@ -33,15 +33,8 @@ def test_sampler_shards_every_window_once(monkeypatch, n, world):
     assert set(seen) == set(range(n)) and len(seen) < n + world
 
 
-def tiny_run(corpus, devices: int, ckpt=None) -> tuple[float, float, pl.LightningModule]:
-    pl.seed_everything(0)
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(corpus))
-    dm.setup()
-    V = len(dm.vocab)
-    model = RNNLMScratch(RNNScratch(V, 16), V, lr=1, vocab=dm.vocab.idx_to_token)
-    if ckpt is not None:
-        model.load_state_dict(ckpt)
-    trainer = pl.Trainer(
+def tiny_trainer(devices: int) -> pl.Trainer:
+    return pl.Trainer(
         accelerator="cpu",
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
@@ -53,19 +46,20 @@ def tiny_run(corpus, devices: int, ckpt=None) -> tuple[float, float, pl.Lightnin
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
     )
-    if ckpt is None:
-        trainer.fit(model, dm)
-    metrics = trainer.validate(model, dm, verbose=False)[0]
-    return metrics["val/ppl"], metrics["val/tokens"], model
 
 
 def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus):
-    _, tokens_ddp, trained = tiny_run(tiny_corpus, devices=2)  # fit + validate in 2 processes
-    weights = trained.state_dict()
-    ppl_ddp, tokens_ddp, _ = tiny_run(tiny_corpus, devices=2, ckpt=weights)
-    ppl_one, tokens_one, _ = tiny_run(tiny_corpus, devices=1, ckpt=weights)
-    assert tokens_ddp == tokens_one == 301 * 8  # every validation window seen once
-    assert ppl_ddp == pytest.approx(ppl_one, rel=1e-4)
+    pl.seed_everything(0)
+    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(tiny_corpus))
+    dm.setup()
+    V = len(dm.vocab)
+    model = RNNLMScratch(RNNScratch(V, 16), V, lr=1, vocab=dm.vocab.idx_to_token)
+    ddp = tiny_trainer(devices=2)
+    ddp.fit(model, dm)  # 2 processes: train one epoch, then validate the trained weights
+    ppl_ddp, tokens_ddp = (float(ddp.callback_metrics[k]) for k in ("val/ppl", "val/tokens"))
+    one = tiny_trainer(devices=1).validate(model, dm, verbose=False)[0]  # the same weights
+    assert tokens_ddp == one["val/tokens"] == 301 * 8  # every validation window seen once
+    assert ppl_ddp == pytest.approx(one["val/ppl"], rel=1e-4)
 
 
 def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
