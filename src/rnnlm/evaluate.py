@@ -6,17 +6,15 @@ from __future__ import annotations
 import math
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.data import TimeMachine
-from rnnlm.lm import load_lm
+from rnnlm.lm import load_lm, read_checkpoint
 from rnnlm.train import quiet_known_warnings
 
 
-def data_settings(ckpt_path: str, overrides: DictConfig) -> dict:
+def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
     """The training run's data settings, with the non-null `overrides` on top."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     saved = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     saved.pop("seed", None)
     given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
@@ -25,8 +23,9 @@ def data_settings(ckpt_path: str, overrides: DictConfig) -> dict:
 
 def evaluate(cfg: DictConfig) -> float:
     """Print and return the perplexity of `cfg.ckpt_path` on `cfg.split`."""
-    model = load_lm(cfg.ckpt_path, map_location=cfg.device)
-    dm = TimeMachine(**data_settings(cfg.ckpt_path, cfg.data), vocab=model.vocab.idx_to_token)
+    checkpoint = read_checkpoint(cfg.ckpt_path, map_location=cfg.device)  # read once
+    model = load_lm(cfg.ckpt_path, checkpoint=checkpoint)
+    dm = TimeMachine(**data_settings(checkpoint, cfg.data), vocab=model.vocab.idx_to_token)
     dm.setup()
     loader = dm.loader(cfg.split)
     quiet_known_warnings()

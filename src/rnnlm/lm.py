@@ -252,24 +252,33 @@ class RNNLM(RNNLMScratch):
         return self.linear(rnn_outputs).transpose(0, 1)
 
 
-def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> RNNLMScratch:
-    """Rebuild a language model from a checkpoint alone (loaded with `weights_only=True`)."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint written by rnnlm's train.py (loaded with `weights_only=True`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"ckpt_path={str(path)!r} does not exist or is not a file")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        class_path = checkpoint["rnnlm_class"]
-        hparams, state_dict = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+        for key in ("rnnlm_class", "hyper_parameters", "state_dict"):
+            checkpoint[key]
     except Exception as err:
         raise UserError(
             f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
         ) from None
+    return checkpoint
+
+
+def load_lm(
+    path: str | Path, map_location: str | torch.device = "cpu", checkpoint: dict | None = None
+) -> RNNLMScratch:
+    """Rebuild a language model from a checkpoint alone (read from `path` unless given)."""
+    checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path, map_location)
+    class_path = checkpoint["rnnlm_class"]
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     if not (isinstance(cls, type) and issubclass(cls, RNNLMScratch)):
         raise UserError(f"ckpt_path={str(path)!r} holds a {class_path}, not an rnnlm model")
-    model = cls(**hparams)
-    model.load_state_dict(state_dict)
+    model = cls(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

@@ -60,9 +60,9 @@ class Sampler:
             scores = scores.masked_fill(scores < kth, float("-inf"))
         if self.top_p is not None:
             sorted_scores, order = scores.sort(dim=-1, descending=True)
-            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            sorted_probs = sorted_scores.softmax(dim=-1)
             # Drop a token when the tokens before it already reach top_p (keep at least one).
-            drop_sorted = (cumulative - sorted_scores.softmax(dim=-1)) >= self.top_p
+            drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= self.top_p
             drop = drop_sorted.scatter(-1, order, drop_sorted)
             scores = scores.masked_fill(drop, float("-inf"))
         probs = scores.softmax(dim=-1)
