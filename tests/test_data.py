@@ -1,4 +1,5 @@
-"""Data: preprocessing, Vocab, windows and their shifts, download with SHA-1, bad files."""
+"""Data: preprocessing, Vocab, windows and their shifts, shuffling, the memory-mapped cache,
+fractions of the corpus, download with SHA-1, bad files."""
 
 from __future__ import annotations
 
@@ -7,16 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rnnlm.data import (
-    TimeMachine,
-    Vocab,
-    Windows,
-    preprocess,
-    tokenize,
-)
-from rnnlm.download import DATA_SHA1, download, read_text
+import rnnlm.corpus
+from rnnlm.corpus import load_corpus
+from rnnlm.data import TimeMachine, Vocab, preprocess, tokenize
+from rnnlm.download import DATA_SHA1, download
 from rnnlm.errors import UserError
+from rnnlm.windows import Shuffle, Windows
 
 
 def test_preprocess_is_the_books():
@@ -42,14 +42,71 @@ def test_vocab_encode_non_ascii_matches_lookup():
 
 
 def test_windows_are_shifted_by_one():
-    corpus = torch.arange(100)
-    windows = Windows(corpus, num_steps=5, start=10, count=20)
+    chars = torch.arange(100, dtype=torch.uint8)
+    lut = torch.arange(256) * 2  # a code's index: twice the code
+    windows = Windows(chars, lut, num_steps=5, start=10, count=20)
     X, Y = windows[3]
-    assert X.tolist() == list(range(13, 18)) and Y.tolist() == list(range(14, 19))
-    Xb, Yb = windows.__getitems__([0, 3, 19])
+    assert X.tolist() == [2 * i for i in range(13, 18)] and Y.tolist() == [
+        2 * i for i in range(14, 19)
+    ]
+    Xb, Yb = windows[torch.tensor([0, 3, 19])]
     assert Xb.shape == (3, 5) and torch.equal(Xb[1], X) and torch.equal(Yb[1], Y)
     assert torch.equal(Yb[:, :-1], Xb[:, 1:])
-    assert Xb[2, 0].item() == 29
+    assert Xb[2, 0].item() == 2 * 29
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=300))
+def test_cleaning_bytes_equals_the_books_preprocess(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("clean") / "t.txt"
+    path.write_text("Ab" + text, encoding="utf-8")  # a letter, so the text is accepted
+    corpus = load_corpus(path)
+    assert bytes(corpus.chars.numpy()).decode("ascii") == preprocess("Ab" + text)
+
+
+def test_cleaning_across_chunk_boundaries(monkeypatch, tmp_path):
+    text = "The  Time -- Machine, é à 1895!!  ... by H. G. Wells\n" * 50
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(rnnlm.corpus, "CHUNK_BYTES", 7)  # runs and é straddle chunks
+    corpus = load_corpus(path)
+    assert bytes(corpus.chars.numpy()).decode() == preprocess(text)
+    assert corpus.counts == {c: preprocess(text).count(c) for c in set(preprocess(text))}
+    assert corpus.sha1 == hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_memmap_cache_written_once_next_to_the_text_and_reused(tiny_corpus: Path, tmp_path):
+    in_memory = load_corpus(tiny_corpus)
+    first = load_corpus(tiny_corpus, (tiny_corpus.parent, tmp_path / "root"), min_cache_bytes=1)
+    assert first.cache is not None and first.cache.parent == tiny_corpus.parent
+    assert first.cache.name.startswith(f"tiny.txt.{first.sha1[:16]}")
+    assert torch.equal(first.chars, in_memory.chars) and first.counts == in_memory.counts
+    mtime = first.cache.stat().st_mtime_ns
+    again = load_corpus(tiny_corpus, (tiny_corpus.parent,), min_cache_bytes=1)
+    assert again.cache == first.cache and again.cache.stat().st_mtime_ns == mtime
+    assert not list(tiny_corpus.parent.glob(".*part"))  # no temp files left
+    # A cache cut short (a killed run) is not taken for the text: it is written again.
+    first.cache.write_bytes(first.cache.read_bytes()[:10])
+    fixed = load_corpus(tiny_corpus, (tiny_corpus.parent,), min_cache_bytes=1)
+    assert torch.equal(fixed.chars, in_memory.chars)
+    # A changed text has another checksum, hence another cache file.
+    tiny_corpus.write_text("Something else entirely")
+    changed = load_corpus(tiny_corpus, (tiny_corpus.parent,), min_cache_bytes=1)
+    assert changed.cache != first.cache and len(changed.chars) == 23
+
+
+def test_memmap_cache_falls_back_to_root_when_the_text_folder_is_read_only(tiny_corpus, tmp_path):
+    readonly = Path("/proc/self")  # cannot be written, even by root
+    corpus = load_corpus(tiny_corpus, (readonly, tmp_path / "root"), min_cache_bytes=1)
+    assert corpus.cache is not None and corpus.cache.parent == tmp_path / "root"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 1000, 65537])
+def test_shuffle_is_a_permutation_that_depends_on_the_key(n):
+    order = Shuffle(n, key=3)(torch.arange(n))
+    assert torch.equal(order.sort().values, torch.arange(n))
+    if n > 16:
+        assert not torch.equal(order, Shuffle(n, key=4)(torch.arange(n)))
+        assert not torch.equal(order, torch.arange(n))
 
 
 def test_datamodule_splits_batches_and_shuffle(tiny_corpus: Path):
@@ -59,13 +116,28 @@ def test_datamodule_splits_batches_and_shuffle(tiny_corpus: Path):
     assert [len(x) for x, _ in train] == [64] * 9 + [24]
     assert all(x.shape == y.shape for x, y in train)
     # Every training window is seen exactly once per epoch, in shuffled order.
-    starts = torch.cat([x[:, :3] for x, _ in train])
-    expected = torch.stack([dm.corpus[i : i + 3] for i in range(600)])
+    tokens = dm.vocab.encode(bytes(dm.corpus.chars.numpy()).decode())
+    starts = torch.cat([x[:, :3] for x, _ in train]).long()
+    expected = torch.stack([tokens[i : i + 3] for i in range(600)])
     assert sorted(map(tuple, starts.tolist())) == sorted(map(tuple, expected.tolist()))
     assert not torch.equal(starts, expected)
     val = list(dm.val_dataloader())
     assert sum(len(x) for x, _ in val) == 300
-    assert torch.equal(val[0][0][0], dm.corpus[600:608])  # validation follows training
+    assert torch.equal(val[0][0][0].long(), tokens[600:608])  # validation follows training
+
+
+def test_fractions_of_the_corpus(tiny_corpus: Path):
+    dm = TimeMachine(batch_size=64, num_steps=8, num_train=0.8, num_val=0.1, path=str(tiny_corpus))
+    dm.setup()
+    windows = len(dm.corpus.chars) - 8
+    assert (dm.num_train, dm.num_val) == (int(0.8 * windows), int(0.1 * windows))
+    assert len(dm.split("train")) == dm.num_train and len(dm.split("val")) == dm.num_val
+
+
+@pytest.mark.parametrize("value", [1.0, 1.5, -0.1, 0.0])
+def test_bad_fractions_rejected(value):
+    with pytest.raises(UserError, match=f"data.num_val={value}.*fraction"):
+        TimeMachine(num_val=value)
 
 
 def test_real_book_vocab_and_sizes(book: Path):
@@ -73,9 +145,9 @@ def test_real_book_vocab_and_sizes(book: Path):
     dm.setup()
     assert len(dm.vocab) == 28
     assert dm.vocab.idx_to_token[:3] == [" ", "<unk>", "a"]
-    assert len(dm.corpus) == len(preprocess(book.read_text()))
+    assert len(dm.corpus.chars) == len(preprocess(book.read_text()))
     X, Y = next(iter(dm.train_dataloader()))
-    assert X.shape == (1024, 32) and torch.equal(X[:, 1:], Y[:, :-1])
+    assert X.shape == (1024, 32) and X.dtype == torch.uint8 and torch.equal(X[:, 1:], Y[:, :-1])
 
 
 def test_download_checks_sha1_and_caches(tmp_path: Path, book: Path):
@@ -101,13 +173,20 @@ def test_download_offline_error_names_the_fix(tmp_path: Path):
 
 def test_bad_files_get_clear_errors(tmp_path: Path):
     with pytest.raises(UserError, match="does not exist"):
-        read_text(tmp_path / "missing.txt")
-    (tmp_path / "bin").write_bytes(b"\x00\x01\x02")
-    with pytest.raises(UserError, match="binary"):
-        read_text(tmp_path / "bin")
-    (tmp_path / "latin1").write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(UserError, match="not UTF-8"):
-        read_text(tmp_path / "latin1")
+        load_corpus(tmp_path / "missing.txt")
+    (tmp_path / "bin").write_bytes(b"ab\x00\x01\x02")
+    with pytest.raises(UserError, match="binary file .a NUL byte at 2"):
+        load_corpus(tmp_path / "bin")
+    (tmp_path / "latin1").write_bytes("caf\xe9 ok".encode("latin-1"))
+    with pytest.raises(UserError, match=r"not UTF-8 text \(byte 3\)"):
+        load_corpus(tmp_path / "latin1")
+    (tmp_path / "cut").write_bytes("caf\xe9".encode()[:-1])
+    with pytest.raises(UserError, match="ends inside a character"):
+        load_corpus(tmp_path / "cut")
+    for name in ("bin", "latin1", "cut"):  # nothing cached from a bad file
+        with pytest.raises(UserError):
+            load_corpus(tmp_path / name, (tmp_path / "cache",), min_cache_bytes=0)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
 def test_too_many_windows_names_corpus_size(tiny_corpus: Path):

@@ -9,10 +9,11 @@ import sys
 import pytest
 import pytorch_lightning as pl
 
-import rnnlm.data
-from rnnlm.data import TimeMachine, WindowSampler
+import rnnlm.windows
+from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
+from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
 
@@ -20,10 +21,11 @@ from .conftest import ROOT, TINY_OVERRIDES, cli
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
 def test_sampler_shards_every_window_once(monkeypatch, n, world):
     def shard(shuffle, rank):
-        monkeypatch.setattr(rnnlm.data, "rank_and_world", lambda: (rank, world))
-        sampler = WindowSampler(n, shuffle, seed=5)
-        assert len(sampler) == len(list(sampler))
-        return list(sampler)
+        monkeypatch.setattr(rnnlm.windows, "rank_and_world", lambda: (rank, world))
+        sampler = WindowSampler(n, 4, shuffle, seed=5)
+        batches = list(sampler)
+        assert len(sampler) == len(batches) and all(len(b) <= 4 for b in batches)
+        return [i for b in batches for i in b.tolist()]
 
     val = [i for r in range(world) for i in shard(False, r)]
     assert sorted(val) == list(range(n))  # validation: each window exactly once

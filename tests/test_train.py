@@ -121,7 +121,7 @@ def test_cli_bad_value_exits_2_without_traceback(tiny_corpus, tmp_path):
     out = run_cli(f"data.path={tiny_corpus}", "data.num_steps=0", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
-        "error: data.num_steps=0 is not allowed: it must be a number > 0"
+        "error: data.num_steps=0 is not allowed: it must be an integer >= 1"
     )
     assert "Traceback" not in out.stderr
     out = run_cli(f"data.path={tmp_path}/nope.txt", cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""Getting the book's text: d2l's download (SHA-1 checked, atomic) or a local UTF-8 file.
+"""Getting the book's text: d2l's download (SHA-1 checked, atomic).
 
 Follows d2l.ai §9.2 (`d2l.download` with its SHA-1 check), with clear errors for bad files.
 """
@@ -60,21 +60,3 @@ def download(url: str, root: str | Path, sha1: str | None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file, with one-line errors for missing, binary or non-UTF-8 files."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
-    raw = path.read_bytes()
-    if not raw:
-        raise UserError(f"data.path={str(path)!r} is empty; a UTF-8 text file is needed")
-    if b"\x00" in raw:
-        raise UserError(f"data.path={str(path)!r} is a binary file; a UTF-8 text file is needed")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"data.path={str(path)!r} is not UTF-8 text (byte {err.start}); convert it to UTF-8"
-        ) from None

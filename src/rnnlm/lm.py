@@ -106,7 +106,9 @@ class RNNLMScratch(pl.LightningModule):
 
     def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
         """What the core reads: (num_steps, batch) indices, which the cores treat as one-hot
-        rows (the same numbers as `self.one_hot(X)`, without building it), or embeddings."""
+        rows (the same numbers as `self.one_hot(X)`, without building it), or embeddings.
+        Batches arrive as uint8 (a quarter of the bytes to copy to a GPU): widened here."""
+        X_time_major = X_time_major.long()
         return X_time_major if self.embedding is None else self.embedding(X_time_major)
 
     def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -123,7 +125,7 @@ class RNNLMScratch(pl.LightningModule):
         """Mean cross-entropy over all tokens. The mean does not depend on token order, so
         both are flattened time-major: a view of the logits, which the heads make time-major."""
         V = Y_hat.shape[-1]
-        return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1))
+        return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1).long())
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         X, Y = batch

@@ -1,0 +1,134 @@
+"""Training examples cut on the fly: the book's overlapping windows (d2l.ai §9.3) as batches of
+indices into one character tensor, shuffled without ever holding a permutation of them all.
+
+corpus:  t0 t1 t2 t3 t4 t5 t6 ...          (num_steps = 3)
+window i=0:  X = t0 t1 t2   Y = t1 t2 t3
+window i=1:     X = t1 t2 t3   Y = t2 t3 t4  (stride 1: windows overlap)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class Windows(Dataset):
+    """Window i starts at token `start + i`; nothing is materialised.
+
+    `chars` holds character codes (uint8, maybe memory-mapped) and `lut` maps a code to its
+    vocabulary index, so one cleaned text serves any vocabulary (a checkpoint's, too).
+    Indexing with a tensor of window indices returns a whole batch in one gather.
+    """
+
+    def __init__(
+        self, chars: torch.Tensor, lut: torch.Tensor, num_steps: int, start: int, count: int
+    ) -> None:
+        self.chars, self.lut, self.num_steps = chars, lut, num_steps
+        self.start, self.count = start, count
+        self.offsets = torch.arange(num_steps + 1)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = (torch.as_tensor(index) + self.start).unsqueeze(-1) + self.offsets
+        windows = self.lut[self.chars[rows].long()]  # (..., num_steps + 1) token indices
+        return windows[..., :-1], windows[..., 1:]
+
+
+def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`collate_fn` for `Windows`: a tensor index already gives a stacked batch."""
+    return batch
+
+
+class Shuffle:
+    """A pseudo-random permutation of range(n) drawn from `key`, computed for any slice of
+    positions in O(slice) memory: a 4-round Feistel network on the smallest even number of
+    bits that covers n, walking the cycle until the value falls inside range(n) (this keeps
+    it a bijection). `torch.randperm` would hold n int64 indices: 8 GB for a 1 GB corpus.
+    """
+
+    ROUNDS = 4
+
+    def __init__(self, n: int, key: int) -> None:
+        bits = max(2, (n - 1).bit_length())
+        self.n, self.half = n, (bits + 1) // 2
+        self.mask = (1 << self.half) - 1
+        generator = torch.Generator().manual_seed(key)
+        self.keys = torch.randint(0, 1 << 30, (self.ROUNDS,), generator=generator).tolist()
+
+    def _round_function(self, right: torch.Tensor, key: int) -> torch.Tensor:
+        # A multiply-xorshift hash; every product stays below 2**63 (no int64 overflow).
+        h = (right * 0x5BD1E995 + key) & 0xFFFFFFFF
+        h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+        return (h ^ (h >> 13)) & self.mask
+
+    def _feistel(self, x: torch.Tensor) -> torch.Tensor:
+        left, right = x >> self.half, x & self.mask
+        for key in self.keys:
+            left, right = right, left ^ self._round_function(right, key)
+        return (left << self.half) | right
+
+    def __call__(self, positions: torch.Tensor) -> torch.Tensor:
+        x = self._feistel(positions)
+        outside = x >= self.n
+        while outside.any():
+            x[outside] = self._feistel(x[outside])
+            outside = x >= self.n
+        return x
+
+
+def rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class WindowSampler(Sampler[torch.Tensor]):
+    """Batches of window indices for this process (a batch sampler; the DataLoader runs with
+    batch_size=None).
+
+    Training (`shuffle=True`): a new permutation every epoch drawn from (seed, epoch) only, so
+    a run resumed from a checkpoint sees the same batches as one that never stopped (Lightning
+    calls `set_epoch`). Under DDP rank r takes positions r, r + world, ...; training wraps
+    around to pad so all ranks step together, validation does not pad, so every validation
+    window is counted exactly once (Lightning's DistributedSampler would repeat some: the
+    Trainer runs with use_distributed_sampler=False).
+    """
+
+    CHUNK = 1 << 18  # positions permuted per vectorised call
+
+    def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def samples_of_rank(self) -> int:
+        rank, world = rank_and_world()
+        if self.shuffle:
+            return -(-self.num_samples // world)  # padded: the same on every rank
+        return len(range(rank, self.num_samples, world))
+
+    def __len__(self) -> int:
+        return -(-self.samples_of_rank() // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        rank, world = rank_and_world()
+        total, n = self.samples_of_rank(), self.num_samples
+        shuffle = Shuffle(n, self.seed * 100003 + self.epoch) if self.shuffle else None
+        per_chunk = max(1, self.CHUNK // self.batch_size) * self.batch_size
+        for first in range(0, total, per_chunk):
+            # Positions in the (padded) epoch order that this rank takes, then their windows.
+            positions = (rank + world * torch.arange(first, min(first + per_chunk, total))) % n
+            indices = shuffle(positions) if shuffle else positions
+            yield from indices.split(self.batch_size)
+
+
+def resolve_count(value: int | float, available: int) -> int:
+    """A count of windows, or a fraction in (0, 1) of the `available` ones."""
+    return math.floor(value * available) if isinstance(value, float) else value
