@@ -125,20 +125,27 @@ def clip_gradients(grad_clip_val, model):
             param.grad[:] *= grad_clip_val / norm
 
 
+def train_epoch(model, loader, optim, gradient_clip_val=1.0, board=None, device="cpu"):
+    """One pass over the training windows, as d2l's `Trainer.fit_epoch` does it."""
+    model.train()
+    for X, Y in loader(True):
+        X, Y = X.to(device), Y.to(device)  # d2l's prepare_batch with num_gpus > 0
+        loss = model.loss(model(X), Y)
+        if board is not None:  # the book's ProgressBoard collects a host copy of every step
+            board.append(torch.exp(loss).detach().numpy())
+        optim.zero_grad()
+        with torch.no_grad():
+            loss.backward()
+            clip_gradients(gradient_clip_val, model)
+            optim.step()
+
+
 def fit(model, loader, max_epochs=100, lr=1.0, gradient_clip_val=1.0):
     model(torch.zeros((1, 1), dtype=torch.long))  # materialise lazy layers, as d2l's prepare
     optim = torch.optim.SGD(model.parameters(), lr)
-    board = []  # the book's ProgressBoard collects a host copy of every step's ppl
+    board = []
     for _ in range(max_epochs):
-        model.train()
-        for X, Y in loader(True):
-            loss = model.loss(model(X), Y)
-            board.append(torch.exp(loss).detach().numpy())
-            optim.zero_grad()
-            with torch.no_grad():
-                loss.backward()
-                clip_gradients(gradient_clip_val, model)
-                optim.step()
+        train_epoch(model, loader, optim, gradient_clip_val, board)
         model.eval()
         for X, Y in loader(False):
             with torch.no_grad():

@@ -159,3 +159,22 @@ def test_predict_equals_books_loop(lm, core):
         expected = books_predict(model, "it has", 20, vocab)
     got = model.predict("it has", 20, vocab)
     assert got == expected and got.startswith("it has") and len(got) == 26
+
+
+@pytest.mark.parametrize("make", [RNNLMScratch, RNNLM], ids=["scratch", "concise"])
+def test_fused_output_loss_equals_logits_then_cross_entropy(make):
+    """Training's one-node output layer + cross-entropy gives the book's loss and gradients."""
+    torch.manual_seed(0)
+    V = 28
+    core = RNNScratch(V, 16, sigma=0.3) if make is RNNLMScratch else RNN(V, 16)
+    model = make(core, V, lr=1)
+    X = torch.randint(0, V, (5, 7), dtype=torch.uint8)  # batches travel as uint8
+    Y = torch.randint(0, V, (5, 7), dtype=torch.uint8)
+    book = model.loss(model(X), Y)  # logits (batch, steps, vocab), then F.cross_entropy
+    book_grads = torch.autograd.grad(book, list(model.parameters()))
+    fused = model.batch_loss(X, Y)
+    fused_grads = torch.autograd.grad(fused, list(model.parameters()))
+    assert torch.allclose(fused, book, atol=1e-6)
+    for a, b in zip(fused_grads, book_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+    assert torch.allclose(book, F.cross_entropy(model(X).reshape(-1, V), Y.reshape(-1).long()))

@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, require_positive
+from rnnlm.output import output_cross_entropy
 from rnnlm.sampling import Sampler
 
 OPTIMIZERS = ("sgd", "adam")
@@ -97,11 +98,16 @@ class RNNLMScratch(pl.LightningModule):
         """(batch, num_steps) indices -> (num_steps, batch, vocab_size) one-hot floats."""
         return F.one_hot(X.T, self.vocab_size).type(torch.float32)
 
+    def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer as (W_hq (num_hiddens, vocab_size), b_q)."""
+        return self.W_hq, self.b_q
+
     def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
         """(num_steps, batch, num_hiddens) -> logits (batch, num_steps, vocab_size)."""
         # Computed time-major (no copy of the core's output), returned as a (batch, ...) view.
         num_steps, batch, num_hiddens = rnn_outputs.shape
-        flat = torch.addmm(self.b_q, rnn_outputs.reshape(-1, num_hiddens), self.W_hq)
+        W, b = self.output_params()
+        flat = torch.addmm(b, rnn_outputs.reshape(-1, num_hiddens), W)
         return flat.view(num_steps, batch, -1).transpose(0, 1)
 
     def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
@@ -127,9 +133,15 @@ class RNNLMScratch(pl.LightningModule):
         V = Y_hat.shape[-1]
         return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1).long())
 
+    def batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        """`self.loss(self(X), Y)`, computed with the output layer and the cross-entropy in
+        one node (`rnnlm.output`): the same numbers, half the time on a CPU."""
+        rnn_outputs = self.hidden(X.T)[0]  # (num_steps, batch, num_hiddens)
+        return output_cross_entropy(rnn_outputs, *self.output_params(), Y.T)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         X, Y = batch
-        loss = self.loss(self(X), Y)
+        loss = self.batch_loss(X, Y)
         self.train_loss.update(loss.detach(), Y.numel())
         # Remember the first step with a non-finite loss without a host sync per step.
         bad = ~torch.isfinite(loss.detach()) & (self.first_bad_step < 0)
@@ -138,7 +150,7 @@ class RNNLMScratch(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         X, Y = batch
-        self.val_loss.update(self.loss(self(X), Y), Y.numel())
+        self.val_loss.update(self.batch_loss(X, Y), Y.numel())
         self.val_tokens += Y.numel()
 
     def log_epoch(self, split: str, metric: MeanMetric) -> torch.Tensor:
@@ -250,8 +262,8 @@ class RNNLM(RNNLMScratch):
     def init_params(self) -> None:
         self.linear = nn.Linear(self.rnn.num_hiddens, self.vocab_size)
 
-    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
-        return self.linear(rnn_outputs).transpose(0, 1)
+    def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.linear.weight.T, self.linear.bias
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -72,10 +72,11 @@ class Recurrence(torch.autograd.Function):
         phi = torch.tanh if activation == "tanh" else functools.partial(torch.clamp_min, min=0)
         H = torch.empty_like(xw)  # (num_steps, batch, num_hiddens)
         h = state
-        for t in range(xw.shape[0]):
+        # unbind: one op for all the per-step views (indexing H[t] is one op per step).
+        for xw_t, H_t in zip(xw.unbind(0), H.unbind(0), strict=True):
             # No state means H_0 = 0: the first step has no H_{t-1} W_hh term.
-            phi(xw[t] if h is None else torch.addmm(xw[t], h, W_hh), out=H[t])
-            h = H[t]
+            phi(xw_t if h is None else torch.addmm(xw_t, h, W_hh), out=H_t)
+            h = H_t
         ctx.save_for_backward(H, W_hh, state)
         ctx.activation = activation
         return H
@@ -84,16 +85,18 @@ class Recurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_H: torch.Tensor):
         H, W_hh, state = ctx.saved_tensors
-        num_steps, num_hiddens = H.shape[0], H.shape[-1]
-        if ctx.activation == "tanh":
-            d_act = torch.addcmul(torch.ones(()), H, H, value=-1)  # tanh'(Z_t) = 1 - H_t^2
-        else:
-            d_act = (H > 0).to(H.dtype)  # relu'(Z_t) = 1 where H_t > 0
-        grad_Z = torch.empty_like(H)
-        torch.mul(grad_H[-1], d_act[-1], out=grad_Z[-1])
-        for t in range(num_steps - 2, -1, -1):
+        num_hiddens, W_hh_T = H.shape[-1], W_hh.T
+        grad_Z = torch.empty_like(H)  # dL/dZ_t, Z_t the pre-activation of step t
+        steps = list(zip(grad_H.unbind(0), H.unbind(0), grad_Z.unbind(0), strict=True))
+        later = None  # dL/dZ_{t+1}
+        for grad_H_t, H_t, grad_Z_t in reversed(steps):
             # dL/dH_t = its direct gradient + dL/dZ_{t+1} W_hh^T
-            torch.mul(torch.addmm(grad_H[t], grad_Z[t + 1], W_hh.T), d_act[t], out=grad_Z[t])
+            g = grad_H_t if later is None else torch.addmm(grad_H_t, later, W_hh_T)
+            if ctx.activation == "tanh":  # tanh'(Z_t) = 1 - H_t^2, per step while it is cached
+                torch.addcmul(g, g, torch.mul(H_t, H_t), value=-1, out=grad_Z_t)
+            else:  # relu'(Z_t) = 1 where H_t > 0
+                torch.mul(g, H_t > 0, out=grad_Z_t)
+            later = grad_Z_t
         # dL/dW_hh = sum_t H_{t-1}^T dL/dZ_t: one (num_hiddens, steps*batch) matmul.
         grad_W_hh = H[:-1].reshape(-1, num_hiddens).T @ grad_Z[1:].reshape(-1, num_hiddens)
         grad_state = None

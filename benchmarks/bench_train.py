@@ -1,0 +1,170 @@
+"""Training throughput, side by side in one run: the book's loop, rnnlm's scratch LM, rnnlm's
+concise (`torch.nn.RNN`) LM, at the book's setting and at larger ones.
+
+    python benchmarks/bench_train.py --data ../shared/data/timemachine.txt
+        [--settings book,h256,h256s128,h1024] [--epochs 3] [--device cpu|cuda] [--json out.json]
+
+Each model trains `--warmup` epochs, then `--epochs` timed epochs of its training windows
+(validation off); the table shows the median seconds per epoch, tokens per second, and the
+ratios. rnnlm's models train through the real `pytorch_lightning.Trainer` (clipping, logging
+of epoch metrics); the book's loop is `benchmarks/book_loop.py` (materialised windows, a
+DataLoader collating samples, one-hot matmul per step, hand-written clipping with a host sync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
+
+from rnnlm.data import TimeMachine
+from rnnlm.lm import RNNLM, RNNLMScratch
+from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.train import quiet_known_warnings, tune_allocator
+
+# name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
+SETTINGS = {
+    "book": (32, 32, None),
+    "h256": (256, 32, None),
+    "h256s128": (256, 128, None),
+    "h1024": (1024, 32, 3),
+}
+BATCH, NUM_TRAIN = 1024, 10000
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_book_loop(args, hiddens: int, steps: int, limit: int | None) -> list[float]:
+    vocab, loader = book_data(args.data, BATCH, steps)
+    limited = (lambda train: itertools.islice(loader(train), limit)) if limit else loader
+    model = BookRNNLMScratch(BookRNNScratch(len(vocab), hiddens), len(vocab)).to(args.device)
+    optim = torch.optim.SGD(model.parameters(), lr=1)
+    times = []
+    for _ in range(args.warmup + args.epochs):
+        sync(args.device)
+        start = time.perf_counter()
+        train_epoch(model, limited, optim, device=args.device)
+        sync(args.device)
+        times.append(time.perf_counter() - start)
+    return times[args.warmup :]
+
+
+class EpochTimer(pl.Callback):
+    def __init__(self, device: str) -> None:
+        self.device, self.times, self.start = device, [], 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        sync(self.device)
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        sync(self.device)
+        self.times.append(time.perf_counter() - self.start)
+
+
+def time_rnnlm(args, concise: bool, hiddens: int, steps: int, limit: int | None) -> list[float]:
+    dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
+    dm.setup()
+    V = len(dm.vocab)
+    if concise:
+        model = RNNLM(RNN(V, hiddens), V, lr=1)
+    else:
+        model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1)
+    timer = EpochTimer(args.device)
+    trainer = pl.Trainer(
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=args.warmup + args.epochs,
+        gradient_clip_val=1,
+        limit_train_batches=limit or 1.0,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        callbacks=[timer],
+    )
+    trainer.fit(model, dm)
+    return timer.times[args.warmup :]
+
+
+def measure(args, name: str) -> dict:
+    hiddens, steps, limit = SETTINGS[name]
+    tokens = (limit * BATCH if limit else NUM_TRAIN) * steps
+    runs = {
+        "book loop": lambda: time_book_loop(args, hiddens, steps, limit),
+        "scratch": lambda: time_rnnlm(args, False, hiddens, steps, limit),
+        "concise": lambda: time_rnnlm(args, True, hiddens, steps, limit),
+    }
+    row = {"setting": name, "num_hiddens": hiddens, "num_steps": steps, "tokens": tokens}
+    for model, run in runs.items():
+        seconds = statistics.median(run())
+        row[model] = {"s_per_epoch": seconds, "tokens_per_s": tokens / seconds}
+        print(f"  {name:9s} {model:9s} {seconds:8.4f} s/epoch {tokens / seconds:12,.0f} tokens/s")
+    rate = {model: row[model]["tokens_per_s"] for model in runs}
+    row["scratch/book loop"] = rate["scratch"] / rate["book loop"]
+    row["scratch/concise"] = rate["scratch"] / rate["concise"]
+    return row
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument("--settings", default="book,h256,h256s128,h1024")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    tune_allocator()
+    quiet_known_warnings()
+    rows = [measure(args, name) for name in args.settings.split(",")]
+    print(f"\n{machine(args.device)}, torch {torch.__version__}; median of {args.epochs} epochs")
+    print(
+        "setting    hidden steps  book loop tok/s  scratch tok/s  concise tok/s  "
+        "scratch/book  scratch/concise"
+    )
+    for r in rows:
+        print(
+            f"{r['setting']:10s} {r['num_hiddens']:6d} {r['num_steps']:5d} "
+            f"{r['book loop']['tokens_per_s']:15,.0f} {r['scratch']['tokens_per_s']:14,.0f} "
+            f"{r['concise']['tokens_per_s']:14,.0f} {r['scratch/book loop']:12.2f}x "
+            f"{r['scratch/concise']:15.2f}x"
+        )
+    if args.json:
+        result = {"machine": machine(args.device), "torch": torch.__version__, "rows": rows}
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
