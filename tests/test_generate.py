@@ -204,6 +204,13 @@ def test_resume_equals_uninterrupted(compose_train, tiny_corpus, tmp_path):
     straight, resumed = scalars(tmp_path / "straight"), scalars(tmp_path / "resumed")
     assert resumed["val/ppl"] == straight["val/ppl"][2:]
     assert resumed["train/loss"] == straight["train/loss"][2:]
+    # ckpt_path=last (a requeued cluster job): a fresh start, then the same folder carries on.
+    requeued = tmp_path / "requeued"
+    train(compose_train(*overrides, "trainer.max_epochs=2", "ckpt_path=last"), requeued)
+    train(compose_train(*overrides, "trainer.max_epochs=4", "ckpt_path=last"), requeued)
+    c = torch.load(requeued / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert scalars(requeued)["val/ppl"] == straight["val/ppl"]  # 2 + 2 epochs, no repeat
 
 
 def test_resume_with_another_vocabulary_is_refused(trained, compose_train, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 
 from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
@@ -73,14 +74,14 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     tune_allocator()
     quiet_known_warnings()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if in_multirun() and cfg.trainer.get("strategy") == "ddp":
+    if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
         raise UserError(
             "trainer.strategy=ddp inside a multirun (-m) would re-run the whole sweep in every "
-            "rank: use trainer=ddp_spawn for sweeps on one node, or a launcher "
-            "(hydra/launcher=submitit_slurm) that starts one task per device"
+            "rank: use trainer=ddp_spawn for sweeps on one node, or hydra/launcher=slurm, "
+            "which starts one SLURM task per device"
         )
     dm, model, trainer = build(cfg, Path(output_dir))
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = resume_path(cfg.get("ckpt_path"), Path(output_dir))
     if ckpt_path is not None:
         check_resumable(ckpt_path, dm.vocab.idx_to_token)
     start = time.perf_counter()
@@ -124,6 +125,15 @@ def hparams(cfg: DictConfig) -> dict:
         "trainer": {k: cfg.trainer.get(k) for k in trainer},
         "seed": cfg.seed,
     }
+
+
+def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`ckpt_path=last`: this run folder's own last.ckpt if there is one (a requeued or
+    restarted job carries on), else a fresh start; any other value is a checkpoint file."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
 
 
 def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
