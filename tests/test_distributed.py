@@ -192,3 +192,27 @@ def test_submitit_local_launcher_runs_a_sweep(tiny_corpus, tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert all(1 < float(r["val_ppl"]) < 28 for r in rows)  # below a uniform guess
     assert list((sweep / ".submitit").glob("*/*_result.pkl"))  # submitit ran the jobs
+
+
+def test_under_slurm_requeueing_is_left_to_submitit(
+    monkeypatch, compose_train, tiny_corpus, tmp_path
+):
+    from rnnlm.train import build
+
+    slurm = {
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "rnnlm",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_ID": "42",
+    }
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES)
+    _, _, trainer = build(cfg, tmp_path)
+    environment = trainer._accelerator_connector.cluster_environment
+    assert type(environment).__name__ == "SLURMEnvironment" and not environment.auto_requeue
+    monkeypatch.delenv("SLURM_NTASKS")
+    _, _, trainer = build(cfg, tmp_path)  # off SLURM: Lightning's default environment
+    assert type(trainer._accelerator_connector.cluster_environment).__name__ != "SLURMEnvironment"

@@ -180,11 +180,17 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     assert ppl == pytest.approx(val_ppl, abs=1e-3)
     other = tmp_path / "other.txt"
     other.write_text("Quixotic jazz: 42 zebras vex quick kings. " * 30)
-    out = cli("eval.py", f"ckpt_path={ckpt}", f"data.path={other}", "split=all", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+    args = [f"ckpt_path={ckpt}", f"data.path={other}", "split=all"]
     known = set(load_lm(ckpt).vocab.idx_to_token)
     unknown = sum(c not in known for c in preprocess(other.read_text()))
     assert unknown > 0
+    # Another vocabulary: one line naming the file, the count and the way out.
+    out = cli("eval.py", *args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"has {unknown} characters outside the checkpoint's vocabulary" in out.stderr
+    assert "allow_unk=true" in out.stderr
+    out = cli("eval.py", *args, "allow_unk=true", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert f"{unknown} characters outside the checkpoint's vocabulary" in out.stdout
     assert math.isfinite(float(out.stdout.split("ppl ")[-1]))
 

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.data import TimeMachine
+from rnnlm.errors import UserError
 from rnnlm.lm import load_lm, read_checkpoint
 from rnnlm.train import quiet_known_warnings
 
@@ -27,6 +28,14 @@ def evaluate(cfg: DictConfig) -> float:
     model = load_lm(cfg.ckpt_path, checkpoint=checkpoint)
     dm = TimeMachine(**data_settings(checkpoint, cfg.data), vocab=model.vocab.idx_to_token)
     dm.setup()
+    if dm.num_unk and not cfg.allow_unk:
+        outside = sorted(set(dm.corpus.counts) - set(model.vocab.idx_to_token))
+        raise UserError(
+            f"data.path={str(dm.text_file())!r} has {dm.num_unk} characters outside the "
+            f"checkpoint's vocabulary of {len(model.vocab)} tokens ({''.join(outside)!r}): "
+            "evaluate on text of the same vocabulary, or pass allow_unk=true to score them "
+            "as <unk>"
+        )
     loader = dm.loader(cfg.split)
     quiet_known_warnings()
     trainer = pl.Trainer(

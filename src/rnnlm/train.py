@@ -65,8 +65,15 @@ def build(
     )
     logger = instantiate(cfg.logger, save_dir=str(output_dir))
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, plugins=slurm_plugins())
     return dm, model, trainer
+
+
+def slurm_plugins() -> list | None:
+    """Under SLURM, requeueing on timeout is submitit's (hydra/launcher=slurm,
+    max_num_timeout): Lightning's own SIGUSR1 handler would replace submitit's and write
+    hpc_ckpt files into the working folder, shared by every job of a sweep."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
 
 
 def train(cfg: DictConfig, output_dir: str | Path) -> float:
