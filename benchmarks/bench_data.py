@@ -89,6 +89,7 @@ def train_some(dm, batches: int) -> dict:
 
     from rnnlm.lm import RNNLMScratch
     from rnnlm.rnn import RNNScratch
+    from rnnlm.train import bare_trainer
 
     V = len(dm.vocab)
     model = RNNLMScratch(RNNScratch(V, 32), V, lr=1)
@@ -99,16 +100,11 @@ def train_some(dm, batches: int) -> dict:
             if trainer.global_step % max(1, batches // 20) == 0:
                 anon.append(status_kb("RssAnon") / 1024)
 
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         accelerator="cpu",
         max_steps=batches,
         limit_val_batches=0,
         gradient_clip_val=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
         callbacks=[Sample()],
     )
     start = time.perf_counter()

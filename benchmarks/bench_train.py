@@ -31,7 +31,7 @@ from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
-from rnnlm.train import quiet_known_warnings, tune_allocator
+from rnnlm.train import bare_trainer, quiet_known_warnings, tune_allocator
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {
@@ -85,7 +85,7 @@ def time_rnnlm(args, concise: bool, hiddens: int, steps: int, limit: int | None)
     else:
         model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1)
     timer = EpochTimer(args.device)
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
         max_epochs=args.warmup + args.epochs,
@@ -93,11 +93,6 @@ def time_rnnlm(args, concise: bool, hiddens: int, steps: int, limit: int | None)
         limit_train_batches=limit or 1.0,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
         callbacks=[timer],
     )
     trainer.fit(model, dm)

@@ -13,6 +13,7 @@ import rnnlm.windows
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
+from rnnlm.train import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
@@ -36,16 +37,11 @@ def test_sampler_shards_every_window_once(monkeypatch, n, world):
 
 
 def tiny_trainer(devices: int) -> pl.Trainer:
-    return pl.Trainer(
+    return bare_trainer(
         accelerator="cpu",
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
         num_sanity_val_steps=0,
     )
 

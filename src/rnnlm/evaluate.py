@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import load_lm, read_checkpoint
-from rnnlm.train import quiet_known_warnings
+from rnnlm.train import bare_trainer, quiet_known_warnings
 
 
 def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
@@ -38,14 +37,7 @@ def evaluate(cfg: DictConfig) -> float:
         )
     loader = dm.loader(cfg.split)
     quiet_known_warnings()
-    trainer = pl.Trainer(
-        accelerator="gpu" if cfg.device.startswith("cuda") else "cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(accelerator="gpu" if cfg.device.startswith("cuda") else "cpu", devices=1)
     metrics = trainer.validate(model, dataloaders=loader, verbose=False)[0]
     loss = metrics["val/loss"]
     tokens = len(loader.dataset) * dm.num_steps

@@ -49,6 +49,19 @@ def tune_allocator() -> None:
     libc.mallopt(M_TOP_PAD, 64 << 20)
 
 
+def bare_trainer(**kwargs) -> pl.Trainer:
+    """A Trainer with no logger, checkpoints, bar or summary (scoring, benchmarks, tests);
+    rnnlm's WindowSampler shards the data itself."""
+    quiet = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    return pl.Trainer(**{**quiet, **kwargs})
+
+
 @unwrap_user_errors
 def build(
     cfg: DictConfig, output_dir: Path
