@@ -38,7 +38,8 @@ class RNNLMScratch(pl.LightningModule):
     `rnn` is a core module or its `core_config` mapping; `vocab` (the list of tokens) makes
     the checkpoint self-contained. Beyond the book (its exercises, and regularisation):
     `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors (the core then
-    needs num_inputs=E), `dropout` acts on the core's outputs, `optimizer` is sgd or adam.
+    needs num_inputs=E), `dropout` acts on the non-recurrent connections (Zaremba et al.,
+    2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam.
     """
 
     def __init__(
@@ -115,7 +116,10 @@ class RNNLMScratch(pl.LightningModule):
         rows (the same numbers as `self.one_hot(X)`, without building it), or embeddings.
         Batches arrive as uint8 (a quarter of the bytes to copy to a GPU): widened here."""
         X_time_major = X_time_major.long()
-        return X_time_major if self.embedding is None else self.embedding(X_time_major)
+        if self.embedding is None:
+            return X_time_major
+        embedded = self.embedding(X_time_major)
+        return embedded if self.dropout is None else self.dropout(embedded)
 
     def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """Time-major indices -> (the core's outputs, after dropout; the new state)."""
