@@ -200,3 +200,17 @@ def test_too_many_windows_names_corpus_size(tiny_corpus: Path):
 def test_non_positive_sizes_rejected(name: str):
     with pytest.raises(UserError, match=f"data.{name}=0"):
         TimeMachine(**{name: 0})
+
+
+def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(tiny_corpus, tmp_path):
+    kwargs = dict(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+    mapped = TimeMachine(**kwargs, memmap_min_mb=0, root=str(tmp_path / "root"))
+    mapped.prepare_data()  # rank 0 writes the cache next to the text
+    assert list(tiny_corpus.parent.glob("tiny.txt.*.chars"))
+    mapped.setup()
+    in_memory = TimeMachine(**kwargs)
+    in_memory.setup()
+    assert mapped.corpus.cache is not None and in_memory.corpus.cache is None
+    assert mapped.vocab.idx_to_token == in_memory.vocab.idx_to_token
+    for a, b in zip(mapped.val_dataloader(), in_memory.val_dataloader(), strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

@@ -139,8 +139,15 @@ class TimeMachine(pl.LightningDataModule):
         return load_corpus(text, folders, int(self.memmap_min_mb * 2**20))
 
     def prepare_data(self) -> None:
-        # Rank 0 only: download, and write the memory-mapped cache once for all ranks.
-        self.load()
+        # Rank 0 only: download, and write the memory-mapped cache once for all ranks (a small
+        # text is cleaned in `setup`, in memory: nothing to prepare).
+        text = self.text_file()
+        if (
+            self.corpus is None
+            and text.is_file()
+            and text.stat().st_size >= self.memmap_min_mb * 2**20
+        ):
+            self.load()
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
