@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -103,17 +104,9 @@ def clean_file(path: Path, out) -> tuple[dict[str, int], str]:
     return found, digest.hexdigest()
 
 
-class _Collect:
-    """An in-memory `out` for `clean_file`."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-
-
-def load_corpus(path: str | Path, cache_dirs: tuple[Path, ...] = (), min_cache_bytes: int = 0):
+def load_corpus(
+    path: str | Path, cache_dirs: tuple[Path, ...] = (), min_cache_bytes: int = 0
+) -> Corpus:
     """Clean `path` into a `Corpus`.
 
     Files of at least `min_cache_bytes` are cleaned once into `<name>.<sha1>.chars` (with a
@@ -122,10 +115,9 @@ def load_corpus(path: str | Path, cache_dirs: tuple[Path, ...] = (), min_cache_b
     """
     path = Path(path)
     if not cache_dirs or not path.is_file() or path.stat().st_size < min_cache_bytes:
-        collected = _Collect()
-        counts, sha1 = clean_file(path, collected)
-        chars = torch.frombuffer(bytearray(b"".join(collected.parts)), dtype=torch.uint8)
-        return Corpus(chars, counts, sha1)
+        cleaned = io.BytesIO()
+        counts, sha1 = clean_file(path, cleaned)
+        return Corpus(torch.frombuffer(cleaned.getbuffer(), dtype=torch.uint8), counts, sha1)
     sha1 = sha1sum(path)
     for folder in cache_dirs:
         cached = _open_cache(folder, path.name, sha1)
