@@ -104,6 +104,11 @@ def clean_file(path: Path, out) -> tuple[dict[str, int], str]:
     return found, digest.hexdigest()
 
 
+def wants_cache(path: Path, min_cache_bytes: int) -> bool:
+    """Whether `path` is large enough to be cleaned once into a memory-mapped cache."""
+    return path.is_file() and path.stat().st_size >= min_cache_bytes
+
+
 def load_corpus(
     path: str | Path, cache_dirs: tuple[Path, ...] = (), min_cache_bytes: int = 0
 ) -> Corpus:
@@ -114,7 +119,7 @@ def load_corpus(
     there: later runs only hash the text, and a corpus larger than memory never sits in it.
     """
     path = Path(path)
-    if not cache_dirs or not path.is_file() or path.stat().st_size < min_cache_bytes:
+    if not cache_dirs or not wants_cache(path, min_cache_bytes):
         cleaned = io.BytesIO()
         counts, sha1 = clean_file(path, cleaned)
         return Corpus(torch.frombuffer(cleaned.getbuffer(), dtype=torch.uint8), counts, sha1)

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from rnnlm.corpus import Corpus, load_corpus
+from rnnlm.corpus import Corpus, load_corpus, wants_cache
 from rnnlm.download import DATA_SHA1, DATA_URL, download
 from rnnlm.errors import UserError
 from rnnlm.windows import Windows, WindowSampler, keep_batch, resolve_count
@@ -133,21 +133,21 @@ class TimeMachine(pl.LightningDataModule):
             Path(self.path) if self.path is not None else download(self.url, self.root, self.sha1)
         )
 
-    def load(self) -> Corpus:
-        text = self.text_file()
+    def load(self, text: Path | None = None) -> Corpus:
+        text = text or self.text_file()
         folders = (text.parent, Path(self.root))  # next to the text, else the data cache
-        return load_corpus(text, folders, int(self.memmap_min_mb * 2**20))
+        return load_corpus(text, folders, self.memmap_min_bytes)
+
+    @property
+    def memmap_min_bytes(self) -> int:
+        return int(self.memmap_min_mb * 2**20)
 
     def prepare_data(self) -> None:
         # Rank 0 only: download, and write the memory-mapped cache once for all ranks (a small
         # text is cleaned in `setup`, in memory: nothing to prepare).
         text = self.text_file()
-        if (
-            self.corpus is None
-            and text.is_file()
-            and text.stat().st_size >= self.memmap_min_mb * 2**20
-        ):
-            self.load()
+        if self.corpus is None and wants_cache(text, self.memmap_min_bytes):
+            self.load(text)
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:

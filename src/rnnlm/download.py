@@ -1,6 +1,7 @@
 """Getting the book's text: d2l's download (SHA-1 checked, atomic).
 
-Follows d2l.ai §9.2 (`d2l.download` with its SHA-1 check), with clear errors for bad files.
+Follows d2l.ai §9.2 (`d2l.download` with its SHA-1 check); reading and checking the text
+itself is `rnnlm.corpus`.
 """
 
 from __future__ import annotations

@@ -87,15 +87,21 @@ class Recurrence(torch.autograd.Function):
         H, W_hh, state = ctx.saved_tensors
         num_hiddens, W_hh_T = H.shape[-1], W_hh.T
         grad_Z = torch.empty_like(H)  # dL/dZ_t, Z_t the pre-activation of step t
+        if ctx.activation == "tanh":  # tanh'(Z_t) = 1 - H_t^2, per step while H_t is cached
+
+            def times_derivative(g, H_t, out):
+                torch.addcmul(g, g, torch.mul(H_t, H_t), value=-1, out=out)
+        else:  # relu'(Z_t) = 1 where H_t > 0
+
+            def times_derivative(g, H_t, out):
+                torch.mul(g, H_t > 0, out=out)
+
         steps = list(zip(grad_H.unbind(0), H.unbind(0), grad_Z.unbind(0), strict=True))
         later = None  # dL/dZ_{t+1}
         for grad_H_t, H_t, grad_Z_t in reversed(steps):
             # dL/dH_t = its direct gradient + dL/dZ_{t+1} W_hh^T
             g = grad_H_t if later is None else torch.addmm(grad_H_t, later, W_hh_T)
-            if ctx.activation == "tanh":  # tanh'(Z_t) = 1 - H_t^2, per step while it is cached
-                torch.addcmul(g, g, torch.mul(H_t, H_t), value=-1, out=grad_Z_t)
-            else:  # relu'(Z_t) = 1 where H_t > 0
-                torch.mul(g, H_t > 0, out=grad_Z_t)
+            times_derivative(g, H_t, grad_Z_t)
             later = grad_Z_t
         # dL/dW_hh = sum_t H_{t-1}^T dL/dZ_t: one (num_hiddens, steps*batch) matmul.
         grad_W_hh = H[:-1].reshape(-1, num_hiddens).T @ grad_Z[1:].reshape(-1, num_hiddens)
