@@ -99,11 +99,12 @@ def test_sigterm_keeps_last_ckpt_and_resume_continues_steps(tiny_corpus, tmp_pat
         *TINY_OVERRIDES,
         "trainer.max_epochs=500",
     ]
+    stderr = (tmp_path / "killed.err").open("w")
     proc = subprocess.Popen(
         [*args, f"hydra.run.dir={tmp_path}/killed"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
@@ -111,7 +112,12 @@ def test_sigterm_keeps_last_ckpt_and_resume_continues_steps(tiny_corpus, tmp_pat
         time.sleep(0.2)
     time.sleep(1.0)  # a few more epochs
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    # Not a success: exit 128 + SIGTERM, one line saying what is kept and how to carry on.
+    assert proc.wait(timeout=60) == 143
+    stderr.close()
+    message = (tmp_path / "killed.err").read_text()
+    assert "error: training was stopped by SIGTERM in epoch" in message
+    assert f"{last} holds the last finished epoch: carry on with ckpt_path=last" in message
     assert load_lm(last).vocab is not None  # the last finished epoch, loadable
     killed = scalars(tmp_path / "killed")
     assert 0 < len(killed["train/loss"]) < 500

@@ -201,3 +201,45 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
     kept = outputs != 0
     assert 0.3 < kept.float().mean() < 0.7
     assert torch.allclose(outputs[kept], 2 * clean[kept])
+
+
+@pytest.mark.parametrize("cell", ["RNN", "GRU", "LSTM"])
+def test_weight_drop_drops_hidden_to_hidden_entries_only_in_training(cell):
+    import rnnlm.rnn
+
+    torch.manual_seed(0)
+    core = getattr(rnnlm.rnn, cell)(5, 12, num_layers=2, weight_drop=0.5)
+    X = torch.randn(7, 3, 5)
+    plain = core.rnn
+    core.eval()
+    assert torch.equal(core(X)[0], plain(X)[0])  # evaluation: the full weights
+    core.train()
+    torch.manual_seed(1)
+    outputs = core(X)[0]
+    # The same draws by hand: dropout of each weight_hh_l*, then the torch module with them.
+    reference = type(plain)(5, 12, num_layers=2)
+    reference.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    masks = {}
+    with torch.no_grad():
+        for name, p in plain.named_parameters():
+            if name.startswith("weight_hh"):
+                dropped = F.dropout(p, 0.5)
+                masks[name] = dropped != 0
+                getattr(reference, name).copy_(dropped)
+    assert all(0.35 < m.float().mean() < 0.65 for m in masks.values())
+    assert torch.allclose(outputs, reference(X)[0], atol=1e-6)
+    assert not torch.allclose(outputs, plain(X)[0], atol=1e-3)
+    # Gradients reach the parameters themselves, and only through the kept entries.
+    outputs.sum().backward()
+    for name, mask in masks.items():
+        grad = getattr(plain, name).grad
+        assert torch.all(grad[~mask] == 0) and grad[mask].abs().sum() > 0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0])
+def test_weight_drop_out_of_range_is_refused(bad):
+    from rnnlm.errors import UserError
+
+    with pytest.raises(UserError, match=r"model\.rnn\.weight_drop=.*\[0, 1\)"):
+        RNN(5, 8, weight_drop=bad)

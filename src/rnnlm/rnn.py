@@ -115,26 +115,51 @@ class Recurrence(torch.autograd.Function):
 class RNN(nn.Module):
     """The concise core: `torch.nn.RNN` (tanh); GRU and LSTM below share everything but the
     torch module. `num_layers` stacks cells (`dropout` between them); the state is whatever
-    the torch module returns, a tuple (H, C) for the LSTM."""
+    the torch module returns, a tuple (H, C) for the LSTM.
+
+    `weight_drop` is DropConnect on the hidden-to-hidden matrices (Merity et al., 2017,
+    AWD-LSTM): while training, each batch runs with a fresh dropout of the entries of every
+    `weight_hh_l*`, the same dropped matrix at every time step, so the recurrence itself is
+    regularised and the torch module's fused kernel still runs.
+    """
 
     cell = nn.RNN
 
     def __init__(
-        self, num_inputs: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0
+        self,
+        num_inputs: int,
+        num_hiddens: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         require_positive("model.rnn.num_hiddens", num_hiddens)
         require_positive("model.rnn.num_layers", num_layers)
-        self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
+        for name, p in (("dropout", dropout), ("weight_drop", weight_drop)):
+            if not 0 <= p < 1:
+                raise UserError(f"model.rnn.{name}={p!r} is not allowed: it must be in [0, 1)")
+        self.num_inputs, self.num_hiddens, self.weight_drop = num_inputs, num_hiddens, weight_drop
         self.init_args: dict[str, Any] = dict(
-            num_inputs=num_inputs, num_hiddens=num_hiddens, num_layers=num_layers, dropout=dropout
+            num_inputs=num_inputs,
+            num_hiddens=num_hiddens,
+            num_layers=num_layers,
+            dropout=dropout,
+            weight_drop=weight_drop,
         )
         self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 
     def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.num_inputs).float()
-        return self.rnn(inputs, state)
+        if not (self.training and self.weight_drop):
+            return self.rnn(inputs, state)
+        dropped = {
+            name: F.dropout(p, self.weight_drop)
+            for name, p in self.rnn.named_parameters()
+            if name.startswith("weight_hh")
+        }
+        return torch.func.functional_call(self.rnn, dropped, (inputs, state))
 
 
 class GRU(RNN):

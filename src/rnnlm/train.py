@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import signal
 import sys
 import time
 import warnings
@@ -17,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
 from rnnlm.lm import load_lm
@@ -105,7 +107,12 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     if ckpt_path is not None:
         check_resumable(ckpt_path, dm.vocab.idx_to_token)
     start = time.perf_counter()
-    trainer.fit(model, dm, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, dm, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        stopped(trainer, Path(output_dir))
+    if trainer.received_sigterm:  # a SIGTERM during the last epoch's end
+        stopped(trainer, Path(output_dir))
     if "val/ppl" not in trainer.callback_metrics:
         raise UserError("training ended before any validation epoch: no val/ppl to report")
     results = {
@@ -118,6 +125,23 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     }
     finish(cfg, Path(output_dir), trainer, model, results)
     return results["val_ppl"]
+
+
+def stopped(trainer: pl.Trainer, output_dir: Path) -> None:
+    """SIGTERM (`kill`, a scheduler's preemption): Lightning stops cleanly but would exit with
+    status 0, as if the run had finished. Say what is kept and exit 143 (128 + SIGTERM)."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    kept = (
+        f"{last} holds the last finished epoch: carry on with ckpt_path=last "
+        f"hydra.run.dir={output_dir}"
+        if last.is_file()
+        else "no epoch had finished, no checkpoint was written"
+    )
+    print(
+        f"error: training was stopped by SIGTERM in epoch {trainer.current_epoch}; {kept}",
+        file=sys.stderr,
+    )
+    raise SystemExit(128 + signal.SIGTERM)
 
 
 @rank_zero_only
