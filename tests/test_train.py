@@ -126,3 +126,29 @@ def test_cli_bad_value_exits_2_without_traceback(tiny_corpus, tmp_path):
     assert "Traceback" not in out.stderr
     out = run_cli(f"data.path={tmp_path}/nope.txt", cwd=tmp_path)
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_lr_scheduler_from_the_command_line_steps_every_epoch(compose_train, tiny_corpus, tmp_path):
+    # StepLR halves the rate after every epoch: train/lr shows it in TensorBoard.
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "model.lr_scheduler={name:StepLR,step_size:1,gamma:0.5}",
+    )
+    train(cfg, tmp_path)
+    assert scalars(tmp_path)["train/lr"] == pytest.approx([1.0, 0.5, 0.25])
+    # ReduceLROnPlateau watches val/ppl (patience 0, threshold 1: every epoch is a plateau).
+    plateau = "model.lr_scheduler={name:ReduceLROnPlateau,factor:0.1,patience:0,threshold:1}"
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, plateau)
+    train(cfg, tmp_path / "plateau")
+    assert scalars(tmp_path / "plateau")["train/lr"] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_unknown_lr_scheduler_is_refused_with_allowed_names(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.errors import UserError
+
+    cfg = compose_train(
+        f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr_scheduler={name:Cosine}"
+    )
+    with pytest.raises(UserError, match=r"model.lr_scheduler.name='Cosine' .*'CosineAnnealingLR'"):
+        train(cfg, tmp_path)

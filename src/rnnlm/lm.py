@@ -32,6 +32,36 @@ def core_config(rnn: nn.Module) -> dict[str, Any]:
     return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **rnn.init_args}
 
 
+# Schedulers built from an optimizer and plain numbers (the rest take callables or schedulers).
+NEEDS_OBJECTS = ("ChainedScheduler", "SequentialLR", "LambdaLR", "MultiplicativeLR")
+
+
+def build_scheduler(settings: Mapping[str, Any], optimizer: torch.optim.Optimizer | None = None):
+    """`{"name": <a class of torch.optim.lr_scheduler>, **its arguments}` -> the scheduler of
+    `optimizer`; without an optimizer, only checks the name."""
+    from torch.optim import lr_scheduler
+
+    allowed = sorted(
+        name
+        for name, cls in vars(lr_scheduler).items()
+        if isinstance(cls, type)
+        and issubclass(cls, lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau)
+        and not name.startswith("_")
+        and name not in ("LRScheduler", *NEEDS_OBJECTS)
+    )
+    name = settings.get("name")
+    if name not in allowed:
+        raise UserError(
+            f"model.lr_scheduler.name={name!r} is not allowed: use one of {allowed} "
+            "(torch.optim.lr_scheduler), "
+            "e.g. model.lr_scheduler={name:ReduceLROnPlateau,factor:0.5}"
+        )
+    if optimizer is None:
+        return None
+    arguments = {k: v for k, v in settings.items() if k != "name"}
+    return getattr(lr_scheduler, name)(optimizer, **arguments)
+
+
 class RNNLMScratch(pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
@@ -39,7 +69,9 @@ class RNNLMScratch(pl.LightningModule):
     the checkpoint self-contained. Beyond the book (its exercises, and regularisation):
     `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors (the core then
     needs num_inputs=E), `dropout` acts on the non-recurrent connections (Zaremba et al.,
-    2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam.
+    2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam;
+    `lr_scheduler` is `{"name": <a class of torch.optim.lr_scheduler>, **its arguments}`,
+    stepped every epoch (`ReduceLROnPlateau` watches `val/ppl`).
     """
 
     def __init__(
@@ -52,6 +84,7 @@ class RNNLMScratch(pl.LightningModule):
         dropout: float = 0.0,
         optimizer: str = "sgd",
         weight_decay: float = 0.0,
+        lr_scheduler: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -61,6 +94,9 @@ class RNNLMScratch(pl.LightningModule):
             )
         if not 0 <= dropout < 1:
             raise UserError(f"model.dropout={dropout!r} is not allowed: it must be in [0, 1)")
+        if lr_scheduler is not None:
+            lr_scheduler = dict(lr_scheduler)
+            build_scheduler(lr_scheduler)  # a bad name fails now, not after the first epoch
         if isinstance(rnn, Mapping):
             rnn = instantiate(dict(rnn))
         if vocab is not None and len(vocab) != vocab_size:
@@ -79,6 +115,7 @@ class RNNLMScratch(pl.LightningModule):
                 "dropout": dropout,
                 "optimizer": optimizer,
                 "weight_decay": weight_decay,
+                "lr_scheduler": lr_scheduler,
             }
         )
         self.embedding = nn.Embedding(vocab_size, embedding) if embedding else None
@@ -194,10 +231,15 @@ class RNNLMScratch(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.check_finite()
 
+    def on_train_epoch_start(self) -> None:
+        # The rate this epoch trains with (an epoch-interval scheduler steps before
+        # on_train_epoch_end, so reading it there would give the next epoch's).
+        self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+
     def on_train_epoch_end(self) -> None:
         self.check_finite()
         self.log_epoch("train", self.train_loss)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log("train/lr", self.epoch_lr)
 
     def on_validation_epoch_end(self) -> None:
         ppl = self.log_epoch("val", self.val_loss)
@@ -208,9 +250,17 @@ class RNNLMScratch(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.best_val_ppl = min(self.best_val_ppl, float(ppl))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
-        return make(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = make(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.get("lr_scheduler") is None:
+            return optimizer
+        # Stepped once per epoch, after validation; ReduceLROnPlateau watches val/ppl.
+        scheduler = build_scheduler(self.hparams.lr_scheduler, optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/ppl"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Which class to rebuild: `load_lm` needs only the checkpoint file.
