@@ -1,6 +1,11 @@
 """The book's own run with the real d2l 1.0.3 package (optional; needs `pip install d2l==1.0.3`).
 
     python benchmarks/d2l_run.py --data ../shared/data/timemachine.txt [--model concise]
+        [--seed N]
+
+At the end it prints the validation perplexity two ways: token-weighted (exp of the mean
+cross-entropy over all validation tokens, rnnlm's val/ppl) and as d2l's chart averages it
+(the mean of per-batch perplexities). d2l sets no seed; `--seed` calls torch.manual_seed first.
 
 d2l reads `../data/timemachine.txt` (SHA-1 checked): `--data` is copied to a temp dir. The live
 matplotlib chart is switched off (`--plot` keeps it): it is not part of training.
@@ -9,6 +14,7 @@ matplotlib chart is switched off (`--plot` keeps it): it is not part of training
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import tempfile
@@ -24,6 +30,7 @@ def main() -> None:
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--plot", action="store_true")
+    parser.add_argument("--seed", type=int, help="torch.manual_seed before data and model")
     args = parser.parse_args()
     start = time.perf_counter()
     import matplotlib
@@ -40,6 +47,10 @@ def main() -> None:
     (work / "run").mkdir()
     shutil.copy(args.data, work / "data" / "timemachine.txt")
     os.chdir(work / "run")
+    import torch
+
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
     data = d2l.TimeMachine(batch_size=1024, num_steps=32)
     if args.model == "scratch":
         model = d2l.RNNLMScratch(BookRNNScratch(len(data.vocab), 32), len(data.vocab), lr=1)
@@ -48,7 +59,27 @@ def main() -> None:
     trainer = d2l.Trainer(max_epochs=args.epochs, gradient_clip_val=1, num_gpus=0)
     trainer.fit(model, data)
     text = model.predict("it has", 20, data.vocab)
-    print(f"d2l {args.model}: {text!r}, import + data + fit {time.perf_counter() - start:.2f} s")
+    seconds = time.perf_counter() - start
+    token_weighted, chart = validation_ppl(model, data, torch)
+    print(
+        f"d2l {args.model} seed {args.seed}: val ppl {token_weighted:.3f} token-weighted, "
+        f"{chart:.3f} mean of batches; {text!r}, import + data + fit {seconds:.2f} s"
+    )
+
+
+def validation_ppl(model, data, torch) -> tuple[float, float]:
+    """(exp of the token-weighted mean cross-entropy, mean over batches of exp(batch mean))."""
+    total, count, per_batch = 0.0, 0, []
+    model.eval()
+    with torch.no_grad():
+        for X, Y in data.get_dataloader(train=False):
+            logits = model(X)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum"
+            )
+            total, count = total + float(loss), count + Y.numel()
+            per_batch.append(math.exp(float(loss) / Y.numel()))
+    return math.exp(total / count), sum(per_batch) / len(per_batch)
 
 
 if __name__ == "__main__":

@@ -243,3 +243,23 @@ def test_weight_drop_out_of_range_is_refused(bad):
 
     with pytest.raises(UserError, match=r"model\.rnn\.weight_drop=.*\[0, 1\)"):
         RNN(5, 8, weight_drop=bad)
+
+
+def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
+    torch.manual_seed(0)
+    V = 10
+    X = torch.randint(0, V, (6, 40))  # (batch, num_steps)
+    model = RNNLM(RNN(8, 16), V, lr=1, embedding=8, dropout=0.5, variational_dropout=True)
+    model.train()
+    X_t = X.T  # time-major, as the model reads it
+    embedded = model.embedding(X_t.long())
+    dropped = model.inputs(X_t)
+    kept = dropped != 0
+    assert torch.equal(kept, kept[:1].expand_as(kept))  # the same mask at every step
+    assert 0.3 < kept[0].float().mean() < 0.7
+    assert torch.allclose(dropped[kept], 2 * embedded[kept])
+    outputs = model.hidden(X_t)[0]
+    zero = outputs == 0
+    assert torch.equal(zero, zero[:1].expand_as(zero)) and zero.any()
+    model.eval()
+    assert torch.equal(model.inputs(X_t), embedded)

@@ -32,6 +32,17 @@ def core_config(rnn: nn.Module) -> dict[str, Any]:
     return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **rnn.init_args}
 
 
+class VariationalDropout(nn.Dropout):
+    """Dropout of time-major (num_steps, batch, features) tensors with one mask per sequence,
+    the same at every time step (Gal and Ghahramani, 2016), scaled by 1 / (1 - p)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = torch.empty_like(x[:1]).bernoulli_(1 - self.p).div_(1 - self.p)
+        return x * mask
+
+
 # Schedulers built from an optimizer and plain numbers (the rest take callables or schedulers).
 NEEDS_OBJECTS = ("ChainedScheduler", "SequentialLR", "LambdaLR", "MultiplicativeLR")
 
@@ -70,8 +81,10 @@ class RNNLMScratch(pl.LightningModule):
     `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors (the core then
     needs num_inputs=E), `dropout` acts on the non-recurrent connections (Zaremba et al.,
     2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam;
-    `lr_scheduler` is `{"name": <a class of torch.optim.lr_scheduler>, **its arguments}`,
-    stepped every epoch (`ReduceLROnPlateau` watches `val/ppl`).
+    `variational_dropout` keeps one dropout mask per sequence for all its time steps (Gal and
+    Ghahramani, 2016) instead of a fresh one per step; `lr_scheduler` is
+    `{"name": <a class of torch.optim.lr_scheduler>, **its arguments}`, stepped every epoch
+    (`ReduceLROnPlateau` watches `val/ppl`).
     """
 
     def __init__(
@@ -85,6 +98,7 @@ class RNNLMScratch(pl.LightningModule):
         optimizer: str = "sgd",
         weight_decay: float = 0.0,
         lr_scheduler: Mapping[str, Any] | None = None,
+        variational_dropout: bool = False,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -116,10 +130,12 @@ class RNNLMScratch(pl.LightningModule):
                 "optimizer": optimizer,
                 "weight_decay": weight_decay,
                 "lr_scheduler": lr_scheduler,
+                "variational_dropout": variational_dropout,
             }
         )
         self.embedding = nn.Embedding(vocab_size, embedding) if embedding else None
-        self.dropout = nn.Dropout(dropout) if dropout else None
+        drop = VariationalDropout if variational_dropout else nn.Dropout
+        self.dropout = drop(dropout) if dropout else None
         self.init_params()
         self.best_val_ppl = float("inf")
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
