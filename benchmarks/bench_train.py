@@ -2,7 +2,8 @@
 concise (`torch.nn.RNN`) LM, at the book's setting and at larger ones.
 
     python benchmarks/bench_train.py --data ../shared/data/timemachine.txt
-        [--settings book,h256,h256s128,h1024] [--epochs 3] [--device cpu|cuda] [--json out.json]
+        [--settings book,h256,h256s128,h1024] [--epochs 3] [--device cpu|cuda] [--compile]
+        [--json out.json]
 
 Each model trains `--warmup` epochs, then `--epochs` timed epochs of its training windows
 (validation off); the table shows the median seconds per epoch, tokens per second, and the
@@ -76,14 +77,16 @@ class EpochTimer(pl.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def time_rnnlm(args, concise: bool, hiddens: int, steps: int, limit: int | None) -> list[float]:
+def time_rnnlm(
+    args, concise: bool, hiddens: int, steps: int, limit: int | None, compile: bool = False
+) -> list[float]:
     dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
     V = len(dm.vocab)
     if concise:
         model = RNNLM(RNN(V, hiddens), V, lr=1)
     else:
-        model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1)
+        model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1, compile=compile)
     timer = EpochTimer(args.device)
     trainer = bare_trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -107,14 +110,18 @@ def measure(args, name: str) -> dict:
         "scratch": lambda: time_rnnlm(args, False, hiddens, steps, limit),
         "concise": lambda: time_rnnlm(args, True, hiddens, steps, limit),
     }
+    if args.compile:  # compiling happens in the warm-up epoch, outside the timed ones
+        runs["scratch compiled"] = lambda: time_rnnlm(args, False, hiddens, steps, limit, True)
     row = {"setting": name, "num_hiddens": hiddens, "num_steps": steps, "tokens": tokens}
     for model, run in runs.items():
         seconds = statistics.median(run())
         row[model] = {"s_per_epoch": seconds, "tokens_per_s": tokens / seconds}
-        print(f"  {name:9s} {model:9s} {seconds:8.4f} s/epoch {tokens / seconds:12,.0f} tokens/s")
+        print(f"  {name:9s} {model:16s} {seconds:8.4f} s/epoch {tokens / seconds:12,.0f} tokens/s")
     rate = {model: row[model]["tokens_per_s"] for model in runs}
     row["scratch/book loop"] = rate["scratch"] / rate["book loop"]
     row["scratch/concise"] = rate["scratch"] / rate["concise"]
+    if args.compile:
+        row["compiled/scratch"] = rate["scratch compiled"] / rate["scratch"]
     return row
 
 
@@ -139,6 +146,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--compile", action="store_true", help="add scratch with model.compile")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     tune_allocator()
@@ -155,6 +163,7 @@ def main() -> None:
             f"{r['book loop']['tokens_per_s']:15,.0f} {r['scratch']['tokens_per_s']:14,.0f} "
             f"{r['concise']['tokens_per_s']:14,.0f} {r['scratch/book loop']:12.2f}x "
             f"{r['scratch/concise']:15.2f}x"
+            + (f"  compiled/scratch {r['compiled/scratch']:.2f}x" if args.compile else "")
         )
     if args.json:
         result = {"machine": machine(args.device), "torch": torch.__version__, "rows": rows}

@@ -263,3 +263,21 @@ def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
     assert torch.equal(zero, zero[:1].expand_as(zero)) and zero.any()
     model.eval()
     assert torch.equal(model.inputs(X_t), embedded)
+
+
+def test_compiled_batch_loss_equals_eager_and_trains():
+    torch.manual_seed(0)
+    V = 12
+    X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
+    model = RNNLMScratch(RNNScratch(V, 8), V, lr=1, compile=True)
+    compiled = model.batch_loss(X, Y)
+    assert "compiled_batch_loss" in model.__dict__
+    assert torch.allclose(compiled, model.eager_batch_loss(X, Y), atol=1e-6)
+    compiled.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.eager_batch_loss(X, Y).backward()
+    for grad, p in zip(grads, model.parameters(), strict=True):
+        assert torch.allclose(grad, p.grad, atol=1e-6)
+    # A smaller batch (an epoch's last) reuses the dynamic-shape graph, same numbers.
+    assert torch.allclose(model.batch_loss(X[:5], Y[:5]), model.eager_batch_loss(X[:5], Y[:5]))

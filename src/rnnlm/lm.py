@@ -82,7 +82,8 @@ class RNNLMScratch(pl.LightningModule):
     needs num_inputs=E), `dropout` acts on the non-recurrent connections (Zaremba et al.,
     2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam;
     `variational_dropout` keeps one dropout mask per sequence for all its time steps (Gal and
-    Ghahramani, 2016) instead of a fresh one per step; `lr_scheduler` is
+    Ghahramani, 2016) instead of a fresh one per step; `compile` runs the training and
+    validation batches through `torch.compile`; `lr_scheduler` is
     `{"name": <a class of torch.optim.lr_scheduler>, **its arguments}`, stepped every epoch
     (`ReduceLROnPlateau` watches `val/ppl`).
     """
@@ -99,6 +100,7 @@ class RNNLMScratch(pl.LightningModule):
         weight_decay: float = 0.0,
         lr_scheduler: Mapping[str, Any] | None = None,
         variational_dropout: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -131,6 +133,7 @@ class RNNLMScratch(pl.LightningModule):
                 "weight_decay": weight_decay,
                 "lr_scheduler": lr_scheduler,
                 "variational_dropout": variational_dropout,
+                "compile": compile,
             }
         )
         self.embedding = nn.Embedding(vocab_size, embedding) if embedding else None
@@ -192,7 +195,20 @@ class RNNLMScratch(pl.LightningModule):
 
     def batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         """`self.loss(self(X), Y)`, computed with the output layer and the cross-entropy in
-        one node (`rnnlm.output`): the same numbers, half the time on a CPU."""
+        one node (`rnnlm.output`): the same numbers, half the time on a CPU.
+
+        With `compile=True` this goes through `torch.compile`, built at the first batch (in
+        the process that trains, so DDP spawn still pickles a plain module), with dynamic
+        shapes (the last batch of an epoch is smaller)."""
+        if not self.hparams.get("compile"):
+            return self.eager_batch_loss(X, Y)
+        compiled = self.__dict__.get("compiled_batch_loss")
+        if compiled is None:
+            compiled = torch.compile(self.eager_batch_loss, dynamic=True)
+            self.__dict__["compiled_batch_loss"] = compiled
+        return compiled(X, Y)
+
+    def eager_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         rnn_outputs = self.hidden(X.T)[0]  # (num_steps, batch, num_hiddens)
         return output_cross_entropy(rnn_outputs, *self.output_params(), Y.T)
 
