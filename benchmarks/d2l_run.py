@@ -60,15 +60,17 @@ def main() -> None:
     trainer.fit(model, data)
     text = model.predict("it has", 20, data.vocab)
     seconds = time.perf_counter() - start
-    token_weighted, chart = validation_ppl(model, data, torch)
+    token_weighted, chart = validation_ppl(model, data)
     print(
         f"d2l {args.model} seed {args.seed}: val ppl {token_weighted:.3f} token-weighted, "
         f"{chart:.3f} mean of batches; {text!r}, import + data + fit {seconds:.2f} s"
     )
 
 
-def validation_ppl(model, data, torch) -> tuple[float, float]:
+def validation_ppl(model, data) -> tuple[float, float]:
     """(exp of the token-weighted mean cross-entropy, mean over batches of exp(batch mean))."""
+    import torch  # already loaded by d2l (main imports it late to time it)
+
     total, count, per_batch = 0.0, 0, []
     model.eval()
     with torch.no_grad():

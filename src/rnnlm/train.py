@@ -5,6 +5,7 @@ Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clippi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import signal
@@ -107,11 +108,10 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     if ckpt_path is not None:
         check_resumable(ckpt_path, dm.vocab.idx_to_token)
     start = time.perf_counter()
-    try:
+    # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
+    with contextlib.suppress(SIGTERMException):
         trainer.fit(model, dm, ckpt_path=ckpt_path)
-    except SIGTERMException:
-        stopped(trainer, Path(output_dir))
-    if trainer.received_sigterm:  # a SIGTERM during the last epoch's end
+    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
         stopped(trainer, Path(output_dir))
     if "val/ppl" not in trainer.callback_metrics:
         raise UserError("training ended before any validation epoch: no val/ppl to report")
@@ -130,7 +130,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
 def stopped(trainer: pl.Trainer, output_dir: Path) -> None:
     """SIGTERM (`kill`, a scheduler's preemption): Lightning stops cleanly but would exit with
     status 0, as if the run had finished. Say what is kept and exit 143 (128 + SIGTERM)."""
-    last = output_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(output_dir)
     kept = (
         f"{last} holds the last finished epoch: carry on with ckpt_path=last "
         f"hydra.run.dir={output_dir}"
@@ -176,8 +176,13 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     restarted job carries on), else a fresh start; any other value is a checkpoint file."""
     if ckpt_path != "last":
         return ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(output_dir)
     return str(last) if last.is_file() else None
+
+
+def last_checkpoint(output_dir: Path) -> Path:
+    """Where the `last_checkpoint` callback (conf/callbacks/default.yaml) writes in a run."""
+    return output_dir / "checkpoints" / "last.ckpt"
 
 
 def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
