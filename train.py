@@ -1,10 +1,13 @@
 """Train a character-level RNN LM: python train.py model=scratch|concise [key=value ...]"""
 
+import sys
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rnnlm.errors import report_user_errors
+from rnnlm.errors import refuse_null_groups, report_user_errors
 from rnnlm.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
@@ -19,4 +22,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
     main()

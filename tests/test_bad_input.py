@@ -86,6 +86,15 @@ def test_unknown_config_choice_is_hydras_message(tmp_path, tiny_corpus, override
     assert "Could not find" in out.stderr or "Could not load" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "override, group", [("logger=null", "logger"), ("+callbacks=none", "callbacks")]
+)
+def test_a_config_group_set_to_null_says_how_to_turn_it_off(tmp_path, tiny_corpus, override, group):
+    out = run(f"data.path={tiny_corpus}", *FAST, override, cwd=tmp_path)
+    assert_one_line_error(out, f"{override} is not allowed", f"write ~{group}")
+    assert not (tmp_path / "outputs").exists()  # refused before Hydra made a run folder
+
+
 def test_non_finite_loss_names_step_and_cause(tmp_path, tiny_corpus):
     out = run(
         f"data.path={tiny_corpus}",

@@ -85,6 +85,24 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
+    """`logger=null` on the command line: Hydra fails on it with a traceback while composing,
+    before any task code runs. Say in one line (exit code 2) what it means instead."""
+    groups = sorted(p.name for p in conf_dir.iterdir() if p.is_dir() and p.name != "hydra")
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if not (sep and key in groups):
+            continue
+        options = sorted(f.stem for f in (conf_dir / key).glob("*.yaml"))
+        if value.strip().lower() in ("null", "none", "~") and value not in options:
+            print(
+                f"error: {arg} is not allowed: {key} takes one of {options}; "
+                f"to turn {key} off write ~{key}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
 class CheckOutputDir(Callback):
     """Hydra callback: refuse an output folder that cannot be created or written, in one
     line, before Hydra tries (its own error is a traceback)."""
