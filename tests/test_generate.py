@@ -237,3 +237,23 @@ def test_resume_with_another_vocabulary_is_refused(trained, compose_train, tmp_p
     cfg = compose_train(f"data.path={other}", *TINY_OVERRIDES, f"ckpt_path={ckpt}")
     with pytest.raises(UserError, match="vocabulary"):
         train(cfg, tmp_path / "run")
+
+
+def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, tmp_path):
+    # experiment=best validates and checkpoints an exponential moving average of the weights:
+    # the best checkpoint must hold the weights that scored its val/ppl, and eval.py re-scores it.
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        "+callbacks.ema._target_=pytorch_lightning.callbacks.EMAWeightAveraging",
+        "+callbacks.ema.decay=0.5",
+    )
+    train(cfg, tmp_path / "run")
+    (ckpt,) = (tmp_path / "run" / "checkpoints").glob("best-*.ckpt")
+    saved = torch.load(ckpt, weights_only=True)
+    average, current = saved["state_dict"], saved["current_model_state"]
+    assert any(not torch.equal(average[k], current[k]) for k in average)
+    best = min(scalars(tmp_path / "run")["val/ppl"])
+    out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split("ppl ")[-1]) == pytest.approx(best, abs=1e-3)
