@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from rnnlm.data import Vocab, preprocess
 from rnnlm.errors import UserError
-from rnnlm.lm import RNNLM, RNNLMScratch, load_lm
+from rnnlm.lm import RNNLM, RNNLMScratch, load_lm, read_checkpoint
 from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
@@ -250,10 +250,18 @@ def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, 
     )
     train(cfg, tmp_path / "run")
     (ckpt,) = (tmp_path / "run" / "checkpoints").glob("best-*.ckpt")
-    saved = torch.load(ckpt, weights_only=True)
+    saved = read_checkpoint(ckpt)
     average, current = saved["state_dict"], saved["current_model_state"]
     assert any(not torch.equal(average[k], current[k]) for k in average)
+    # The same checkpoint with the trained (not averaged) weights, to show the test can tell.
+    raw = tmp_path / "raw.ckpt"
+    torch.save({**saved, "state_dict": current}, raw)
+
+    def eval_ppl(path):
+        out = cli("eval.py", f"ckpt_path={path}", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return float(out.stdout.split("ppl ")[-1])
+
     best = min(scalars(tmp_path / "run")["val/ppl"])
-    out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split("ppl ")[-1]) == pytest.approx(best, abs=1e-3)
+    assert eval_ppl(ckpt) == pytest.approx(best, abs=1e-3)
+    assert abs(eval_ppl(raw) - best) > 1e-2

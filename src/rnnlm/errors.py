@@ -88,13 +88,13 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
 def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
     """`logger=null` on the command line: Hydra fails on it with a traceback while composing,
     before any task code runs. Say in one line (exit code 2) what it means instead."""
-    groups = sorted(p.name for p in conf_dir.iterdir() if p.is_dir() and p.name != "hydra")
     for arg in argv:
         key, sep, value = arg.lstrip("+").partition("=")
-        if not (sep and key in groups):
+        group = conf_dir / key
+        if not sep or key == "hydra" or value.strip().lower() not in ("null", "none", "~"):
             continue
-        options = sorted(f.stem for f in (conf_dir / key).glob("*.yaml"))
-        if value.strip().lower() in ("null", "none", "~") and value not in options:
+        options = sorted(f.stem for f in group.glob("*.yaml")) if group.is_dir() else []
+        if options and value not in options:
             print(
                 f"error: {arg} is not allowed: {key} takes one of {options}; "
                 f"to turn {key} off write ~{key}",
