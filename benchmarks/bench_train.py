@@ -3,13 +3,15 @@ concise (`torch.nn.RNN`) LM, at the book's setting and at larger ones.
 
     python benchmarks/bench_train.py --data ../shared/data/timemachine.txt
         [--settings book,h256,h256s128,h1024] [--epochs 3] [--device cpu|cuda] [--compile]
-        [--json out.json]
+        [--plain-loop] [--json out.json]
 
 Each model trains `--warmup` epochs, then `--epochs` timed epochs of its training windows
 (validation off); the table shows the median seconds per epoch, tokens per second, and the
 ratios. rnnlm's models train through the real `pytorch_lightning.Trainer` (clipping, logging
 of epoch metrics); the book's loop is `benchmarks/book_loop.py` (materialised windows, a
 DataLoader collating samples, one-hot matmul per step, hand-written clipping with a host sync).
+`--plain-loop` adds the scratch LM trained by a bare python loop over the same batches
+(loss, backward, clip_grad_norm_, SGD step): what the Trainer itself costs.
 """
 
 from __future__ import annotations
@@ -102,6 +104,28 @@ def time_rnnlm(
     return timer.times[args.warmup :]
 
 
+def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[float]:
+    """The scratch LM and its batches as `time_rnnlm` has them, without the Trainer."""
+    dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
+    dm.setup()
+    V = len(dm.vocab)
+    model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1).to(args.device).train()
+    optim = torch.optim.SGD(model.parameters(), lr=1)
+    times = []
+    for _ in range(args.warmup + args.epochs):
+        sync(args.device)
+        start = time.perf_counter()
+        for X, Y in itertools.islice(dm.train_dataloader(), limit):
+            loss = model.batch_loss(X.to(args.device), Y.to(args.device))
+            optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1)
+            optim.step()
+        sync(args.device)
+        times.append(time.perf_counter() - start)
+    return times[args.warmup :]
+
+
 def measure(args, name: str) -> dict:
     hiddens, steps, limit = SETTINGS[name]
     tokens = (limit * BATCH if limit else NUM_TRAIN) * steps
@@ -112,6 +136,8 @@ def measure(args, name: str) -> dict:
     }
     if args.compile:  # compiling happens in the warm-up epoch, outside the timed ones
         runs["scratch compiled"] = lambda: time_rnnlm(args, False, hiddens, steps, limit, True)
+    if args.plain_loop:
+        runs["scratch plain loop"] = lambda: time_plain_loop(args, hiddens, steps, limit)
     row = {"setting": name, "num_hiddens": hiddens, "num_steps": steps, "tokens": tokens}
     for model, run in runs.items():
         seconds = statistics.median(run())
@@ -122,6 +148,8 @@ def measure(args, name: str) -> dict:
     row["scratch/concise"] = rate["scratch"] / rate["concise"]
     if args.compile:
         row["compiled/scratch"] = rate["scratch compiled"] / rate["scratch"]
+    if args.plain_loop:
+        row["plain loop/scratch"] = rate["scratch plain loop"] / rate["scratch"]
     return row
 
 
@@ -147,6 +175,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--compile", action="store_true", help="add scratch with model.compile")
+    parser.add_argument(
+        "--plain-loop", action="store_true", help="add scratch in a bare loop, no Trainer"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     tune_allocator()
@@ -164,6 +195,7 @@ def main() -> None:
             f"{r['concise']['tokens_per_s']:14,.0f} {r['scratch/book loop']:12.2f}x "
             f"{r['scratch/concise']:15.2f}x"
             + (f"  compiled/scratch {r['compiled/scratch']:.2f}x" if args.compile else "")
+            + (f"  plain loop/scratch {r['plain loop/scratch']:.2f}x" if args.plain_loop else "")
         )
     if args.json:
         result = {"machine": machine(args.device), "torch": torch.__version__, "rows": rows}
