@@ -116,7 +116,7 @@ def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[f
         sync(args.device)
         start = time.perf_counter()
         for X, Y in itertools.islice(dm.train_dataloader(), limit):
-            loss = model.batch_loss(X.to(args.device), Y.to(args.device))
+            loss = model.batch_loss(X.to(args.device), Y.to(args.device))[0]
             optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1)

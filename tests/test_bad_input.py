@@ -67,6 +67,12 @@ def test_checksum_mismatch_keeps_no_cache_and_downloads_again(tmp_path, tiny_cor
         ("model.rnn.num_hiddens=0", "model.rnn.num_hiddens=0"),
         ("model.lr=0", "model.lr=0"),
         ("data.num_train=100000", "1376 tokens"),
+        ("data.fractions=[0.5,0.5]", "data.fractions=[0.5, 0.5] is not allowed: give three"),
+        ("data.fractions=[0.8,0.3,-0.1]", "three fractions > 0"),
+        ("data.split=random", "data.split='random' is not allowed: use one of ['book', "),
+        ("data.sampling=shuffle", "data.sampling='shuffle' is not allowed: use one of ['windows'"),
+        ("data.split=contiguous", "leaves the val part 138 of the 1376 characters"),
+        ("data.eval_streams=0", "data.eval_streams=0 is not allowed"),
     ],
 )
 def test_impossible_sizes(tmp_path, tiny_corpus, override, fragment):

@@ -131,7 +131,7 @@ def test_fractions_of_the_corpus(tiny_corpus: Path):
     dm.setup()
     windows = len(dm.corpus.chars) - 8
     assert (dm.num_train, dm.num_val) == (int(0.8 * windows), int(0.1 * windows))
-    assert len(dm.split("train")) == dm.num_train and len(dm.split("val")) == dm.num_val
+    assert len(dm.examples("train")) == dm.num_train and len(dm.examples("val")) == dm.num_val
 
 
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, 0.0])
@@ -202,8 +202,15 @@ def test_non_positive_sizes_rejected(name: str):
         TimeMachine(**{name: 0})
 
 
-def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(tiny_corpus, tmp_path):
-    kwargs = dict(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+@pytest.mark.parametrize(
+    "layout",
+    [dict(batch_size=64, num_train=600, num_val=300), dict(batch_size=4, split="contiguous")],
+)
+@pytest.mark.parametrize("sampling", ["windows", "sequential"])
+def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(
+    tiny_corpus, tmp_path, layout, sampling
+):
+    kwargs = dict(num_steps=8, path=str(tiny_corpus), sampling=sampling, **layout)
     mapped = TimeMachine(**kwargs, memmap_min_mb=0, root=str(tmp_path / "root"))
     mapped.prepare_data()  # rank 0 writes the cache next to the text
     assert list(tiny_corpus.parent.glob("tiny.txt.*.chars"))
@@ -212,5 +219,8 @@ def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(tiny_corpus
     in_memory.setup()
     assert mapped.corpus.cache is not None and in_memory.corpus.cache is None
     assert mapped.vocab.idx_to_token == in_memory.vocab.idx_to_token
-    for a, b in zip(mapped.val_dataloader(), in_memory.val_dataloader(), strict=True):
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    loaders = ("train_dataloader", "val_dataloader", "test_dataloader")
+    for loader in loaders if sampling == "sequential" or "split" in layout else loaders[1:]:
+        batches = zip(getattr(mapped, loader)(), getattr(in_memory, loader)(), strict=True)
+        for a, b in batches:
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

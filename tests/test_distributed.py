@@ -46,9 +46,22 @@ def tiny_trainer(devices: int) -> pl.Trainer:
     )
 
 
-def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus):
+@pytest.mark.parametrize("sampling", ["windows", "sequential"])
+def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
     pl.seed_everything(0)
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(tiny_corpus))
+    if sampling == "windows":
+        dm = TimeMachine(
+            batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(tiny_corpus)
+        )
+    else:  # 2 x 4 training streams, 3 validation streams shared out as 2 + 1
+        dm = TimeMachine(
+            batch_size=4,
+            num_steps=8,
+            path=str(tiny_corpus),
+            split="contiguous",
+            sampling=sampling,
+            eval_streams=3,
+        )
     dm.setup()
     V = len(dm.vocab)
     model = RNNLMScratch(RNNScratch(V, 16), V, lr=1, vocab=dm.vocab.idx_to_token)
@@ -56,7 +69,8 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus):
     ddp.fit(model, dm)  # 2 processes: train one epoch, then validate the trained weights
     ppl_ddp, tokens_ddp = (float(ddp.callback_metrics[k]) for k in ("val/ppl", "val/tokens"))
     one = tiny_trainer(devices=1).validate(model, dm, verbose=False)[0]  # the same weights
-    assert tokens_ddp == one["val/tokens"] == 301 * 8  # every validation window seen once
+    expected = 301 * 8 if sampling == "windows" else dm.examples("val").num_targets
+    assert tokens_ddp == one["val/tokens"] == expected  # every validation token seen once
     assert ppl_ddp == pytest.approx(one["val/ppl"], rel=1e-4)
 
 

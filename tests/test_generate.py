@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
 from .test_models import books_predict
+from .test_streams import SEQUENTIAL
 from .test_train import scalars
 
 VOCAB = Vocab(list("the time machine by h g wells"))
@@ -177,7 +179,7 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     ckpt, val_ppl = trained
     out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    ppl = float(out.stdout.split("ppl ")[-1])
+    ppl = float(out.stdout.split("ppl ")[-1].split()[0])
     assert ppl == pytest.approx(val_ppl, abs=1e-3)
     other = tmp_path / "other.txt"
     other.write_text("Quixotic jazz: 42 zebras vex quick kings. " * 30)
@@ -193,11 +195,36 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     out = cli("eval.py", *args, "allow_unk=true", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"{unknown} characters outside the checkpoint's vocabulary" in out.stdout
-    assert math.isfinite(float(out.stdout.split("ppl ")[-1]))
+    assert math.isfinite(float(out.stdout.split("ppl ")[-1].split()[0]))
 
 
-def test_resume_equals_uninterrupted(compose_train, tiny_corpus, tmp_path):
-    overrides = [f"data.path={tiny_corpus}", *TINY_OVERRIDES]
+def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp_path):
+    ckpt, _ = trained
+    results = json.loads((ckpt.parents[1] / "results.json").read_text())
+    (best,) = ckpt.parent.glob("best-*.ckpt")
+    assert results["test_checkpoint"] == str(best)  # the weights val/ppl selected
+    # The book's split tests on the text after its last validation window, as streams.
+    assert results["test_tokens"] == 10 * ((1376 - (600 + 300 + 8)) // 10 - 1)
+    logged = scalars(ckpt.parents[1])
+    assert logged["test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
+    out = cli("eval.py", f"ckpt_path={best}", "split=test", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "10 streams of 46 characters, state carried" in out.stdout
+    assert float(out.stdout.split("ppl ")[-1].split()[0]) == pytest.approx(
+        results["test_ppl"], abs=1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        [],  # the book's shuffled windows
+        # streams with the state carried across batches, an LSTM (a tuple state)
+        ["model=concise", "model.rnn._target_=rnnlm.rnn.LSTM", *SEQUENTIAL],
+    ],
+)
+def test_resume_equals_uninterrupted(layout, compose_train, tiny_corpus, tmp_path):
+    overrides = [f"data.path={tiny_corpus}", *TINY_OVERRIDES, *layout]
     train(compose_train(*overrides, "trainer.max_epochs=4"), tmp_path / "straight")
     train(compose_train(*overrides, "trainer.max_epochs=2"), tmp_path / "part")
     first = tmp_path / "part" / "checkpoints" / "last.ckpt"
@@ -260,7 +287,7 @@ def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, 
     def eval_ppl(path):
         out = cli("eval.py", f"ckpt_path={path}", cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-2000:]
-        return float(out.stdout.split("ppl ")[-1])
+        return float(out.stdout.split("ppl ")[-1].split()[0])
 
     best = min(scalars(tmp_path / "run")["val/ppl"])
     assert eval_ppl(ckpt) == pytest.approx(best, abs=1e-3)

@@ -172,7 +172,7 @@ def test_fused_output_loss_equals_logits_then_cross_entropy(make):
     Y = torch.randint(0, V, (5, 7), dtype=torch.uint8)
     book = model.loss(model(X), Y)  # logits (batch, steps, vocab), then F.cross_entropy
     book_grads = torch.autograd.grad(book, list(model.parameters()))
-    fused = model.batch_loss(X, Y)
+    fused = model.batch_loss(X, Y)[0]
     fused_grads = torch.autograd.grad(fused, list(model.parameters()))
     assert torch.allclose(fused, book, atol=1e-6)
     for a, b in zip(fused_grads, book_grads, strict=True):
@@ -270,14 +270,16 @@ def test_compiled_batch_loss_equals_eager_and_trains():
     V = 12
     X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
     model = RNNLMScratch(RNNScratch(V, 8), V, lr=1, compile=True)
-    compiled = model.batch_loss(X, Y)
+    compiled = model.batch_loss(X, Y)[0]
     assert "compiled_batch_loss" in model.__dict__
-    assert torch.allclose(compiled, model.eager_batch_loss(X, Y), atol=1e-6)
+    assert torch.allclose(compiled, model.eager_batch_loss(X, Y)[0], atol=1e-6)
     compiled.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    model.eager_batch_loss(X, Y).backward()
+    model.eager_batch_loss(X, Y)[0].backward()
     for grad, p in zip(grads, model.parameters(), strict=True):
         assert torch.allclose(grad, p.grad, atol=1e-6)
     # A smaller batch (an epoch's last) reuses the dynamic-shape graph, same numbers.
-    assert torch.allclose(model.batch_loss(X[:5], Y[:5]), model.eager_batch_loss(X[:5], Y[:5]))
+    assert torch.allclose(
+        model.batch_loss(X[:5], Y[:5])[0], model.eager_batch_loss(X[:5], Y[:5])[0]
+    )

@@ -52,6 +52,8 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
         assert float(row["val_ppl"]) == pytest.approx(curve[-1], rel=1e-6)
         assert int(row["epochs"]) == 2 and int(row["parameters"]) > 0
         assert float(row["seconds"]) > 0 and math.isfinite(float(row["train_ppl"]))
+        assert float(row["test_ppl"]) == pytest.approx(scalars(sweep / row["job"])["test/ppl"][0])
+        assert float(row["test_bpc"]) == pytest.approx(math.log2(float(row["test_ppl"])))
     assert (sweep / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -83,7 +85,7 @@ def hparams_metrics(run_dir: Path) -> dict[str, float]:
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert info.hparams["model/rnn/num_hiddens"].number_value == 16
     values = scalars(run_dir)
-    return {tag: values[tag][-1] for tag in ("hp/best_val_ppl", "hp/val_ppl")}
+    return {tag: values[tag][-1] for tag in ("hp/best_val_ppl", "hp/val_ppl", "hp/test_ppl")}
 
 
 def test_hparams_metric_is_the_best_val_ppl(compose_train, tiny_corpus, tmp_path):
@@ -93,6 +95,7 @@ def test_hparams_metric_is_the_best_val_ppl(compose_train, tiny_corpus, tmp_path
     metrics = hparams_metrics(tmp_path)
     assert metrics["hp/best_val_ppl"] == pytest.approx(min(logged["val/ppl"]), rel=1e-6)
     assert metrics["hp/val_ppl"] == pytest.approx(final, rel=1e-6)
+    assert metrics["hp/test_ppl"] == pytest.approx(logged["test/ppl"][0], rel=1e-6)
     assert logged["train/lr"] == [4.0] * 3
 
 
@@ -121,10 +124,13 @@ def test_grad_norm_is_logged_before_clipping(compose_train, tiny_corpus, tmp_pat
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_trains(name, compose_train, tiny_corpus, tmp_path):
+    # The tiny text's 10% parts hold 138 characters: room for 4 streams of 8 steps, not 64.
+    streams = ["data.batch_size=4"] if name == "whole_book" else []
     cfg = compose_train(
         f"data.path={tiny_corpus}",
         f"experiment={name}",
         *TINY_OVERRIDES,
+        *streams,
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2",
         "+trainer.limit_val_batches=2",

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.corpus import Corpus, load_corpus, wants_cache
 from rnnlm.download import DATA_SHA1, DATA_URL, download
-from rnnlm.errors import UserError
-from rnnlm.windows import Windows, WindowSampler, keep_batch, resolve_count
+from rnnlm.errors import UserError, require_choice
+from rnnlm.streams import Streams, shard
+from rnnlm.windows import Windows, WindowSampler, keep_batch, rank_and_world, resolve_count
 
 
 def preprocess(text: str) -> str:
@@ -90,8 +91,22 @@ class Vocab:
         return torch.tensor(self[tokenize(text)], dtype=torch.int64)
 
 
+SPLITS = ("book", "contiguous")
+SAMPLINGS = ("windows", "sequential")
+PARTS = ("train", "val", "test")
+
+
 class TimeMachine(pl.LightningDataModule):
-    """The book's data: the first `num_train` windows train (shuffled), the next `num_val` validate.
+    """The book's data, or the whole book in three contiguous parts.
+
+    `split="book"` (d2l's): the first `num_train` windows train (shuffled), the next `num_val`
+    validate, and the test part is all the text after the last validation window.
+    `split="contiguous"`: the text is cut into train, val and test parts by `fractions`.
+    `sampling="windows"` (d2l's) trains on shuffled overlapping windows, each from a zero state;
+    `sampling="sequential"` cuts the train part into `batch_size` contiguous streams whose
+    state the model carries from batch to batch (`rnnlm.streams`). The test part (and the
+    validation part with `sequential`) is scored as `eval_streams` streams, each character
+    once, with the state carried through its stream.
 
     `path=None` downloads d2l's copy into `root` (SHA-1 checked); `path=FILE` reads any book.
     `num_train`/`num_val` are counts of windows, or fractions in (0, 1) of the corpus's.
@@ -114,14 +129,24 @@ class TimeMachine(pl.LightningDataModule):
         vocab: Sequence[str] | None = None,
         seed: int = 0,
         memmap_min_mb: float = 64,
+        split: str = "book",
+        fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        sampling: str = "windows",
+        eval_streams: int = 10,
     ) -> None:
         super().__init__()
-        sizes = dict(batch_size=batch_size, num_steps=num_steps)
+        sizes = dict(batch_size=batch_size, num_steps=num_steps, eval_streams=eval_streams)
         for name, value in {**sizes, "num_train": num_train, "num_val": num_val}.items():
             check_count(name, value, fraction_ok=name not in sizes)
+        require_choice("data.split", split, SPLITS)
+        require_choice("data.sampling", sampling, SAMPLINGS)
+        fractions = check_fractions(fractions)
         self.save_hyperparameters(ignore=["vocab"])
+        self.hparams.fractions = fractions  # plain floats in the checkpoint
         self.batch_size, self.num_steps = batch_size, num_steps
         self.num_train, self.num_val = num_train, num_val
+        self.split, self.fractions, self.sampling = split, fractions, sampling
+        self.eval_streams = eval_streams
         self.root, self.path, self.url, self.sha1, self.seed = root, path, url, sha1, seed
         self.memmap_min_mb = memmap_min_mb
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
@@ -161,42 +186,111 @@ class TimeMachine(pl.LightningDataModule):
         self.num_train = resolve_count(self.num_train, available)
         self.num_val = resolve_count(self.num_val, available)
 
-    def check_sizes(self, needed: int) -> None:
-        available = len(self.corpus.chars) - self.num_steps
-        if needed > available or min(self.num_train, self.num_val) < 1:
-            raise UserError(
-                f"data.num_train + data.num_val = {self.num_train} + {self.num_val} = {needed} "
-                f"windows, but {self.text_file()} has {len(self.corpus.chars)} tokens, i.e. "
-                f"{max(available, 0)} windows of data.num_steps + 1 = {self.num_steps + 1}: "
-                "each must be at least 1 and together at most that"
-            )
+    def parts(self) -> dict[str, tuple[int, int]]:
+        """The character ranges [start, stop) of train, val and test.
 
-    def split(self, name: str) -> Windows:
-        """`train`, `val` (the book's split) or `all` (every window of the text)."""
+        book:        |train: [0, num_train + num_steps)|
+                                 |val: [num_train, num_train + num_val + num_steps)|test: rest|
+                     (the book's train and val windows share num_steps characters)
+        contiguous:  |train: fractions[0]|val: fractions[1]|test: fractions[2]|  (no overlap)
+        """
+        n = len(self.corpus.chars)
+        if self.split == "contiguous":
+            train_end = round(self.fractions[0] * n)
+            val_end = train_end + round(self.fractions[1] * n)
+            return {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, n)}
+        train_end = self.num_train + self.num_steps
+        val_end = min(self.num_train + self.num_val + self.num_steps, n)
+        return {"train": (0, train_end), "val": (self.num_train, val_end), "test": (val_end, n)}
+
+    def check_sizes(self) -> None:
+        """Each part holds what reads it; else one line naming the setting to change."""
+        n = len(self.corpus.chars)
+        if self.split == "book":
+            needed, available = self.num_train + self.num_val, n - self.num_steps
+            if needed > available or min(self.num_train, self.num_val) < 1:
+                raise UserError(
+                    f"data.num_train + data.num_val = {self.num_train} + {self.num_val} = "
+                    f"{needed} windows, but {self.text_file()} has {n} tokens, i.e. "
+                    f"{max(available, 0)} windows of data.num_steps + 1 = {self.num_steps + 1}: "
+                    "each must be at least 1 and together at most that"
+                )
+        smallest = self.batch_size * (self.num_steps + 1)
+        for name, (start, stop) in self.parts().items():
+            streamed_train = name == "train" and self.sampling == "sequential"
+            if stop - start < smallest and (self.split == "contiguous" or streamed_train):
+                setting = (
+                    f"data.fractions={list(self.fractions)}"
+                    if self.split == "contiguous"
+                    else f"data.num_train={self.num_train}"
+                )
+                raise UserError(
+                    f"{setting} leaves the {name} part {stop - start} of the {n} characters of "
+                    f"{self.text_file()}, fewer than data.batch_size * (data.num_steps + 1) = "
+                    f"{self.batch_size} * {self.num_steps + 1} = {smallest}: give it more "
+                    "text, or lower data.batch_size or data.num_steps"
+                )
+
+    def examples(
+        self, name: str, training: bool = False, rank: int = 0, world: int = 1
+    ) -> Windows | Streams:
+        """What a loader of part `name` reads in process `rank` of `world`: `train`, `val`,
+        `test` or `all` (every window of the text). Training batches are windows or
+        `batch_size` streams per process (`sampling`); scoring reads windows of `val`/`train`
+        with `sampling=windows`, else `eval_streams` streams, and always for `test`."""
         chars, lut = self.corpus.chars, self.vocab.byte_table()
         if name == "all":
             count = max(len(chars) - self.num_steps, 0)
             return Windows(chars, lut, self.num_steps, 0, count)
-        self.check_sizes(self.num_train + self.num_val)
-        if name == "train":
-            return Windows(chars, lut, self.num_steps, 0, self.num_train)
-        if name == "val":
-            return Windows(chars, lut, self.num_steps, self.num_train, self.num_val)
-        raise UserError(f"split={name!r} is not allowed: use train, val or all")
+        if name not in PARTS:
+            raise UserError(f"split={name!r} is not allowed: use train, val, test or all")
+        self.check_sizes()
+        start, stop = self.parts()[name]
+        if training and self.sampling == "sequential":
+            total = self.batch_size * world  # data.batch_size streams in every process
+            rows = shard(total, rank, world, contiguous=True)
+            return Streams(chars, lut, start, stop, total, self.num_steps, rows)
+        if name == "test" or self.sampling == "sequential":
+            if stop - start < 2 * self.eval_streams or self.eval_streams < world:
+                raise UserError(
+                    f"the {name} part has {stop - start} characters of {self.text_file()}: "
+                    f"too few for data.eval_streams={self.eval_streams} streams of at least 2 "
+                    f"(and {world} processes need at least {world} streams)"
+                )
+            rows = shard(self.eval_streams, rank, world, contiguous=False)
+            return Streams(chars, lut, start, stop, self.eval_streams, self.num_steps, rows)
+        return Windows(chars, lut, self.num_steps, start, stop - start - self.num_steps)
 
-    def loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        windows = self.split(name)
-        sampler = WindowSampler(len(windows), self.batch_size, shuffle, self.seed)
+    def has_test(self) -> bool:
+        """Whether text is left for a test figure (the book's split on a short text may use
+        it all)."""
+        start, stop = self.parts()["test"]
+        return stop - start >= 2 * self.eval_streams
+
+    def loader(self, name: str, training: bool = False, whole: bool = False) -> DataLoader:
+        """Batches of part `name` for this process; `whole`: all of it, also under DDP (for
+        scoring outside the Trainer)."""
+        rank, world = (0, 1) if whole else rank_and_world()
+        examples = self.examples(name, training, rank, world)
+        if isinstance(examples, Streams):  # in order: batch k continues batch k - 1
+            sampler = SequentialSampler(examples)
+        else:
+            sampler = WindowSampler(
+                len(examples), self.batch_size, training, self.seed, (rank, world)
+            )
         on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(
-            windows, batch_size=None, sampler=sampler, collate_fn=keep_batch, pin_memory=on_gpu
+            examples, batch_size=None, sampler=sampler, collate_fn=keep_batch, pin_memory=on_gpu
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        return self.loader("train", training=True)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
 
 
 def check_count(name: str, value, fraction_ok: bool = False) -> None:
@@ -208,3 +302,18 @@ def check_count(name: str, value, fraction_ok: bool = False) -> None:
         if fraction_ok:
             allowed += " (windows) or a fraction of the corpus between 0 and 1"
         raise UserError(f"data.{name}={value!r} is not allowed: it must be {allowed}")
+
+
+def check_fractions(fractions: Sequence[float]) -> list[float]:
+    """Three fractions > 0 for train, val and test that sum to 1."""
+    try:
+        values = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        shown = list(fractions) if isinstance(fractions, Sequence) else fractions
+        raise UserError(
+            f"data.fractions={shown!r} is not allowed: give three fractions > 0 for the train, "
+            "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
+        )
+    return values

@@ -29,6 +29,12 @@ def require_positive(name: str, value: float) -> None:
         raise UserError(f"{name}={value!r} is not allowed: it must be a number > 0")
 
 
+def require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Raise a `UserError` unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise UserError(f"{name}={value!r} is not allowed: use one of {list(allowed)}")
+
+
 def find_user_error(exc: BaseException | None) -> UserError | None:
     """The `UserError` behind `exc`, also when a library wrapped it (Hydra's instantiate)."""
     seen = set()

@@ -1,4 +1,4 @@
-"""The eval task: loss and perplexity of a checkpoint on its validation split or any text
+"""The eval task: loss and perplexity of a checkpoint on a part of its text or any text
 (d2l.ai §9.3: perplexity is exp of the mean cross-entropy per token)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.lm import load_lm, read_checkpoint
-from rnnlm.train import bare_trainer, quiet_known_warnings
+from rnnlm.lm import load_lm, read_checkpoint, score
+from rnnlm.streams import Streams
+from rnnlm.windows import Windows
 
 
 def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
@@ -35,15 +36,17 @@ def evaluate(cfg: DictConfig) -> float:
             "evaluate on text of the same vocabulary, or pass allow_unk=true to score them "
             "as <unk>"
         )
-    loader = dm.loader(cfg.split)
-    quiet_known_warnings()
-    trainer = bare_trainer(accelerator="gpu" if cfg.device.startswith("cuda") else "cpu", devices=1)
-    metrics = trainer.validate(model, dataloaders=loader, verbose=False)[0]
-    loss = metrics["val/loss"]
-    tokens = len(loader.dataset) * dm.num_steps
+    loader = dm.loader(cfg.split, whole=True)
+    loss, tokens = score(model.to(cfg.device), loader)
     print(
-        f"{dm.text_file()}: split={cfg.split}, {len(loader.dataset)} windows, {tokens} tokens, "
-        f"{dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
+        f"{dm.text_file()}: split={cfg.split} ({describe(loader.dataset)}), {tokens} tokens "
+        f"scored, {dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
     )
-    print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}")
+    print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
     return math.exp(loss)
+
+
+def describe(examples: Windows | Streams) -> str:
+    if isinstance(examples, Streams):
+        return f"{examples.num_streams} streams of {examples.length} characters, state carried"
+    return f"{len(examples)} windows of {examples.num_steps} characters"

@@ -7,7 +7,7 @@ clipping and devices belong to the Trainer.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,7 @@ class RNNLMScratch(pl.LightningModule):
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_tokens = 0  # tokens scored by this rank in the current validation epoch
+        self.carried: dict[str, Any] = {}  # split -> the state its streams carry on with
 
     def init_params(self) -> None:
         sigma = getattr(self.rnn, "sigma", 0.01)
@@ -193,37 +194,53 @@ class RNNLMScratch(pl.LightningModule):
         V = Y_hat.shape[-1]
         return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1).long())
 
-    def batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """`self.loss(self(X), Y)`, computed with the output layer and the cross-entropy in
-        one node (`rnnlm.output`): the same numbers, half the time on a CPU.
+    def batch_loss(
+        self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        """`self.loss(self(X, state), Y)` and the core's last state, computed with the output
+        layer and the cross-entropy in one node (`rnnlm.output`): the same numbers, half the
+        time on a CPU.
 
         With `compile=True` this goes through `torch.compile`, built at the first batch (in
         the process that trains, so DDP spawn still pickles a plain module), with dynamic
         shapes (the last batch of an epoch is smaller)."""
         if not self.hparams.get("compile"):
-            return self.eager_batch_loss(X, Y)
+            return self.eager_batch_loss(X, Y, state)
         compiled = self.__dict__.get("compiled_batch_loss")
         if compiled is None:
             compiled = torch.compile(self.eager_batch_loss, dynamic=True)
             self.__dict__["compiled_batch_loss"] = compiled
-        return compiled(X, Y)
+        return compiled(X, Y, state)
 
-    def eager_batch_loss(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        rnn_outputs = self.hidden(X.T)[0]  # (num_steps, batch, num_hiddens)
-        return output_cross_entropy(rnn_outputs, *self.output_params(), Y.T)
+    def eager_batch_loss(
+        self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        rnn_outputs, state = self.hidden(X.T, state)  # (num_steps, batch, num_hiddens)
+        return output_cross_entropy(rnn_outputs, *self.output_params(), Y.T), state
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        X, Y = batch
-        loss = self.batch_loss(X, Y)
-        self.train_loss.update(loss.detach(), Y.numel())
+    def step_loss(self, batch: tuple, split: str) -> torch.Tensor:
+        """The mean loss of a batch: windows `(X, Y)` start from a zero state; streamed
+        batches `(X, Y, reset)` (`rnnlm.streams`) start from the state that the previous batch
+        of the same streams left, detached so that gradients stop at the batch boundary
+        (truncated backpropagation through time), or from zero when `reset`."""
+        X, Y, *streamed = batch
+        state = self.carried.pop(split, None) if streamed and not streamed[0] else None
+        loss, state = self.batch_loss(X, Y, state)
+        if streamed:
+            self.carried[split] = detach_state(state)
+        return loss
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        loss = self.step_loss(batch, "train")
+        self.train_loss.update(loss.detach(), batch[1].numel())
         # Remember the first step with a non-finite loss without a host sync per step.
         bad = ~torch.isfinite(loss.detach()) & (self.first_bad_step < 0)
         self.first_bad_step = torch.where(bad, self.trainer.global_step, self.first_bad_step)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        X, Y = batch
-        self.val_loss.update(self.batch_loss(X, Y), Y.numel())
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        Y = batch[1]
+        self.val_loss.update(self.step_loss(batch, "val"), Y.numel())
         self.val_tokens += Y.numel()
 
     def log_epoch(self, split: str, metric: MeanMetric) -> torch.Tensor:
@@ -260,10 +277,12 @@ class RNNLMScratch(pl.LightningModule):
         )
 
     def on_validation_epoch_start(self) -> None:
+        self.carried.pop("val", None)
         if not self.trainer.sanity_checking:
             self.check_finite()
 
     def on_train_epoch_start(self) -> None:
+        self.carried.clear()  # every epoch starts its streams from a zero state
         # The rate this epoch trains with (an epoch-interval scheduler steps before
         # on_train_epoch_end, so reading it there would give the next epoch's).
         self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
@@ -350,6 +369,32 @@ class RNNLM(RNNLMScratch):
 
     def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.linear.weight.T, self.linear.bias
+
+
+def detach_state(state: Any) -> Any:
+    """A state (a tensor, or a tuple of them for the LSTM) cut from the graph that made it."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach_state(s) for s in state)
+
+
+@torch.no_grad()
+def score(model: RNNLMScratch, loader: Iterable[tuple]) -> tuple[float, int]:
+    """Token-weighted mean cross-entropy of `model` over every batch of `loader`, and the
+    number of tokens scored; streamed batches carry the state through their streams, so each
+    character is scored once with all that precedes it in its stream."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in loader:
+        batch = tuple(b.to(model.device) if torch.is_tensor(b) else b for b in batch)
+        total += float(model.step_loss(batch, "score")) * batch[1].numel()
+        tokens += batch[1].numel()
+    model.carried.pop("score", None)
+    model.train(was_training)
+    if tokens == 0:
+        raise UserError("nothing to score: the data has no batches")
+    return total / tokens, tokens
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -21,6 +21,8 @@ COLUMNS = [
     "best_val_ppl",
     "val_ppl",
     "train_ppl",
+    "test_ppl",
+    "test_bpc",
     "epochs",
     "seconds",
     "parameters",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import signal
 import sys
 import time
@@ -22,7 +23,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
-from rnnlm.lm import load_lm
+from rnnlm.lm import load_lm, score
 
 
 def quiet_known_warnings() -> None:
@@ -73,7 +74,7 @@ def build(
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
-    dm.check_sizes(dm.num_train + dm.num_val)
+    dm.check_sizes()
     vocab = dm.vocab.idx_to_token
     num_inputs = cfg.model.get("embedding") or len(vocab)  # one-hot rows, or embeddings
     model = instantiate(
@@ -123,8 +124,39 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
         "fit_seconds": round(time.perf_counter() - start, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if trainer.is_global_zero:
+        results.update(test_figures(dm, trainer, model))
     finish(cfg, Path(output_dir), trainer, model, results)
     return results["val_ppl"]
+
+
+def selected_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The checkpoint that val/ppl selected (with weight averaging: the averaged weights)."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor == "val/ppl" and callback.best_model_path:
+            return callback.best_model_path
+    return None
+
+
+def test_figures(dm, trainer: pl.Trainer, model) -> dict:
+    """Score the test part once, after training, with the weights val/ppl selected, streamed
+    with the state carried; log test/loss, test/ppl and test/bpc. Never used for selection."""
+    if not dm.has_test():
+        print(f"no test figure: nothing is left of {dm.text_file()} after the validation part")
+        return {}
+    chosen = selected_checkpoint(trainer)
+    scored = load_lm(chosen, map_location=model.device) if chosen else model
+    loss, tokens = score(scored, dm.loader("test", whole=True))
+    metrics = {"test/loss": loss, "test/ppl": math.exp(loss), "test/bpc": loss / math.log(2)}
+    if trainer.logger is not None:
+        trainer.logger.log_metrics(metrics, step=trainer.global_step)
+    return {
+        "test_loss": loss,
+        "test_ppl": metrics["test/ppl"],
+        "test_bpc": metrics["test/bpc"],
+        "test_tokens": tokens,
+        "test_checkpoint": chosen or "the weights at the end of training",
+    }
 
 
 def stopped(trainer: pl.Trainer, output_dir: Path) -> None:
@@ -152,15 +184,22 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
     tmp.replace(output_dir / "results.json")
     if trainer.logger is not None:
         metrics = {"hp/best_val_ppl": results["best_val_ppl"], "hp/val_ppl": results["val_ppl"]}
+        if "test_ppl" in results:
+            metrics["hp/test_ppl"] = results["test_ppl"]
         trainer.logger.log_hyperparams(hparams(cfg), metrics)
         trainer.logger.finalize("success")
     print(f"val/ppl {results['val_ppl']:.3f}")
+    if "test_ppl" in results:
+        print(
+            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per character, "
+            f"{results['test_tokens']} characters, {results['test_checkpoint']})"
+        )
     print(f"predict({cfg.prefix!r}, {cfg.num_preds}): {model.predict(cfg.prefix, cfg.num_preds)!r}")
 
 
 def hparams(cfg: DictConfig) -> dict:
     """The settings that tell runs apart, as plain values for TensorBoard's HPARAMS tab."""
-    keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path")
+    keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path", "split", "sampling")
     trainer = ("max_epochs", "gradient_clip_val", "accelerator", "devices")
     model = OmegaConf.to_container(cfg.model, resolve=True)
     return {

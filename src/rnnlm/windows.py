@@ -101,15 +101,26 @@ class WindowSampler(Sampler[torch.Tensor]):
 
     CHUNK = 1 << 18  # positions permuted per vectorised call
 
-    def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank_world: tuple[int, int] | None = None,
+    ) -> None:
         self.num_samples, self.batch_size = num_samples, batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank_world = rank_world  # (rank, world size); default: the process group's
+
+    def rank_and_world(self) -> tuple[int, int]:
+        return self.rank_world or rank_and_world()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def samples_of_rank(self) -> int:
-        rank, world = rank_and_world()
+        rank, world = self.rank_and_world()
         if self.shuffle:
             return -(-self.num_samples // world)  # padded: the same on every rank
         return len(range(rank, self.num_samples, world))
@@ -118,7 +129,7 @@ class WindowSampler(Sampler[torch.Tensor]):
         return -(-self.samples_of_rank() // self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        rank, world = rank_and_world()
+        rank, world = self.rank_and_world()
         total, n = self.samples_of_rank(), self.num_samples
         shuffle = Shuffle(n, self.seed * 100003 + self.epoch) if self.shuffle else None
         per_chunk = max(1, self.CHUNK // self.batch_size) * self.batch_size
