@@ -89,7 +89,7 @@ def train_some(dm, batches: int) -> dict:
 
     from rnnlm.lm import RNNLMScratch
     from rnnlm.rnn import RNNScratch
-    from rnnlm.train import bare_trainer
+    from rnnlm.runtime import bare_trainer
 
     V = len(dm.vocab)
     model = RNNLMScratch(RNNScratch(V, 32), V, lr=1)

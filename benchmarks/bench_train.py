@@ -34,7 +34,7 @@ from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
-from rnnlm.train import bare_trainer, quiet_known_warnings, tune_allocator
+from rnnlm.runtime import bare_trainer, quiet_known_warnings, tune_allocator
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {

@@ -183,3 +183,85 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
     assert text.startswith(clean)
     continuation = text[len(clean) :]  # five tokens: characters, or "<unk>" (never in the book)
     assert len(continuation.replace("<unk>", "")) + continuation.count("<unk>") == 5
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=abc", "seed='abc' is not allowed: it must be an integer >= 0"),
+        ("model.rnn.num_hiddens=32.5", "model.rnn.num_hiddens=32.5 is not allowed: it must be an"),
+        ("callbacks.text_samples.every_n_epochs=0", "every_n_epochs=0 is not allowed"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed: it must be an integer >= 1"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not allowed"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed"),
+        ("trainer.devices=512", "trainer.devices=512 CPU processes on a machine with"),
+    ],
+)
+def test_settings_lightning_would_accept_or_crash_on(
+    compose_train, tiny_corpus, tmp_path, override, message
+):
+    from rnnlm.errors import UserError
+    from rnnlm.train import train
+
+    cfg = compose_train(f"data.path={tiny_corpus}", *FAST, override)
+    with pytest.raises(UserError) as err:
+        train(cfg, tmp_path / "run")
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists() or files_under(tmp_path / "run") == []
+
+
+def test_gpu_trainer_without_a_gpu(tmp_path, tiny_corpus):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    fast = [o for o in FAST if not o.startswith(("trainer.accelerator", "trainer.devices"))]
+    out = run(f"data.path={tiny_corpus}", *fast, "trainer=gpu", cwd=tmp_path)
+    assert_one_line_error(out, "trainer.accelerator=gpu but this machine has no CUDA GPU")
+
+
+def test_resuming_a_finished_run_says_nothing_is_left(trained_run, compose_train, tmp_path):
+    from rnnlm.errors import UserError
+    from rnnlm.train import train
+
+    corpus, last = trained_run
+    cfg = compose_train(f"data.path={corpus}", *TINY_OVERRIDES, f"ckpt_path={last}")
+    with pytest.raises(UserError, match="has already trained 3 epochs and trainer.max_epochs=3"):
+        train(cfg, tmp_path / "again")
+
+
+def test_without_a_logger_checkpoints_stay_in_the_run_folder(trained_run, compose_train, tmp_path):
+    from rnnlm.train import train
+
+    corpus, _ = trained_run
+    train(compose_train(f"data.path={corpus}", *FAST, "~logger", "trainer.max_epochs=1"), tmp_path)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not list(tmp_path.glob("events.out.tfevents.*"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished 3-epoch tiny run: (its text, its last.ckpt)."""
+    from rnnlm.train import train
+
+    from .conftest import TINY_TEXT, compose_config
+
+    run = tmp_path_factory.mktemp("finished")
+    corpus = run / "tiny.txt"
+    corpus.write_text(TINY_TEXT)
+    train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES), run)
+    return corpus, run / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("script", ["eval.py", "generate.py"])
+def test_a_task_without_its_checkpoint(tmp_path, script):
+    out = run(cwd=tmp_path, script=script)
+    assert_one_line_error(out, "ckpt_path is required: add ckpt_path=... to the command line")
+
+
+def test_a_refused_run_leaves_no_run_folder(tmp_path, tiny_corpus):
+    out = run(
+        f"data.path={tiny_corpus}", *FAST, "seed=abc", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
+    )
+    assert_one_line_error(out, "seed='abc' is not allowed")
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@ process, and one run folder for a `trainer=ddp` run."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import rnnlm.windows
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
-from rnnlm.train import bare_trainer
+from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
@@ -98,8 +99,10 @@ def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
     assert out.stdout.count("val/ppl ") == 1  # only rank 0 reports
 
 
-def test_sigterm_keeps_last_ckpt_and_resume_continues_steps(tiny_corpus, tmp_path):
-    import signal
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
+    tiny_corpus, tmp_path, signum, code
+):
     import time
 
     from rnnlm.lm import load_lm
@@ -125,13 +128,14 @@ def test_sigterm_keeps_last_ckpt_and_resume_continues_steps(tiny_corpus, tmp_pat
     while not last.exists() and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # a few more epochs
-    proc.send_signal(signal.SIGTERM)
-    # Not a success: exit 128 + SIGTERM, one line saying what is kept and how to carry on.
-    assert proc.wait(timeout=60) == 143
+    proc.send_signal(signum)
+    # Not a success: exit 128 + the signal, one line saying what is kept and how to carry on.
+    assert proc.wait(timeout=60) == code
     stderr.close()
     message = (tmp_path / "killed.err").read_text()
-    assert "error: training was stopped by SIGTERM in epoch" in message
-    assert f"{last} holds the last finished epoch: carry on with ckpt_path=last" in message
+    assert f"error: training was stopped by {signum.name} in epoch" in message
+    assert f"{last} holds the last finished epoch: carry on with python train.py " in message
+    assert f"ckpt_path=last hydra.run.dir={tmp_path}/killed" in message
     assert load_lm(last).vocab is not None  # the last finished epoch, loadable
     killed = scalars(tmp_path / "killed")
     assert 0 < len(killed["train/loss"]) < 500

@@ -13,8 +13,9 @@ from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch, load_lm, score
 from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
+from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard
-from rnnlm.train import bare_trainer, train
+from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES
 from .test_train import scalars

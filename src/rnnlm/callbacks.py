@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 
+from rnnlm.errors import require_count
 from rnnlm.sampling import Sampler
 
 
@@ -22,6 +23,8 @@ class TextSamples(pl.Callback):
         temperature: float = 1.0,
         seed: int = 0,
     ) -> None:
+        require_count("callbacks.text_samples.every_n_epochs", every_n_epochs)
+        require_count("callbacks.text_samples.num_preds", num_preds, minimum=0)
         self.every_n_epochs, self.prefixes, self.num_preds = (
             every_n_epochs,
             list(prefixes),

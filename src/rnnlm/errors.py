@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -27,6 +28,12 @@ def require_positive(name: str, value: float) -> None:
     """Raise a `UserError` unless `value` is a number > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise UserError(f"{name}={value!r} is not allowed: it must be a number > 0")
+
+
+def require_count(name: str, value: object, minimum: int = 1) -> None:
+    """Raise a `UserError` unless `value` is an integer >= `minimum` (sizes, counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
 
 
 def require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -80,15 +87,42 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            user_error = find_user_error(err)
+            user_error = find_user_error(err) or missing_value(err)
             if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if in_multirun():  # let Hydra record a failed job; the sweep goes on
                 raise user_error from None
             print(f"error: {user_error}", file=sys.stderr)
+            discard_unstarted_run()
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def missing_value(err: Exception) -> UserError | None:
+    """A mandatory key (`???` in the config, e.g. eval.py's ckpt_path) left out."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if not isinstance(err, MissingMandatoryValue):
+        return None
+    key = err.full_key
+    return UserError(f"{key} is required: add {key}=... to the command line")
+
+
+def discard_unstarted_run() -> None:
+    """A run refused before it started: remove the folder Hydra made for it when it holds
+    nothing but Hydra's own files (the composed config and the log)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    folder = Path(hydra.runtime.output_dir).resolve()
+    if hydra.output_subdir is None or folder == Path.cwd().resolve():
+        return
+    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
+    if all(f[0] == hydra.output_subdir or (len(f) == 1 and f[0].endswith(".log")) for f in files):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from rnnlm.data import Vocab
-from rnnlm.errors import UserError, require_positive
+from rnnlm.errors import UserError, require_count, require_positive
 from rnnlm.output import output_cross_entropy
 from rnnlm.sampling import Sampler
 
@@ -337,9 +337,8 @@ class RNNLMScratch(pl.LightningModule):
             raise UserError("generation needs a vocabulary: pass vocab= or train with one")
         if not prefix:
             raise UserError("prefix='' is not allowed: give at least one character")
-        if isinstance(num_preds, bool) or not isinstance(num_preds, int) or num_preds < 0:
-            raise UserError(f"num_preds={num_preds!r} is not allowed: it must be an integer >= 0")
-        require_positive("num_samples", num_samples)
+        require_count("num_preds", num_preds, minimum=0)
+        require_count("num_samples", num_samples)
         sampler = sampler or Sampler()
         was_training = self.training
         self.eval()  # no dropout while generating

@@ -15,7 +15,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from rnnlm.errors import UserError, require_positive
+from rnnlm.errors import UserError, require_count
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -30,7 +30,7 @@ class RNNScratch(nn.Module):
         self, num_inputs: int, num_hiddens: int, sigma: float = 0.01, activation: str = "tanh"
     ) -> None:
         super().__init__()
-        require_positive("model.rnn.num_hiddens", num_hiddens)
+        require_count("model.rnn.num_hiddens", num_hiddens)
         if activation not in ACTIVATIONS:
             raise UserError(f"activation={activation!r} is not allowed: use one of {ACTIVATIONS}")
         self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
@@ -134,8 +134,8 @@ class RNN(nn.Module):
         weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        require_positive("model.rnn.num_hiddens", num_hiddens)
-        require_positive("model.rnn.num_layers", num_layers)
+        require_count("model.rnn.num_hiddens", num_hiddens)
+        require_count("model.rnn.num_layers", num_layers)
         for name, p in (("dropout", dropout), ("weight_drop", weight_drop)):
             if not 0 <= p < 1:
                 raise UserError(f"model.rnn.{name}={p!r} is not allowed: it must be in [0, 1)")

@@ -6,13 +6,12 @@ Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clippi
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
+import shlex
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -23,47 +22,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
-from rnnlm.lm import load_lm, score
-
-
-def quiet_known_warnings() -> None:
-    """Silence Lightning warnings that do not apply here."""
-    # Batches are cut by tensor indexing in the main process: workers would only add overhead.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-
-
-def tune_allocator() -> None:
-    """Keep freed multi-MB tensors in the heap instead of returning them to the OS (glibc).
-
-    Every step allocates several (num_steps, batch, num_hiddens) buffers; by default glibc
-    serves each from fresh mmap'd pages, and the page faults cost more than the maths:
-    this halved the scratch forward pass (6.3 -> 3.1 ms per batch) on the book's setting.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
-    libc.mallopt(M_TOP_PAD, 64 << 20)
-
-
-def bare_trainer(**kwargs) -> pl.Trainer:
-    """A Trainer with no logger, checkpoints, bar or summary (scoring, benchmarks, tests);
-    rnnlm's WindowSampler shards the data itself."""
-    quiet = dict(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
-    return pl.Trainer(**{**quiet, **kwargs})
+from rnnlm.lm import load_lm, read_checkpoint, score
+from rnnlm.runtime import check_run_settings, quiet_known_warnings, slurm_plugins, tune_allocator
 
 
 @unwrap_user_errors
@@ -80,21 +40,22 @@ def build(
     model = instantiate(
         cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": num_inputs}
     )
-    logger = instantiate(cfg.logger, save_dir=str(output_dir))
+    # ~logger on the command line removes the group: no events, no TensorBoard
+    logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, plugins=slurm_plugins())
+    trainer = instantiate(
+        cfg.trainer,
+        default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
+        logger=logger,
+        callbacks=callbacks,
+        plugins=slurm_plugins(),
+    )
     return dm, model, trainer
-
-
-def slurm_plugins() -> list | None:
-    """Under SLURM, requeueing on timeout is submitit's (hydra/launcher=slurm,
-    max_num_timeout): Lightning's own SIGUSR1 handler would replace submitit's and write
-    hpc_ckpt files into the working folder, shared by every job of a sweep."""
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
 
 
 def train(cfg: DictConfig, output_dir: str | Path) -> float:
     """Train as configured in `output_dir`; returns the final validation perplexity."""
+    check_run_settings(cfg)
     tune_allocator()
     quiet_known_warnings()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -107,13 +68,18 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     dm, model, trainer = build(cfg, Path(output_dir))
     ckpt_path = resume_path(cfg.get("ckpt_path"), Path(output_dir))
     if ckpt_path is not None:
-        check_resumable(ckpt_path, dm.vocab.idx_to_token)
+        check_resumable(ckpt_path, dm.vocab.idx_to_token, cfg.trainer.get("max_epochs"))
     start = time.perf_counter()
-    # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
-    with contextlib.suppress(SIGTERMException):
-        trainer.fit(model, dm, ckpt_path=ckpt_path)
+    try:
+        # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
+        with contextlib.suppress(SIGTERMException):
+            trainer.fit(model, dm, ckpt_path=ckpt_path)
+    except SystemExit:  # Ctrl-C: Lightning shuts down cleanly, then exits with status 1
+        if trainer.interrupted:
+            stopped(trainer, Path(output_dir), signal.SIGINT)
+        raise
     if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
-        stopped(trainer, Path(output_dir))
+        stopped(trainer, Path(output_dir), signal.SIGTERM)
     if "val/ppl" not in trainer.callback_metrics:
         raise UserError("training ended before any validation epoch: no val/ppl to report")
     results = {
@@ -159,21 +125,37 @@ def test_figures(dm, trainer: pl.Trainer, model) -> dict:
     }
 
 
-def stopped(trainer: pl.Trainer, output_dir: Path) -> None:
-    """SIGTERM (`kill`, a scheduler's preemption): Lightning stops cleanly but would exit with
-    status 0, as if the run had finished. Say what is kept and exit 143 (128 + SIGTERM)."""
+def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> None:
+    """SIGTERM (`kill`, a scheduler's preemption) or SIGINT (Ctrl-C): Lightning stops cleanly
+    but would exit with status 0 (SIGTERM) or 1, saying nothing of what is kept. Say it, with
+    the command that carries on, and exit 128 + the signal's number."""
     last = last_checkpoint(output_dir)
     kept = (
-        f"{last} holds the last finished epoch: carry on with ckpt_path=last "
-        f"hydra.run.dir={output_dir}"
+        f"{last} holds the last finished epoch: carry on with {carry_on_command(output_dir)}"
         if last.is_file()
         else "no epoch had finished, no checkpoint was written"
     )
     print(
-        f"error: training was stopped by SIGTERM in epoch {trainer.current_epoch}; {kept}",
+        f"error: training was stopped by {signum.name} in epoch {trainer.current_epoch}; {kept}",
         file=sys.stderr,
     )
-    raise SystemExit(128 + signal.SIGTERM)
+    raise SystemExit(128 + signum)
+
+
+def carry_on_command(output_dir: Path) -> str:
+    """The command line of this run, resuming from its folder's last.ckpt."""
+    from hydra.core.hydra_config import HydraConfig
+
+    given = []
+    if HydraConfig.initialized():
+        given = [
+            arg
+            for arg in HydraConfig.get().overrides.task
+            if not arg.startswith(("ckpt_path=", "hydra.run.dir="))
+        ]
+    return shlex.join(
+        ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
+    )
 
 
 @rank_zero_only
@@ -195,6 +177,8 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
             f"{results['test_tokens']} characters, {results['test_checkpoint']})"
         )
     print(f"predict({cfg.prefix!r}, {cfg.num_preds}): {model.predict(cfg.prefix, cfg.num_preds)!r}")
+    last = last_checkpoint(output_dir)
+    print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))
 
 
 def hparams(cfg: DictConfig) -> dict:
@@ -224,9 +208,18 @@ def last_checkpoint(output_dir: Path) -> Path:
     return output_dir / "checkpoints" / "last.ckpt"
 
 
-def check_resumable(ckpt_path: str, vocab: list[str]) -> None:
-    """Resuming needs our checkpoint, trained on text with the same vocabulary."""
-    saved = load_lm(ckpt_path).vocab
+def check_resumable(ckpt_path: str, vocab: list[str], max_epochs: int | None) -> None:
+    """Resuming needs our checkpoint, trained on text with the same vocabulary, and epochs
+    left to train."""
+    checkpoint = read_checkpoint(ckpt_path)
+    done = checkpoint.get("epoch", -1) + 1
+    if max_epochs is not None and done >= max_epochs:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
+            "trainer.max_epochs to carry on"
+        )
+    saved = load_lm(ckpt_path, checkpoint=checkpoint).vocab
     if saved is None or saved.idx_to_token != vocab:
         raise UserError(
             f"ckpt_path={ckpt_path!r} was trained with a vocabulary of "
