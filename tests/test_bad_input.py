@@ -265,3 +265,44 @@ def test_a_refused_run_leaves_no_run_folder(tmp_path, tiny_corpus):
     )
     assert_one_line_error(out, "seed='abc' is not allowed")
     assert not (tmp_path / "run").exists()
+
+
+def test_impossible_memory_is_refused_with_the_estimate(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.errors import UserError
+    from rnnlm.train import train
+
+    # 1024 x 400 characters, tiny otherwise: an estimate of TBs, refused before any batch
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *FAST,
+        "data.batch_size=1000000",
+        "data.num_steps=400",
+        "data.num_train=900",
+        "data.num_val=50",
+    )
+    with pytest.raises(
+        UserError, match=r"data.batch_size=1000000 x data.num_steps=400 needs about .* GiB"
+    ):
+        train(cfg, tmp_path / "run")
+
+
+def test_a_run_folder_holding_another_run_is_refused(trained_run, tmp_path):
+    import shutil
+
+    corpus, last = trained_run
+    folder = tmp_path / "run"
+    shutil.copytree(last.parents[1], folder)
+    base = [f"data.path={corpus}", *TINY_OVERRIDES, f"hydra.run.dir={folder}"]
+    # Hydra's own record of that run (the fixture trained without Hydra): write it as Hydra does
+    (folder / ".hydra").mkdir(exist_ok=True)
+    from omegaconf import OmegaConf
+
+    from .conftest import compose_config
+
+    OmegaConf.save(compose_config(*base[:-1]), folder / ".hydra" / "config.yaml")
+    out = run(*base, "model=concise", cwd=tmp_path)
+    assert_one_line_error(out, f"hydra.run.dir='{folder}' holds another run", "model._target_")
+    assert (folder / "checkpoints" / "last.ckpt").is_file()  # nothing of it touched
+    # The same run carried on in its folder (more epochs) stays allowed.
+    out = run(*base, "trainer.max_epochs=4", "ckpt_path=last", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]

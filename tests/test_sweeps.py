@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from rnnlm.sweep import safe_dirname
+from rnnlm.sweep import safe_dirname, short_labels
 from rnnlm.train import train
 
 from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args
@@ -71,6 +71,17 @@ def test_failed_job_is_a_failed_row(tiny_corpus, tmp_path):
     rows = read_rows(sweep / "summary.csv")
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert "model.lr=-1" in rows[1]["error"] and "model.lr=-1" in rows[1]["overrides"]
+
+
+def test_summary_labels_leave_out_what_every_job_shares():
+    rows = [
+        {"job": "0_a", "overrides": "model=scratch data.path=/x/book.txt trainer.max_epochs=5"},
+        {"job": "1_b", "overrides": "model=concise data.path=/x/book.txt trainer.max_epochs=5"},
+    ]
+    labels, shared = short_labels(rows)
+    assert labels == ["model=scratch", "model=concise"]
+    assert shared == "data.path=/x/book.txt trainer.max_epochs=5"
+    assert short_labels(rows[:1]) == ([rows[0]["overrides"]], "")
 
 
 def test_safe_dirname():

@@ -149,6 +149,7 @@ class CheckOutputDir(Callback):
 
     def on_run_start(self, config, **kwargs) -> None:
         self.check("hydra.run.dir", config.hydra.run.dir)
+        self.check_same_run(config)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.check("hydra.sweep.dir", config.hydra.sweep.dir)
@@ -166,3 +167,50 @@ class CheckOutputDir(Callback):
                 file=sys.stderr,
             )
             raise SystemExit(2) from None
+
+    # What may change when a run carries on in its own folder.
+    CARRY_ON_KEYS = ("ckpt_path", "trainer.max_epochs", "trainer.max_time")
+
+    @classmethod
+    def check_same_run(cls, config) -> None:
+        """Refuse a run folder that holds another run (its checkpoints or events, and a
+        config that differs beyond the keys a run carries on with): the two would be merged,
+        checkpoints side by side, events interleaved, the config overwritten."""
+        from omegaconf import OmegaConf
+
+        folder = Path(config.hydra.run.dir)
+        subdir = config.hydra.output_subdir
+        saved = folder / str(subdir) / "config.yaml"
+        ran = any(folder.glob("checkpoints/*.ckpt")) or any(folder.glob("events.out.tfevents.*"))
+        if subdir is None or not saved.is_file() or not ran:
+            return
+        now = OmegaConf.to_container(config, resolve=False)
+        now.pop("hydra", None)
+        before, now = flatten(OmegaConf.to_container(OmegaConf.load(saved))), flatten(now)
+        differ = sorted(
+            key
+            for key in before.keys() | now.keys()
+            if before.get(key) != now.get(key) and not key.startswith(cls.CARRY_ON_KEYS)
+        )
+        if differ:
+            shown = ", ".join(
+                f"{k}: {before.get(k)!r} there, {now.get(k)!r} now" for k in differ[:3]
+            )
+            print(
+                f"error: hydra.run.dir={str(folder)!r} holds another run ({len(differ)} settings "
+                f"differ: {shown}): choose another hydra.run.dir, or carry that run on with "
+                "its own settings and ckpt_path=last",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

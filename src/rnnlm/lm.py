@@ -7,7 +7,7 @@ clipping and devices belong to the Trainer.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +317,6 @@ class RNNLMScratch(pl.LightningModule):
         # Which class to rebuild: `load_lm` needs only the checkpoint file.
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
-    @torch.no_grad()
     def generate(
         self,
         prefix: str,
@@ -332,6 +331,23 @@ class RNNLMScratch(pl.LightningModule):
         The book's warm-up: the prefix only updates the state; predictions start after its
         last character. With the default greedy sampler this is the book's `predict`.
         """
+        steps = self.generate_tokens(prefix, num_preds, sampler, num_samples, generator, vocab)
+        generated = list(steps)
+        rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
+        vocab = vocab or self.vocab
+        return [prefix + "".join(vocab.idx_to_token[i] for i in row) for row in rows]
+
+    def generate_tokens(
+        self,
+        prefix: str,
+        num_preds: int,
+        sampler: Sampler | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+        vocab: Vocab | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """The generation of `generate`, one (num_samples,) tensor of token indices a step, as
+        they are made (to stream long outputs). Bad arguments are refused at the call."""
         vocab = vocab or self.vocab
         if vocab is None:
             raise UserError("generation needs a vocabulary: pass vocab= or train with one")
@@ -339,21 +355,24 @@ class RNNLMScratch(pl.LightningModule):
             raise UserError("prefix='' is not allowed: give at least one character")
         require_count("num_preds", num_preds, minimum=0)
         require_count("num_samples", num_samples)
-        sampler = sampler or Sampler()
-        was_training = self.training
-        self.eval()  # no dropout while generating
         tokens = torch.tensor(vocab[list(prefix)], device=self.device)
         X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
-        state = self.hidden(X[:-1])[1] if len(prefix) > 1 else None  # warm-up: state only
-        last, generated = X[-1:], []
-        for _ in range(num_preds):
-            rnn_outputs, state = self.hidden(last, state)
-            choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (num_samples,)
-            generated.append(choice)
-            last = choice.view(1, -1)
-        self.train(was_training)
-        rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
-        return [prefix + "".join(vocab.idx_to_token[i] for i in row) for row in rows]
+        return self._steps(X, num_preds, sampler or Sampler(), generator)
+
+    @torch.no_grad()
+    def _steps(self, X, num_preds: int, sampler: Sampler, generator) -> Iterator[torch.Tensor]:
+        was_training = self.training
+        self.eval()  # no dropout while generating
+        try:
+            state = self.hidden(X[:-1])[1] if len(X) > 1 else None  # warm-up: state only
+            last = X[-1:]
+            for _ in range(num_preds):
+                rnn_outputs, state = self.hidden(last, state)
+                choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (samples,)
+                yield choice
+                last = choice.view(1, -1)
+        finally:
+            self.train(was_training)
 
     def predict(self, prefix: str, num_preds: int, vocab: Vocab | None = None) -> str:
         """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""

@@ -92,3 +92,33 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.devices={devices} CPU processes on a machine with {cores} cores: each "
             f"process needs a core of its own; use at most trainer.devices={cores}"
         )
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(batch_size: int, num_steps: int, model: pl.LightningModule) -> None:
+    """Refuse a batch whose activations cannot fit, before the first allocation, instead of
+    the kernel killing the run minutes later. A rough upper estimate in float32: per token
+    the logits with their softmax and gradient (3 x vocabulary), the input row, and per layer
+    the saved states and gates (8 x hidden units: the LSTM's four gates, cell and output)."""
+    available = available_memory()
+    if available is None:
+        return
+    rnn = model.rnn
+    layers = getattr(getattr(rnn, "rnn", None), "num_layers", 1)
+    per_token = 3 * model.vocab_size + rnn.num_inputs + 8 * rnn.num_hiddens * layers
+    needed = 4 * batch_size * num_steps * per_token
+    if needed > available:
+        raise UserError(
+            f"one batch of data.batch_size={batch_size} x data.num_steps={num_steps} needs "
+            f"about {needed / 2**30:.1f} GiB for the model's activations, and this machine has "
+            f"{available / 2**30:.1f} GiB available: lower data.batch_size or data.num_steps"
+        )

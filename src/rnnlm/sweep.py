@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -100,30 +101,49 @@ def val_curve(job_dir: Path) -> list[tuple[int, float]]:
     return [(i + 1, e.value) for i, e in enumerate(events.Scalars("val/ppl"))]
 
 
+def short_labels(rows: list[dict]) -> tuple[list[str], str]:
+    """Each job's overrides without those every job shares (returned apart, for a title)."""
+    overrides = [row["overrides"].split() for row in rows]
+    common = set.intersection(*map(set, overrides)) if len(rows) > 1 else set()
+    labels = [
+        " ".join(o for o in job if o not in common) or row["job"]
+        for job, row in zip(overrides, rows, strict=True)
+    ]
+    shared = " ".join(o for o in overrides[0] if o in common) if rows else ""
+    return labels, shared
+
+
 def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5))
-    labels, best = [], []
-    for row in rows:
-        label = row["overrides"] or row["job"]
+    labels, shared = short_labels(rows)
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(14, 5.5))
+    best = []
+    for row, label in zip(rows, labels, strict=True):
         points = val_curve(sweep_dir / row["job"])
         if points:
             curves.plot(*zip(*points, strict=True), label=label)
-        labels.append(label)
         best.append(row.get("best_val_ppl") or float("nan"))
     curves.set(xlabel="epoch", ylabel="val/ppl", title="validation perplexity", yscale="log")
-    if curves.lines:
-        curves.legend(fontsize=7)
-    bars.barh(range(len(rows)), best, color=["C0" if r["status"] == "ok" else "C3" for r in rows])
-    bars.set_yticks(range(len(rows)), labels, fontsize=7)
+    for axis in (curves.yaxis,):  # plain numbers on the log axis, not 1.8x10^1
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter())
+    if curves.lines:  # below the chart, so it covers no curve
+        curves.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    colors = ["C0" if r["status"] == "ok" else "C3" for r in rows]
+    drawn = bars.barh(range(len(rows)), [float(b) for b in best], color=colors)
+    bars.bar_label(drawn, fmt="%.3f", fontsize=7, padding=2)
+    bars.set_yticks(range(len(rows)), [textwrap.fill(label, 40) for label in labels], fontsize=7)
     bars.invert_yaxis()
     bars.set(xlabel="best val/ppl (red: failed)", title="best validation perplexity per job")
+    if shared:
+        fig.suptitle(f"every job: {shared}", fontsize=8)
     fig.tight_layout()
     tmp = sweep_dir / ".summary.png.tmp"
-    fig.savefig(tmp, format="png", dpi=100)
+    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(sweep_dir / "summary.png")

@@ -23,7 +23,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
 from rnnlm.lm import load_lm, read_checkpoint, score
-from rnnlm.runtime import check_run_settings, quiet_known_warnings, slurm_plugins, tune_allocator
+from rnnlm.runtime import (
+    check_memory,
+    check_run_settings,
+    quiet_known_warnings,
+    slurm_plugins,
+    tune_allocator,
+)
 
 
 @unwrap_user_errors
@@ -40,6 +46,7 @@ def build(
     model = instantiate(
         cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": num_inputs}
     )
+    check_memory(dm.batch_size, dm.num_steps, model)
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
@@ -212,17 +219,17 @@ def check_resumable(ckpt_path: str, vocab: list[str], max_epochs: int | None) ->
     """Resuming needs our checkpoint, trained on text with the same vocabulary, and epochs
     left to train."""
     checkpoint = read_checkpoint(ckpt_path)
-    done = checkpoint.get("epoch", -1) + 1
-    if max_epochs is not None and done >= max_epochs:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
-            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
-            "trainer.max_epochs to carry on"
-        )
     saved = load_lm(ckpt_path, checkpoint=checkpoint).vocab
     if saved is None or saved.idx_to_token != vocab:
         raise UserError(
             f"ckpt_path={ckpt_path!r} was trained with a vocabulary of "
             f"{len(saved) if saved else 0} tokens, the data now has {len(vocab)}: resume with "
             "the data.path it was trained on"
+        )
+    done = checkpoint.get("epoch", -1) + 1
+    if max_epochs is not None and done >= max_epochs:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
+            "trainer.max_epochs to carry on"
         )
