@@ -1,13 +1,16 @@
 # Everyday commands (run inside the virtual environment: . .venv/bin/activate)
 BOOK ?= ../shared/data/timemachine.txt
 
-.PHONY: setup train test lint format board bench
+.PHONY: setup train whole-book test lint format board bench
 
 setup:            ## venv + CPU torch + the project with its dev extra
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'
 
 train:            ## the book's run with the scratch model
 	python train.py model=scratch data.path=$(BOOK)
+
+whole-book:       ## the whole book, state carried across batches, with its test figure
+	python train.py experiment=whole_book data.path=$(BOOK)
 
 test:             ## the test suite (what CI runs after ruff)
 	python -m pytest tests
