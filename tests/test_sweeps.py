@@ -36,6 +36,7 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "Directory watcher" not in out.stdout + out.stderr  # TensorBoard's reader is quiet
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     # <num>_<the job's overrides>, as Hydra's override_dirname (sorted, comma-separated)
     assert sorted(j.split("_", 1)[1] for j in jobs) == sorted(

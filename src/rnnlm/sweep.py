@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import textwrap
 import time
@@ -94,6 +95,8 @@ def write_summary(sweep_dir: Path) -> None:
 def val_curve(job_dir: Path) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # Its reader logs every events file it moves through at INFO: noise in a sweep's output.
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
     events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})
     events.Reload()
     if "val/ppl" not in events.Tags()["scalars"]:
