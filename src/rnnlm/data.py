@@ -251,7 +251,7 @@ class TimeMachine(pl.LightningDataModule):
             rows = shard(total, rank, world, contiguous=True)
             return Streams(chars, lut, start, stop, total, self.num_steps, rows)
         if name == "test" or self.sampling == "sequential":
-            if stop - start < 2 * self.eval_streams or self.eval_streams < world:
+            if not self.streamable(start, stop) or self.eval_streams < world:
                 raise UserError(
                     f"the {name} part has {stop - start} characters of {self.text_file()}: "
                     f"too few for data.eval_streams={self.eval_streams} streams of at least 2 "
@@ -264,7 +264,10 @@ class TimeMachine(pl.LightningDataModule):
     def has_test(self) -> bool:
         """Whether text is left for a test figure (the book's split on a short text may use
         it all)."""
-        start, stop = self.parts()["test"]
+        return self.streamable(*self.parts()["test"])
+
+    def streamable(self, start: int, stop: int) -> bool:
+        """Whether characters [start, stop) make `eval_streams` streams of at least 2."""
         return stop - start >= 2 * self.eval_streams
 
     def loader(self, name: str, training: bool = False, whole: bool = False) -> DataLoader:
