@@ -3,12 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from rnnlm import threads
 from rnnlm.errors import report_user_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 @report_user_errors
 def main(cfg: DictConfig):
+    threads.prepare(cfg.threads)  # before torch is imported
     from rnnlm.generate import generate
 
     return generate(cfg)

@@ -1,5 +1,6 @@
 """Train a character-level RNN LM: python train.py model=scratch|concise [key=value ...]"""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -7,15 +8,19 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from rnnlm import threads
 from rnnlm.errors import refuse_null_groups, report_user_errors
 from rnnlm.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
+# Optuna's storage layer imports alembic, which logs every plugin it sets up at INFO.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
+    threads.prepare(cfg.threads)  # before torch is imported
     from rnnlm.train import train  # after Hydra has parsed the command line: --help stays fast
 
     return train(cfg, HydraConfig.get().runtime.output_dir)

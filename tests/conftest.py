@@ -97,3 +97,15 @@ def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished 3-epoch tiny run: (its text, its last.ckpt)."""
+    from rnnlm.train import train
+
+    run = tmp_path_factory.mktemp("finished")
+    corpus = run / "tiny.txt"
+    corpus.write_text(TINY_TEXT)
+    train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES), run)
+    return corpus, run / "checkpoints" / "last.ckpt"

@@ -239,20 +239,6 @@ def test_without_a_logger_checkpoints_stay_in_the_run_folder(trained_run, compos
     assert not list(tmp_path.glob("events.out.tfevents.*"))
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A finished 3-epoch tiny run: (its text, its last.ckpt)."""
-    from rnnlm.train import train
-
-    from .conftest import TINY_TEXT, compose_config
-
-    run = tmp_path_factory.mktemp("finished")
-    corpus = run / "tiny.txt"
-    corpus.write_text(TINY_TEXT)
-    train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES), run)
-    return corpus, run / "checkpoints" / "last.ckpt"
-
-
 @pytest.mark.parametrize("script", ["eval.py", "generate.py"])
 def test_a_task_without_its_checkpoint(tmp_path, script):
     out = run(cwd=tmp_path, script=script)

@@ -18,6 +18,7 @@ from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
+from .helpers import two_cpu_processes
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
@@ -76,16 +77,8 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
 
 
 def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
-    fixed = [o for o in TINY_OVERRIDES if "accelerator" not in o and "devices" not in o]
     out = cli(
-        "train.py",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        f"data.path={tiny_corpus}",
-        *fixed,
-        "trainer.max_epochs=2",
-        cwd=tmp_path,
+        "train.py", *two_cpu_processes("ddp", tiny_corpus), "trainer.max_epochs=2", cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr[-3000:]
     days = list((tmp_path / "outputs").iterdir())

@@ -10,6 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from rnnlm.board import METRICS
 from rnnlm.sweep import safe_dirname, short_labels
 from rnnlm.train import train
 
@@ -56,6 +57,14 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
         assert float(row["test_ppl"]) == pytest.approx(scalars(sweep / row["job"])["test/ppl"][0])
         assert float(row["test_bpc"]) == pytest.approx(math.log2(float(row["test_ppl"])))
     assert (sweep / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # TensorBoard's HPARAMS tab on the sweep folder: the two swept keys as columns.
+    experiment = hparams_plugin(sweep)["_hparams_/experiment"].experiment
+    assert [h.name for h in experiment.hparam_infos] == ["model", "model/rnn/num_hiddens"]
+    assert [m.name.tag for m in experiment.metric_infos] == list(METRICS)
+    for row in rows:
+        settings = session_settings(sweep / row["job"])
+        assert f"model.rnn.num_hiddens={settings['model/rnn/num_hiddens']}" in row["overrides"]
+        assert f"model={settings['model']}" in row["overrides"].split()
 
 
 def test_failed_job_is_a_failed_row(tiny_corpus, tmp_path):
@@ -72,6 +81,9 @@ def test_failed_job_is_a_failed_row(tiny_corpus, tmp_path):
     rows = read_rows(sweep / "summary.csv")
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert "model.lr=-1" in rows[1]["error"] and "model.lr=-1" in rows[1]["overrides"]
+    # The sweep reports the failed job in a line, without a traceback.
+    assert "Traceback" not in out.stderr
+    assert "model.lr=-1 is not allowed: it must be a number > 0" in out.stderr.splitlines()
 
 
 def test_summary_labels_leave_out_what_every_job_shares():
@@ -90,25 +102,35 @@ def test_safe_dirname():
     assert safe_dirname("") == "defaults"
 
 
-def hparams_metrics(run_dir: Path) -> dict[str, float]:
+def hparams_plugin(run_dir: Path) -> dict[str, plugin_data_pb2.HParamsPluginData]:
+    """The HPARAMS records of one TensorBoard run, by tag."""
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-    assert info.hparams["model/rnn/num_hiddens"].number_value == 16
-    values = scalars(run_dir)
-    return {tag: values[tag][-1] for tag in ("hp/best_val_ppl", "hp/val_ppl", "hp/test_ppl")}
+    content = events.PluginTagToContent("hparams")
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in content.items()}
 
 
-def test_hparams_metric_is_the_best_val_ppl(compose_train, tiny_corpus, tmp_path):
+def session_settings(run_dir: Path) -> dict[str, str | float]:
+    info = hparams_plugin(run_dir)["_hparams_/session_start_info"].session_start_info
+    return {name: getattr(v, v.WhichOneof("kind")) for name, v in info.hparams.items()}
+
+
+def test_hparams_session_and_its_metrics(compose_train, tiny_corpus, tmp_path):
     cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr=4")
     final = train(cfg, tmp_path)
     logged = scalars(tmp_path)
-    metrics = hparams_metrics(tmp_path)
-    assert metrics["hp/best_val_ppl"] == pytest.approx(min(logged["val/ppl"]), rel=1e-6)
-    assert metrics["hp/val_ppl"] == pytest.approx(final, rel=1e-6)
-    assert metrics["hp/test_ppl"] == pytest.approx(logged["test/ppl"][0], rel=1e-6)
-    assert logged["train/lr"] == [4.0] * 3
+    # The HPARAMS metrics are the last values of these scalars.
+    assert logged["val/ppl_best"][-1] == pytest.approx(min(logged["val/ppl"]), rel=1e-6)
+    assert logged["val/ppl_best"] == [min(logged["val/ppl"][: i + 1]) for i in range(3)]
+    assert logged["val/ppl"][-1] == pytest.approx(final, rel=1e-6)
+    assert len(logged["test/ppl"]) == 1 and logged["train/lr"] == [4.0] * 3
+    assert "epoch" not in logged and not any(tag.startswith("hp/") for tag in logged)
+    records = hparams_plugin(tmp_path)
+    # A run has no experiment of its own: TensorBoard would show one run's columns for all.
+    assert set(records) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    settings = session_settings(tmp_path)
+    assert settings["model/rnn/num_hiddens"] == "16" and settings["model/lr"] == "4"
+    assert settings["data/batch_size"] == "64" and settings["seed"] == "42"
 
 
 def test_grad_norm_is_logged_before_clipping(compose_train, tiny_corpus, tmp_path):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 
 T = TypeVar("T")
@@ -22,6 +23,11 @@ T = TypeVar("T")
 
 class UserError(ValueError):
     """Bad input: the message names the bad value and what is allowed."""
+
+
+class FailedJob(UserError, CompactHydraException):
+    """A `UserError` in a job of a multirun: the sweep records the job as failed and goes on;
+    at the end Hydra prints the job's overrides and this message, without a traceback."""
 
 
 def require_positive(name: str, value: float) -> None:
@@ -91,7 +97,7 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if in_multirun():  # let Hydra record a failed job; the sweep goes on
-                raise user_error from None
+                raise FailedJob(str(user_error)) from None
             print(f"error: {user_error}", file=sys.stderr)
             discard_unstarted_run()
             raise SystemExit(2) from None
@@ -111,7 +117,8 @@ def missing_value(err: Exception) -> UserError | None:
 
 def discard_unstarted_run() -> None:
     """A run refused before it started: remove the folder Hydra made for it when it holds
-    nothing but Hydra's own files (the composed config and the log)."""
+    nothing but Hydra's own files (the composed config and the log), and the folders above
+    it inside the working folder that are left empty."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -123,6 +130,12 @@ def discard_unstarted_run() -> None:
     files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
     if all(f[0] == hydra.output_subdir or (len(f) == 1 and f[0].endswith(".log")) for f in files):
         shutil.rmtree(folder, ignore_errors=True)
+        # and the date folders made for it (outputs/<date>/), when nothing else is in them
+        cwd = Path.cwd().resolve()
+        for parent in folder.parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
@@ -205,12 +218,12 @@ class CheckOutputDir(Callback):
             raise SystemExit(2)
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, sep: str = ".", prefix: str = "") -> dict:
     """{"a": {"b": 1}} -> {"a.b": 1}"""
     flat = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, sep, f"{prefix}{key}{sep}"))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

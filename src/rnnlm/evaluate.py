@@ -7,9 +7,11 @@ import math
 
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlm import threads
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import load_lm, read_checkpoint, score
+from rnnlm.runtime import step_work
 from rnnlm.streams import Streams
 from rnnlm.windows import Windows
 
@@ -37,6 +39,9 @@ def evaluate(cfg: DictConfig) -> float:
             "as <unk>"
         )
     loader = dm.loader(cfg.split, whole=True)
+    examples = loader.dataset
+    rows = examples.num_streams if isinstance(examples, Streams) else dm.batch_size
+    threads.choose(cfg.threads, step_work(model, rows))
     loss, tokens = score(model.to(cfg.device), loader)
     print(
         f"{dm.text_file()}: split={cfg.split} ({describe(loader.dataset)}), {tokens} tokens "

@@ -8,8 +8,10 @@ import itertools
 import torch
 from omegaconf import DictConfig
 
+from rnnlm import threads
 from rnnlm.data import preprocess
 from rnnlm.lm import load_lm
+from rnnlm.runtime import step_work
 from rnnlm.sampling import Sampler
 
 
@@ -17,6 +19,7 @@ def generate(cfg: DictConfig) -> list[str]:
     """Print and return `num_samples` continuations of `cfg.prefix`."""
     sampler = Sampler.from_options(cfg.strategy, cfg.temperature, cfg.alpha, cfg.top_k, cfg.top_p)
     model = load_lm(cfg.ckpt_path, map_location=cfg.device)
+    threads.choose(cfg.threads, step_work(model, cfg.num_samples))
     prefix = preprocess(str(cfg.prefix))
     if prefix != cfg.prefix:
         print(f"prefix {cfg.prefix!r} preprocessed as in training: {prefix!r}")

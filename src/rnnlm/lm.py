@@ -246,8 +246,9 @@ class RNNLMScratch(pl.LightningModule):
     def log_epoch(self, split: str, metric: MeanMetric) -> torch.Tensor:
         loss = metric.compute()  # token-weighted mean cross-entropy (synced across ranks)
         metric.reset()
-        self.log(f"{split}/loss", loss)
-        self.log(f"{split}/ppl", torch.exp(loss), prog_bar=True)
+        # Epoch values are the same on every rank already: sync_dist averages equal numbers.
+        self.log(f"{split}/loss", loss, sync_dist=True)
+        self.log(f"{split}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
         return torch.exp(loss)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -290,16 +291,17 @@ class RNNLMScratch(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.check_finite()
         self.log_epoch("train", self.train_loss)
-        self.log("train/lr", self.epoch_lr)
+        self.log("train/lr", self.epoch_lr, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         ppl = self.log_epoch("val", self.val_loss)
         # Tokens scored over all ranks: equals num_val * num_steps when no window is repeated.
         tokens = self.all_gather(torch.tensor(self.val_tokens, device=self.device)).sum()
-        self.log("val/tokens", tokens.float())
+        self.log("val/tokens", tokens.float(), sync_dist=True)
         self.val_tokens = 0
         if not self.trainer.sanity_checking:
             self.best_val_ppl = min(self.best_val_ppl, float(ppl))
+            self.log("val/ppl_best", self.best_val_ppl, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
@@ -316,6 +318,10 @@ class RNNLMScratch(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Which class to rebuild: `load_lm` needs only the checkpoint file.
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint["rnnlm_best_val_ppl"] = self.best_val_ppl  # a resumed run carries it on
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best_val_ppl = checkpoint.get("rnnlm_best_val_ppl", float("inf"))
 
     def generate(
         self,

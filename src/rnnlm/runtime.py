@@ -4,6 +4,7 @@ the allocator, known warnings, SLURM, and checks of the Trainer settings before 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import sys
 import warnings
@@ -13,7 +14,31 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
+from rnnlm import threads
 from rnnlm.errors import UserError, require_count
+
+
+class DropLines(logging.Filter):
+    """A logging filter that drops the records whose message starts with one of `starts`."""
+
+    def __init__(self, *starts: str) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def quiet_known_noise(sweep_job: bool = False) -> None:
+    """Silence what other libraries print that does not apply here, at its source: Lightning's
+    advertising tips always, and in a sweep's jobs its device lines (the same for every job)."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    rank_zero.filters = [f for f in rank_zero.filters if not isinstance(f, DropLines)]
+    noise = ["\N{ELECTRIC LIGHT BULB} Tip:"]
+    if sweep_job:
+        noise += ["GPU available:", "TPU available:", "HPU available:"]
+    rank_zero.addFilter(DropLines(*noise))
+    quiet_known_warnings()
 
 
 def quiet_known_warnings() -> None:
@@ -92,6 +117,22 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.devices={devices} CPU processes on a machine with {cores} cores: each "
             f"process needs a core of its own; use at most trainer.devices={cores}"
         )
+
+
+def local_processes(trainer: DictConfig) -> int:
+    """Processes of one run on this machine: the DDP ranks of a CPU run, else 1."""
+    devices = trainer.get("devices", "auto")
+    on_cpu = str(trainer.get("accelerator", "auto")) == "cpu" or not torch.cuda.is_available()
+    if on_cpu and isinstance(devices, int) and not isinstance(devices, bool):
+        return max(1, devices)
+    return 1
+
+
+def step_work(model: pl.LightningModule, batch_size: int) -> int:
+    """Multiply-adds of one time step of one layer of `model` (its gates together)."""
+    rnn = model.rnn
+    gates = {"nn.LSTM": 4, "nn.GRU": 3}.get(f"nn.{type(getattr(rnn, 'rnn', rnn)).__name__}", 1)
+    return threads.step_work(batch_size, gates * rnn.num_hiddens, rnn.num_hiddens + rnn.num_inputs)
 
 
 def available_memory() -> int | None:

@@ -49,6 +49,14 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self.started: dict[int, float] = {}
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep's HPARAMS experiment: what it varies as the columns TensorBoard shows."""
+        from rnnlm.board import write_experiment
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        write_experiment(sweep_dir, swept_keys(config))
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode.name != "MULTIRUN":
             return
@@ -74,6 +82,24 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         write_summary(Path(config.hydra.sweep.dir))
+
+
+def override_keys(overrides: list[str], sweeps_only: bool = False) -> list[str]:
+    """The keys of Hydra command-line overrides (`model.lr=1,2` -> `model.lr`), in order;
+    with `sweeps_only`, only those given several values (a list, a range, an interval)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = [o.get_key_element() for o in parsed if o.is_sweep_override() or not sweeps_only]
+    return [key.lstrip("+~") for key in keys if not key.startswith(("hydra.", "+hydra."))]
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """The keys a multirun varies: sweeps on the command line, and the search space of a
+    sweeper that has one (Optuna's `hydra.sweeper.params`)."""
+    keys = override_keys(list(config.hydra.overrides.task), sweeps_only=True)
+    params = config.hydra.sweeper.get("params") or {}
+    return list(dict.fromkeys([*keys, *params]))
 
 
 def job_rows(sweep_dir: Path) -> list[dict]:
@@ -104,12 +130,15 @@ def val_curve(job_dir: Path) -> list[tuple[int, float]]:
     return [(i + 1, e.value) for i, e in enumerate(events.Scalars("val/ppl"))]
 
 
+LONG_DECIMALS = re.compile(r"(\d\.\d{4})\d+")  # an Optuna trial's 1.5607064635047139 -> 1.5607
+
+
 def short_labels(rows: list[dict]) -> tuple[list[str], str]:
     """Each job's overrides without those every job shares (returned apart, for a title)."""
     overrides = [row["overrides"].split() for row in rows]
     common = set.intersection(*map(set, overrides)) if len(rows) > 1 else set()
     labels = [
-        " ".join(o for o in job if o not in common) or row["job"]
+        LONG_DECIMALS.sub(r"\1", " ".join(o for o in job if o not in common)) or row["job"]
         for job, row in zip(overrides, rows, strict=True)
     ]
     shared = " ".join(o for o in overrides[0] if o in common) if rows else ""
@@ -124,12 +153,14 @@ def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
     from matplotlib.ticker import ScalarFormatter
 
     labels, shared = short_labels(rows)
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(14, 5.5))
+    # constrained layout makes room for the legend below the curves (tight_layout warns there)
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained")
     best = []
     for row, label in zip(rows, labels, strict=True):
         points = val_curve(sweep_dir / row["job"])
         if points:
-            curves.plot(*zip(*points, strict=True), label=label)
+            label = textwrap.fill(label, 60)
+            curves.plot(*zip(*points, strict=True), marker="o", ms=3, label=label)
         best.append(row.get("best_val_ppl") or float("nan"))
     curves.set(xlabel="epoch", ylabel="val/ppl", title="validation perplexity", yscale="log")
     for axis in (curves.yaxis,):  # plain numbers on the log axis, not 1.8x10^1
@@ -144,8 +175,7 @@ def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
     bars.invert_yaxis()
     bars.set(xlabel="best val/ppl (red: failed)", title="best validation perplexity per job")
     if shared:
-        fig.suptitle(f"every job: {shared}", fontsize=8)
-    fig.tight_layout()
+        fig.suptitle(textwrap.fill(f"every job: {shared}", 180), fontsize=8)
     tmp = sweep_dir / ".summary.png.tmp"
     fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)

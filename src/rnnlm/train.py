@@ -21,15 +21,21 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from rnnlm.errors import UserError, in_multirun, unwrap_user_errors
+from rnnlm import threads
+from rnnlm.board import TensorBoard, board_name
+from rnnlm.callbacks import ShareCores
+from rnnlm.errors import UserError, flatten, in_multirun, unwrap_user_errors
 from rnnlm.lm import load_lm, read_checkpoint, score
 from rnnlm.runtime import (
     check_memory,
     check_run_settings,
-    quiet_known_warnings,
+    local_processes,
+    quiet_known_noise,
     slurm_plugins,
+    step_work,
     tune_allocator,
 )
+from rnnlm.sweep import override_keys
 
 
 @unwrap_user_errors
@@ -47,9 +53,14 @@ def build(
         cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": num_inputs}
     )
     check_memory(dm.batch_size, dm.num_steps, model)
+    count = threads.choose(
+        cfg.threads, step_work(model, dm.batch_size), local_processes(cfg.trainer)
+    )
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    if cfg.threads == "auto" and count > 1:
+        callbacks.append(ShareCores(most=count))
     trainer = instantiate(
         cfg.trainer,
         default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
@@ -64,7 +75,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     """Train as configured in `output_dir`; returns the final validation perplexity."""
     check_run_settings(cfg)
     tune_allocator()
-    quiet_known_warnings()
+    quiet_known_noise(sweep_job=in_multirun())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
         raise UserError(
@@ -171,11 +182,11 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
     tmp = output_dir / ".results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2))
     tmp.replace(output_dir / "results.json")
+    if isinstance(trainer.logger, TensorBoard):
+        trainer.logger.log_session(run_settings(cfg), status="success")
+    elif trainer.logger is not None:
+        trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
-        metrics = {"hp/best_val_ppl": results["best_val_ppl"], "hp/val_ppl": results["val_ppl"]}
-        if "test_ppl" in results:
-            metrics["hp/test_ppl"] = results["test_ppl"]
-        trainer.logger.log_hyperparams(hparams(cfg), metrics)
         trainer.logger.finalize("success")
     print(f"val/ppl {results['val_ppl']:.3f}")
     if "test_ppl" in results:
@@ -188,17 +199,41 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
     print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))
 
 
-def hparams(cfg: DictConfig) -> dict:
-    """The settings that tell runs apart, as plain values for TensorBoard's HPARAMS tab."""
+def run_settings(cfg: DictConfig) -> dict:
+    """The settings that tell runs apart, flat (`model/rnn/num_hiddens`) for TensorBoard's
+    HPARAMS tab: the model, the data's shape, the trainer's budget, the seed, and every key
+    set on the command line (config groups by the option chosen, e.g. `experiment`)."""
     keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path", "split", "sampling")
     trainer = ("max_epochs", "gradient_clip_val", "accelerator", "devices")
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    return {
-        "model": model,
-        "data": {k: cfg.data.get(k) for k in keep_data},
-        "trainer": {k: cfg.trainer.get(k) for k in trainer},
-        "seed": cfg.seed,
-    }
+    settings = flatten(
+        {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "data": {k: cfg.data.get(k) for k in keep_data},
+            "trainer": {k: cfg.trainer.get(k) for k in trainer},
+            "seed": cfg.seed,
+        },
+        sep="/",
+    )
+    for key, value in command_line_settings(cfg).items():
+        settings[board_name(key)] = value
+    return settings
+
+
+def command_line_settings(cfg: DictConfig) -> dict:
+    """Keys given on the command line with the value this run has (a group: its option)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    hydra = HydraConfig.get()
+    found = {}
+    for key in override_keys(list(hydra.overrides.task)):
+        if key in hydra.runtime.choices:
+            found[key] = hydra.runtime.choices[key]
+        else:
+            value = OmegaConf.select(cfg, key, default=None)
+            found[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return found
 
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
