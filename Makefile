@@ -1,7 +1,7 @@
 # Everyday commands (run inside the virtual environment: . .venv/bin/activate)
 BOOK ?= ../shared/data/timemachine.txt
 
-.PHONY: setup train whole-book test lint format board bench
+.PHONY: setup train whole-book test test-fast lint format board bench
 
 setup:            ## venv + CPU torch + the project with its dev extra
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'
@@ -14,6 +14,9 @@ whole-book:       ## the whole book, state carried across batches, with its test
 
 test:             ## the test suite (what CI runs after ruff)
 	python -m pytest tests
+
+test-fast:        ## the quick loop while editing: everything but the slow tests
+	python -m pytest -m "not slow" tests
 
 lint:
 	ruff check . && ruff format --check .

@@ -1,7 +1,8 @@
 """CPU thread policies on a shared machine: one run alone, two at once, and one beside a hog.
 
     python benchmarks/bench_contention.py --data ../shared/data/timemachine.txt
-        [--settings book,h256] [--policies torch,1,auto,OMP_WAIT_POLICY=PASSIVE] [--json F]
+        [--settings book,h256] [--policies torch,1,auto,OMP_WAIT_POLICY=PASSIVE] [--repeats 3]
+        [--json F]
 
 Each policy is a `threads=` value of train.py (`torch` leaves torch's own default: one
 OpenMP thread per core, spinning between ops), or OpenMP environment settings
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +73,14 @@ def run_together(cmds: list[list[str]], env: dict[str, str]) -> float:
 
 
 def measure(args: argparse.Namespace, setting: str, policy: str, tmp: Path) -> dict[str, float]:
+    """Median seconds over `args.repeats` rounds of alone, pair and hog."""
+    rounds = [measure_once(args, setting, policy, tmp) for _ in range(args.repeats)]
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+
+def measure_once(
+    args: argparse.Namespace, setting: str, policy: str, tmp: Path
+) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "MKL_"))}
     env.update(dict(p.split("=", 1) for p in policy.split("+") if "=" in p))
     # Run folders by number: a policy may hold '=', which Hydra's overrides do not allow.
@@ -93,6 +103,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="path of timemachine.txt")
     parser.add_argument("--settings", default="book,h256", help=f"of {sorted(SETTINGS)}")
     parser.add_argument("--policies", default="torch,1,auto", help="threads= values")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds; the median is shown")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     args.data = str(Path(args.data).resolve())
@@ -101,7 +112,10 @@ def main() -> None:
     if unknown:
         sys.exit(f"--settings {','.join(unknown)}: not one of {sorted(SETTINGS)}")
     epochs = ", ".join(f"{name} {SETTINGS[name][0]}" for name in settings)
-    print(f"{os.cpu_count()} cores; model=scratch, epochs: {epochs}; times in seconds")
+    print(
+        f"{os.cpu_count()} cores; model=scratch, epochs: {epochs}; "
+        f"times in seconds, median of {args.repeats}"
+    )
     results: dict[str, dict[str, dict[str, float]]] = {}
     header = f"{'setting':8} {'threads':8} {'alone':>7} {'pair':>7} {'hog':>7}"
     print(header + f" {'pair/alone':>10} {'hog/alone':>9} {'alone/torch':>11}")

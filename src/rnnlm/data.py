@@ -9,6 +9,7 @@ import collections
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -202,6 +203,13 @@ class TimeMachine(pl.LightningDataModule):
         train_end = self.num_train + self.num_steps
         val_end = min(self.num_train + self.num_val + self.num_steps, n)
         return {"train": (0, train_end), "val": (self.num_train, val_end), "test": (val_end, n)}
+
+    def model_inputs(self, model_cfg: Any) -> dict:
+        """What the language model needs from the data: the vocabulary, and the core's input
+        size (one-hot rows, or the embedding's size)."""
+        vocab = self.vocab.idx_to_token
+        num_inputs = model_cfg.get("embedding") or len(vocab)
+        return {"vocab_size": len(vocab), "vocab": vocab, "rnn": {"num_inputs": num_inputs}}
 
     def check_sizes(self) -> None:
         """Each part holds what reads it; else one line naming the setting to change."""

@@ -438,16 +438,33 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return checkpoint
 
 
+# What each kind of checkpoint holds, as the errors name them.
+MODEL_KINDS = {
+    "RNNLMScratch": "character language model",
+    "RNNLM": "character language model",
+    "SineRNN": "sine-series regression model (experiment=sine)",
+}
+
+
 def load_lm(
-    path: str | Path, map_location: str | torch.device = "cpu", checkpoint: dict | None = None
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    checkpoint: dict | None = None,
+    kind: type | None = None,
 ) -> RNNLMScratch:
-    """Rebuild a language model from a checkpoint alone (read from `path` unless given)."""
+    """Rebuild a model from a checkpoint alone (read from `path` unless given): a character
+    language model, or another `kind` of the project's models (the sine series' regression)."""
     checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path, map_location)
     class_path = checkpoint["rnnlm_class"]
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, RNNLMScratch)):
-        raise UserError(f"ckpt_path={str(path)!r} holds a {class_path}, not an rnnlm model")
+    kind = kind or RNNLMScratch
+    if not (isinstance(cls, type) and issubclass(cls, kind)):
+        raise UserError(
+            f"ckpt_path={str(path)!r} holds a {MODEL_KINDS.get(name, class_path)}, and this "
+            f"needs a {MODEL_KINDS.get(kind.__name__, kind.__name__)}: give a checkpoint "
+            "of that kind"
+        )
     model = cls(**checkpoint["hyper_parameters"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

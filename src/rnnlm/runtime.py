@@ -155,7 +155,8 @@ def check_memory(batch_size: int, num_steps: int, model: pl.LightningModule) -> 
         return
     rnn = model.rnn
     layers = getattr(getattr(rnn, "rnn", None), "num_layers", 1)
-    per_token = 3 * model.vocab_size + rnn.num_inputs + 8 * rnn.num_hiddens * layers
+    outputs = getattr(model, "vocab_size", 1)  # the scores per token (a regression: one)
+    per_token = 3 * outputs + rnn.num_inputs + 8 * rnn.num_hiddens * layers
     needed = 4 * batch_size * num_steps * per_token
     if needed > available:
         raise UserError(

@@ -24,8 +24,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rnnlm import threads
 from rnnlm.board import TensorBoard, board_name
 from rnnlm.callbacks import ShareCores
+from rnnlm.data import Vocab
 from rnnlm.errors import UserError, flatten, in_multirun, unwrap_user_errors
-from rnnlm.lm import load_lm, read_checkpoint, score
+from rnnlm.lm import RNNLMScratch, load_lm, read_checkpoint, score
 from rnnlm.runtime import (
     check_memory,
     check_run_settings,
@@ -35,6 +36,7 @@ from rnnlm.runtime import (
     step_work,
     tune_allocator,
 )
+from rnnlm.sine import SineRNN, SineSeries, horizon_errors, plot_predictions
 from rnnlm.sweep import override_keys
 
 
@@ -47,18 +49,14 @@ def build(
     dm.prepare_data()
     dm.setup("fit")
     dm.check_sizes()
-    vocab = dm.vocab.idx_to_token
-    num_inputs = cfg.model.get("embedding") or len(vocab)  # one-hot rows, or embeddings
-    model = instantiate(
-        cfg.model, vocab_size=len(vocab), vocab=vocab, rnn={"num_inputs": num_inputs}
-    )
+    model = instantiate(cfg.model, **dm.model_inputs(cfg.model))
     check_memory(dm.batch_size, dm.num_steps, model)
     count = threads.choose(
         cfg.threads, step_work(model, dm.batch_size), local_processes(cfg.trainer)
     )
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     if cfg.threads == "auto" and count > 1:
         callbacks.append(ShareCores(most=count))
     trainer = instantiate(
@@ -86,7 +84,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     dm, model, trainer = build(cfg, Path(output_dir))
     ckpt_path = resume_path(cfg.get("ckpt_path"), Path(output_dir))
     if ckpt_path is not None:
-        check_resumable(ckpt_path, dm.vocab.idx_to_token, cfg.trainer.get("max_epochs"))
+        check_resumable(ckpt_path, model, getattr(dm, "vocab", None), cfg.trainer.get("max_epochs"))
     start = time.perf_counter()
     try:
         # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
@@ -98,26 +96,59 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
         raise
     if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
         stopped(trainer, Path(output_dir), signal.SIGTERM)
-    if "val/ppl" not in trainer.callback_metrics:
-        raise UserError("training ended before any validation epoch: no val/ppl to report")
+    metric = getattr(model, "monitor", "val/ppl")
+    if metric not in trainer.callback_metrics:
+        raise UserError(f"training ended before any validation epoch: no {metric} to report")
     results = {
-        "val_ppl": float(trainer.callback_metrics["val/ppl"]),
-        "best_val_ppl": model.best_val_ppl,
-        "train_ppl": float(trainer.callback_metrics.get("train/ppl", float("nan"))),
         "epochs": trainer.current_epoch,
         "fit_seconds": round(time.perf_counter() - start, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if isinstance(model, SineRNN):
+        results.update(series_figures(dm, trainer, model))
+        finish(cfg, Path(output_dir), trainer, model, results)
+        return results["val_mse"]
+    results.update(
+        val_ppl=float(trainer.callback_metrics["val/ppl"]),
+        best_val_ppl=model.best_val_ppl,
+        train_ppl=float(trainer.callback_metrics.get("train/ppl", float("nan"))),
+    )
     if trainer.is_global_zero:
         results.update(test_figures(dm, trainer, model))
     finish(cfg, Path(output_dir), trainer, model, results)
     return results["val_ppl"]
 
 
-def selected_checkpoint(trainer: pl.Trainer) -> str | None:
-    """The checkpoint that val/ppl selected (with weight averaging: the averaged weights)."""
+def series_figures(dm: SineSeries, trainer: pl.Trainer, model: SineRNN) -> dict:
+    """The sine series: the RNN (the checkpoint val/mse selected) and the linear model on the
+    lags, each predicting 1 to 64 steps ahead over the validation part; the figure in
+    TensorBoard's IMAGES tab and `predictions.png` in the run folder."""
+    chosen = selected_checkpoint(trainer, model.monitor)
+    scored = load_lm(chosen, map_location=model.device, kind=SineRNN) if chosen else model
+    horizons = horizon_errors(scored, dm, scored.hparams.horizons)
+    if trainer.is_global_zero:
+        figure = plot_predictions(scored, dm, scored.hparams.horizons)
+        figure.savefig(Path(trainer.default_root_dir) / "predictions.png", dpi=100)
+        if isinstance(trainer.logger, TensorBoard):
+            trainer.logger.experiment.add_figure("predictions", figure, trainer.global_step)
+            scalars = {
+                f"horizon/{name}_mse_{k}": value
+                for k, errors in horizons.items()
+                for name, value in errors.items()
+            }
+            trainer.logger.log_metrics(scalars, step=trainer.global_step)
+    return {
+        "val_mse": float(trainer.callback_metrics["val/mse"]),
+        "best_val_mse": model.best_val_mse,
+        "horizons": horizons,
+        "checkpoint": chosen or "the weights at the end of training",
+    }
+
+
+def selected_checkpoint(trainer: pl.Trainer, metric: str = "val/ppl") -> str | None:
+    """The checkpoint that `metric` selected (with weight averaging: the averaged weights)."""
     for callback in trainer.checkpoint_callbacks:
-        if callback.monitor == "val/ppl" and callback.best_model_path:
+        if callback.monitor == metric and callback.best_model_path:
             return callback.best_model_path
     return None
 
@@ -188,13 +219,20 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
         trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
         trainer.logger.finalize("success")
-    print(f"val/ppl {results['val_ppl']:.3f}")
-    if "test_ppl" in results:
-        print(
-            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per character, "
-            f"{results['test_tokens']} characters, {results['test_checkpoint']})"
-        )
-    print(f"predict({cfg.prefix!r}, {cfg.num_preds}): {model.predict(cfg.prefix, cfg.num_preds)!r}")
+    if "horizons" in results:
+        print(f"val/mse {results['val_mse']:.4f} (best {results['best_val_mse']:.4f})")
+        print("mean squared error k steps ahead on the validation part:")
+        for k, errors in results["horizons"].items():
+            print(f"  k={k:>3}  rnn {errors['rnn']:.4f}  linear {errors['linear']:.4f}")
+    else:
+        print(f"val/ppl {results['val_ppl']:.3f}")
+        if "test_ppl" in results:
+            print(
+                f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per "
+                f"character, {results['test_tokens']} characters, {results['test_checkpoint']})"
+            )
+        predicted = model.predict(cfg.prefix, cfg.num_preds)
+        print(f"predict({cfg.prefix!r}, {cfg.num_preds}): {predicted!r}")
     last = last_checkpoint(output_dir)
     print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))
 
@@ -250,12 +288,15 @@ def last_checkpoint(output_dir: Path) -> Path:
     return output_dir / "checkpoints" / "last.ckpt"
 
 
-def check_resumable(ckpt_path: str, vocab: list[str], max_epochs: int | None) -> None:
-    """Resuming needs our checkpoint, trained on text with the same vocabulary, and epochs
-    left to train."""
+def check_resumable(
+    ckpt_path: str, model: pl.LightningModule, vocab: Vocab | None, max_epochs: int | None
+) -> None:
+    """Resuming needs our checkpoint of the same kind of model, trained on text with the same
+    vocabulary, and epochs left to train."""
     checkpoint = read_checkpoint(ckpt_path)
-    saved = load_lm(ckpt_path, checkpoint=checkpoint).vocab
-    if saved is None or saved.idx_to_token != vocab:
+    kind = SineRNN if isinstance(model, SineRNN) else RNNLMScratch
+    saved = getattr(load_lm(ckpt_path, checkpoint=checkpoint, kind=kind), "vocab", None)
+    if vocab is not None and (saved is None or saved.idx_to_token != vocab.idx_to_token):
         raise UserError(
             f"ckpt_path={ckpt_path!r} was trained with a vocabulary of "
             f"{len(saved) if saved else 0} tokens, the data now has {len(vocab)}: resume with "
