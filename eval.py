@@ -4,13 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.errors import report_user_errors
+from rnnlm.errors import report_user_errors, require_given
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @report_user_errors
 def main(cfg: DictConfig):
     threads.prepare(cfg.threads)  # before torch is imported
+    require_given(cfg)  # a missing ckpt_path is reported before the slow imports
     from rnnlm.evaluate import evaluate
 
     return evaluate(cfg)

@@ -42,6 +42,7 @@ def files_under(folder: Path) -> list[Path]:
         (b"1234 5678 ... 42", "contains no letters"),
     ],
 )
+@pytest.mark.slow
 def test_bad_text_files(tmp_path, content, fragment):
     book = tmp_path / "book.txt"
     if content is not None:
@@ -50,6 +51,7 @@ def test_bad_text_files(tmp_path, content, fragment):
     assert_one_line_error(out, fragment)
 
 
+@pytest.mark.slow
 def test_checksum_mismatch_keeps_no_cache_and_downloads_again(tmp_path, tiny_corpus):
     cache = tmp_path / "cache"
     args = [f"data.url={tiny_corpus.as_uri()}", f"data.root={cache}", *FAST]
@@ -75,6 +77,7 @@ def test_checksum_mismatch_keeps_no_cache_and_downloads_again(tmp_path, tiny_cor
         ("data.eval_streams=0", "data.eval_streams=0 is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_impossible_sizes(tmp_path, tiny_corpus, override, fragment):
     out = run(f"data.path={tiny_corpus}", *FAST, override, cwd=tmp_path)
     assert_one_line_error(out, fragment)
@@ -101,6 +104,7 @@ def test_a_config_group_set_to_null_says_how_to_turn_it_off(tmp_path, tiny_corpu
     assert not (tmp_path / "outputs").exists()  # refused before Hydra made a run folder
 
 
+@pytest.mark.slow
 def test_non_finite_loss_names_step_and_cause(tmp_path, tiny_corpus):
     out = run(
         f"data.path={tiny_corpus}",
@@ -122,6 +126,7 @@ def test_unwritable_output_folder(tmp_path, tiny_corpus):
     assert_one_line_error(out, "hydra.run.dir='/proc/rnnlm-run' cannot be written")
 
 
+@pytest.mark.slow
 def test_multirun_with_ddp_is_refused(tmp_path, tiny_corpus):
     out = run(
         "-m",
@@ -136,6 +141,7 @@ def test_multirun_with_ddp_is_refused(tmp_path, tiny_corpus):
     assert out.returncode != 0 and "use trainer=ddp_spawn for sweeps" in out.stderr
 
 
+@pytest.mark.slow
 def test_eval_with_a_corrupt_checkpoint(tmp_path):
     ckpt = tmp_path / "half.ckpt"
     ckpt.write_bytes(b"PK\x03\x04 not a whole zip")  # what a killed copy leaves behind
@@ -210,6 +216,7 @@ def test_settings_lightning_would_accept_or_crash_on(
     assert not (tmp_path / "run").exists() or files_under(tmp_path / "run") == []
 
 
+@pytest.mark.slow
 def test_gpu_trainer_without_a_gpu(tmp_path, tiny_corpus):
     import torch
 
@@ -240,11 +247,13 @@ def test_without_a_logger_checkpoints_stay_in_the_run_folder(trained_run, compos
 
 
 @pytest.mark.parametrize("script", ["eval.py", "generate.py"])
+@pytest.mark.slow
 def test_a_task_without_its_checkpoint(tmp_path, script):
     out = run(cwd=tmp_path, script=script)
     assert_one_line_error(out, "ckpt_path is required: add ckpt_path=... to the command line")
 
 
+@pytest.mark.slow
 def test_a_refused_run_leaves_no_run_folder(tmp_path, tiny_corpus):
     out = run(
         f"data.path={tiny_corpus}", *FAST, "seed=abc", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
@@ -272,6 +281,7 @@ def test_impossible_memory_is_refused_with_the_estimate(compose_train, tiny_corp
         train(cfg, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_run_folder_holding_another_run_is_refused(trained_run, tmp_path):
     import shutil
 

@@ -49,6 +49,7 @@ def tiny_trainer(devices: int) -> pl.Trainer:
 
 
 @pytest.mark.parametrize("sampling", ["windows", "sequential"])
+@pytest.mark.slow
 def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
     pl.seed_everything(0)
     if sampling == "windows":
@@ -76,6 +77,7 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
     assert ppl_ddp == pytest.approx(one["val/ppl"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
     out = cli(
         "train.py", *two_cpu_processes("ddp", tiny_corpus), "trainer.max_epochs=2", cwd=tmp_path
@@ -93,6 +95,7 @@ def test_cli_ddp_run_leaves_one_run_folder(tiny_corpus, tmp_path):
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.slow
 def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
     tiny_corpus, tmp_path, signum, code
 ):
@@ -184,6 +187,7 @@ def test_slurm_launcher_starts_one_task_per_device():
     assert (launcher.tasks_per_node, launcher.nodes) == (4, 3)
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_sweep(tiny_corpus, tmp_path):
     """The cluster path (jobs pickled and run by submitit's executor) on this machine."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")

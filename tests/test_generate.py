@@ -131,6 +131,7 @@ def test_checkpoint_is_self_contained(trained):
         assert torch.equal(model(X), again(X))
 
 
+@pytest.mark.slow
 def test_generate_cli(trained, tmp_path):
     ckpt, _ = trained
     out = cli(
@@ -160,12 +161,14 @@ def test_generate_cli(trained, tmp_path):
         (["strategy=sample", "temperature=-1"], "temperature=-1"),
     ],
 )
+@pytest.mark.slow
 def test_generate_cli_bad_input(trained, tmp_path, args, message):
     ckpt, _ = trained
     out = cli("generate.py", f"ckpt_path={ckpt}", *args, cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_generate_cli_missing_or_foreign_checkpoint(tmp_path):
     out = cli("generate.py", f"ckpt_path={tmp_path}/none.ckpt", cwd=tmp_path)
     assert out.returncode == 2 and "does not exist" in out.stderr
@@ -175,6 +178,7 @@ def test_generate_cli_missing_or_foreign_checkpoint(tmp_path):
     assert out.returncode == 2 and "not a checkpoint written by rnnlm" in out.stderr
 
 
+@pytest.mark.slow
 def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path):
     ckpt, val_ppl = trained
     out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
@@ -198,6 +202,7 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     assert math.isfinite(float(out.stdout.split("ppl ")[-1].split()[0]))
 
 
+@pytest.mark.slow
 def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp_path):
     ckpt, _ = trained
     results = json.loads((ckpt.parents[1] / "results.json").read_text())
@@ -223,6 +228,7 @@ def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp
         ["model=concise", "model.rnn._target_=rnnlm.rnn.LSTM", *SEQUENTIAL],
     ],
 )
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(layout, compose_train, tiny_corpus, tmp_path):
     overrides = [f"data.path={tiny_corpus}", *TINY_OVERRIDES, *layout]
     train(compose_train(*overrides, "trainer.max_epochs=4"), tmp_path / "straight")
@@ -266,6 +272,7 @@ def test_resume_with_another_vocabulary_is_refused(trained, compose_train, tmp_p
         train(cfg, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, tmp_path):
     # experiment=best validates and checkpoints an exponential moving average of the weights:
     # the best checkpoint must hold the weights that scored its val/ppl, and eval.py re-scores it.

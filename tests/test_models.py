@@ -265,6 +265,7 @@ def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
     assert torch.equal(model.inputs(X_t), embedded)
 
 
+@pytest.mark.slow
 def test_compiled_batch_loss_equals_eager_and_trains():
     torch.manual_seed(0)
     V = 12

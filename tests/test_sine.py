@@ -90,6 +90,7 @@ def test_impossible_series(kwargs, message):
         SineSeries(**kwargs)
 
 
+@pytest.mark.slow
 def test_experiment_sine_end_to_end(tmp_path):
     run = tmp_path / "run"
     out = cli(
@@ -116,6 +117,7 @@ def test_experiment_sine_end_to_end(tmp_path):
     assert "k= 64  rnn" in out.stdout
 
 
+@pytest.mark.slow
 def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_corpus):
     _, char_ckpt = trained_run
     out = cli("train.py", "experiment=sine", f"ckpt_path={char_ckpt}", cwd=tmp_path)

@@ -17,7 +17,8 @@ from rnnlm.train import train
 from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args
 from .test_train import scalars
 
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+# The language-model experiments (experiment=sine has its own data: tests/test_sine.py).
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "sine")
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -25,6 +26,7 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
     sweep = tmp_path / "sweep"
     out = cli(
@@ -67,6 +69,7 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
         assert f"model={settings['model']}" in row["overrides"].split()
 
 
+@pytest.mark.slow
 def test_failed_job_is_a_failed_row(tiny_corpus, tmp_path):
     sweep = tmp_path / "sweep"
     out = cli(
@@ -173,6 +176,7 @@ def test_every_experiment_composes_and_trains(name, compose_train, tiny_corpus, 
     assert scalars(tmp_path)["val/ppl"]
 
 
+@pytest.mark.slow
 def test_optuna_sweep_two_trials(tiny_corpus, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "sweep"

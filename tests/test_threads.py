@@ -56,6 +56,7 @@ def test_choose_sets_torch_and_the_environment(restore_threads):
     assert threads.choose("torch", work=10) == 2  # left as torch has it
 
 
+@pytest.mark.slow
 def test_train_applies_the_policy_in_its_process(tiny_corpus, tmp_path):
     probe = [
         "+callbacks.probe._target_=tests.helpers.ThreadProbe",
@@ -73,6 +74,7 @@ def test_train_applies_the_policy_in_its_process(tiny_corpus, tmp_path):
     assert thread_probes(tmp_path) == {0: {"torch": 1, "env": "1"}}  # auto: a tiny model
 
 
+@pytest.mark.slow
 def test_every_ddp_rank_computes_with_the_chosen_count(tiny_corpus, tmp_path):
     out = cli(
         "train.py",

@@ -88,6 +88,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return cli("train.py", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cli_single_run_prints_ppl_and_prediction(tiny_corpus, tmp_path):
     out = run_cli(
         f"data.path={tiny_corpus}", *TINY_OVERRIDES, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
@@ -99,6 +100,7 @@ def test_cli_single_run_prints_ppl_and_prediction(tiny_corpus, tmp_path):
     assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "last.ckpt").exists()
 
 
+@pytest.mark.slow
 def test_cli_two_job_sweep(tiny_corpus, tmp_path):
     out = run_cli(
         "-m",
@@ -117,6 +119,7 @@ def test_cli_two_job_sweep(tiny_corpus, tmp_path):
     assert out.stdout.count("val/ppl ") == 2
 
 
+@pytest.mark.slow
 def test_cli_bad_value_exits_2_without_traceback(tiny_corpus, tmp_path):
     out = run_cli(f"data.path={tiny_corpus}", "data.num_steps=0", cwd=tmp_path)
     assert out.returncode == 2

@@ -105,14 +105,26 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def require_given(cfg) -> None:
+    """Raise a `UserError` for the first mandatory key (`???` in the config) left out."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise required(missing[0])
+
+
+def required(key: str) -> UserError:
+    return UserError(f"{key} is required: add {key}=... to the command line")
+
+
 def missing_value(err: Exception) -> UserError | None:
     """A mandatory key (`???` in the config, e.g. eval.py's ckpt_path) left out."""
     from omegaconf.errors import MissingMandatoryValue
 
     if not isinstance(err, MissingMandatoryValue):
         return None
-    key = err.full_key
-    return UserError(f"{key} is required: add {key}=... to the command line")
+    return required(err.full_key)
 
 
 def discard_unstarted_run() -> None:
