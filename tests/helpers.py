@@ -40,3 +40,29 @@ def two_cpu_processes(trainer: str, tiny_corpus: Path) -> list[str]:
     fixed = [o for o in TINY_OVERRIDES if "accelerator" not in o and "devices" not in o]
     devices = ["trainer.accelerator=cpu", "trainer.devices=2"]
     return [f"trainer={trainer}", *devices, f"data.path={tiny_corpus}", *fixed]
+
+
+def refused(task: str, *overrides: str, run_dir: Path | None = None) -> str:
+    """The `UserError` message a task raises for `overrides`, in this process: what the CLI
+    prints after `error: ` (one CLI test per exit-code path checks that part)."""
+    import pytest
+
+    from rnnlm.errors import UserError
+
+    from .conftest import compose_config
+
+    cfg = compose_config(*overrides, name=task)
+    with pytest.raises(UserError) as err:
+        if task == "train":
+            from rnnlm.train import train
+
+            train(cfg, run_dir)
+        elif task == "generate":
+            from rnnlm.generate import generate
+
+            generate(cfg)
+        else:
+            from rnnlm.evaluate import evaluate
+
+            evaluate(cfg)
+    return str(err.value)
