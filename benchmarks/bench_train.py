@@ -42,6 +42,7 @@ SETTINGS = {
     "h256": (256, 32, None),
     "h256s128": (256, 128, None),
     "h1024": (1024, 32, 3),
+    "tiny": (8, 8, 2),  # gpu_check.sh --dry-run: proves the script runs, measures nothing
 }
 BATCH, NUM_TRAIN = 1024, 10000
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Every GPU figure in one short run (about 8 minutes on one H100):
+#
+#   bash benchmarks/gpu_check.sh [--dry-run] [--data FILE] [--out DIR]
+#
+# (a) the device, torch and CUDA versions; (b) the book's 100-epoch runs of model=scratch and
+# model=concise on trainer=gpu, val/ppl and whole-run seconds; (c) bench_train.py --device cuda
+# at the book's setting, 256 and 1024 hidden units (scratch, concise with cuDNN, the book's
+# loop); (d) CUDA graphs for the scratch step (benchmarks/cuda_graphs.py); (e) a 1-device
+# trainer=ddp run; (f) one JSON, benchmarks/results/gpu_check.json, and a table.
+#
+# --dry-run runs the same steps on the CPU with 1 epoch and tiny sizes (under 3 minutes), into
+# gpu_check_dry_run.json: proof that the script works before a GPU is available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+DATA="${RNNLM_TIMEMACHINE:-../shared/data/timemachine.txt}"
+OUT=benchmarks/results
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) DRY=1 ;;
+        --data) DATA="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        *) echo "error: $1 is not an option: use --dry-run, --data FILE, --out DIR" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ ! -f "$DATA" ]; then
+    echo "error: --data $DATA does not exist: give the path of timemachine.txt" >&2
+    exit 2
+fi
+PY="${PYTHON:-python}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+if [ "$DRY" = 1 ]; then
+    DEVICE=cpu; TRAINER=(trainer=cpu); EPOCHS=1; NAME=gpu_check_dry_run
+    SIZES=(data.num_train=200 data.num_val=100 data.batch_size=64 ~callbacks.text_samples)
+    SETTINGS=tiny; BENCH=(--epochs 1 --warmup 0); GRAPHS=(--steps 2 --batch 64 --num-steps 8 --hiddens 8)
+    DDP=(trainer=ddp trainer.accelerator=cpu trainer.devices=1)
+else
+    DEVICE=cuda; TRAINER=(trainer=gpu); EPOCHS=100; NAME=gpu_check; SIZES=()
+    SETTINGS=book,h256,h1024; BENCH=(--epochs 3 --warmup 1); GRAPHS=(--steps 50)
+    DDP=(trainer=ddp trainer.accelerator=gpu trainer.devices=1)
+fi
+COMMON=(data.path="$DATA" ~callbacks.progress_bar ~callbacks.model_summary ~logger)
+
+echo "== (a) device"
+"$PY" benchmarks/gpu_steps.py device --device "$DEVICE" --json "$WORK/device.json"
+
+echo "== (b) the book's runs"
+for model in scratch concise; do
+    "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-$model.json" --run-dir "$WORK/$model" -- \
+        "$PY" train.py model="$model" "${TRAINER[@]}" trainer.max_epochs="$EPOCHS" "${SIZES[@]}" \
+        "${COMMON[@]}" hydra.run.dir="$WORK/$model"
+done
+
+echo "== (c) training throughput"
+"$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --settings "$SETTINGS" \
+    "${BENCH[@]}" --json "$WORK/bench_train.json"
+
+echo "== (d) CUDA graphs for the scratch step"
+"$PY" benchmarks/cuda_graphs.py --data "$DATA" --device "$DEVICE" "${GRAPHS[@]}" \
+    --json "$WORK/cuda_graphs.json"
+
+echo "== (e) one-device DDP"
+"$PY" benchmarks/gpu_steps.py run --json "$WORK/run-ddp.json" --run-dir "$WORK/ddp" -- \
+    "$PY" train.py model=scratch "${DDP[@]}" trainer.max_epochs=1 "${SIZES[@]}" "${COMMON[@]}" \
+    hydra.run.dir="$WORK/ddp"
+
+echo "== (f) report"
+"$PY" benchmarks/gpu_steps.py report --work "$WORK" --out "$OUT/$NAME.json"
