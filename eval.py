@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.errors import report_user_errors, require_given
+from rnnlm.cli import report_user_errors, require_given
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.errors import refuse_null_groups, report_user_errors
+from rnnlm.cli import refuse_null_groups, report_user_errors
 from rnnlm.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names

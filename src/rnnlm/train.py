@@ -25,11 +25,12 @@ from rnnlm import threads
 from rnnlm.board import TensorBoard, board_name
 from rnnlm.callbacks import ShareCores
 from rnnlm.data import Vocab
-from rnnlm.errors import UserError, flatten, in_multirun, unwrap_user_errors
+from rnnlm.errors import UserError, flatten, unwrap_user_errors
 from rnnlm.lm import RNNLMScratch, load_lm, read_checkpoint, score
 from rnnlm.runtime import (
     check_memory,
     check_run_settings,
+    in_multirun,
     local_processes,
     quiet_known_noise,
     slurm_plugins,

@@ -1,0 +1,177 @@
+"""The CLI layer: what turns a `UserError` into `error: <message>` and exit code 2, and the
+Hydra callbacks and checks that run before a task.
+
+Every entry point (train.py, eval.py, generate.py) wraps its task in `report_user_errors`;
+`HYDRA_FULL_ERROR=1` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.errors import CompactHydraException
+from hydra.experimental.callback import Callback
+
+from rnnlm.errors import UserError, find_user_error, flatten
+
+T = TypeVar("T")
+
+
+class FailedJob(UserError, CompactHydraException):
+    """A `UserError` in a job of a multirun: the sweep records the job as failed and goes on;
+    at the end Hydra prints the job's overrides and this message, without a traceback."""
+
+
+def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2 (in a
+    multirun, the job is marked failed and the sweep report shows it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            user_error = find_user_error(err) or missing_value(err)
+            if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            from rnnlm.runtime import in_multirun  # only on this path: it imports Lightning
+
+            if in_multirun():  # let Hydra record a failed job; the sweep goes on
+                raise FailedJob(str(user_error)) from None
+            print(f"error: {user_error}", file=sys.stderr)
+            discard_unstarted_run()
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+def require_given(cfg) -> None:
+    """Raise a `UserError` for the first mandatory key (`???` in the config) left out."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise required(missing[0])
+
+
+def required(key: str) -> UserError:
+    return UserError(f"{key} is required: add {key}=... to the command line")
+
+
+def missing_value(err: Exception) -> UserError | None:
+    """A mandatory key (`???` in the config, e.g. eval.py's ckpt_path) left out."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if not isinstance(err, MissingMandatoryValue):
+        return None
+    return required(err.full_key)
+
+
+def discard_unstarted_run() -> None:
+    """A run refused before it started: remove the folder Hydra made for it when it holds
+    nothing but Hydra's own files (the composed config and the log), and the folders above
+    it inside the working folder that are left empty."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    folder = Path(hydra.runtime.output_dir).resolve()
+    if hydra.output_subdir is None or folder == Path.cwd().resolve():
+        return
+    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
+    if all(f[0] == hydra.output_subdir or (len(f) == 1 and f[0].endswith(".log")) for f in files):
+        shutil.rmtree(folder, ignore_errors=True)
+        # and the date folders made for it (outputs/<date>/), when nothing else is in them
+        cwd = Path.cwd().resolve()
+        for parent in folder.parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
+
+
+def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
+    """`logger=null` on the command line: Hydra fails on it with a traceback while composing,
+    before any task code runs. Say in one line (exit code 2) what it means instead."""
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        group = conf_dir / key
+        if not sep or key == "hydra" or value.strip().lower() not in ("null", "none", "~"):
+            continue
+        options = sorted(f.stem for f in group.glob("*.yaml")) if group.is_dir() else []
+        if options and value not in options:
+            print(
+                f"error: {arg} is not allowed: {key} takes one of {options}; "
+                f"to turn {key} off write ~{key}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
+class CheckOutputDir(Callback):
+    """Hydra callback: refuse an output folder that cannot be created or written, in one
+    line, before Hydra tries (its own error is a traceback)."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self.check("hydra.run.dir", config.hydra.run.dir)
+        self.check_same_run(config)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.check("hydra.sweep.dir", config.hydra.sweep.dir)
+
+    @staticmethod
+    def check(key: str, folder: str) -> None:
+        path = Path(folder).absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        try:  # a real attempt: permission bits say nothing for root, or on /proc
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".rnnlm-write-test-"))
+        except OSError:
+            print(
+                f"error: {key}={folder!r} cannot be written ({existing} is not a writable "
+                "folder): choose another output folder",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+    # What may change when a run carries on in its own folder.
+    CARRY_ON_KEYS = ("ckpt_path", "trainer.max_epochs", "trainer.max_time")
+
+    @classmethod
+    def check_same_run(cls, config) -> None:
+        """Refuse a run folder that holds another run (its checkpoints or events, and a
+        config that differs beyond the keys a run carries on with): the two would be merged,
+        checkpoints side by side, events interleaved, the config overwritten."""
+        from omegaconf import OmegaConf
+
+        folder = Path(config.hydra.run.dir)
+        subdir = config.hydra.output_subdir
+        saved = folder / str(subdir) / "config.yaml"
+        ran = any(folder.glob("checkpoints/*.ckpt")) or any(folder.glob("events.out.tfevents.*"))
+        if subdir is None or not saved.is_file() or not ran:
+            return
+        now = OmegaConf.to_container(config, resolve=False)
+        now.pop("hydra", None)
+        before, now = flatten(OmegaConf.to_container(OmegaConf.load(saved))), flatten(now)
+        differ = sorted(
+            key
+            for key in before.keys() | now.keys()
+            if before.get(key) != now.get(key) and not key.startswith(cls.CARRY_ON_KEYS)
+        )
+        if differ:
+            shown = ", ".join(
+                f"{k}: {before.get(k)!r} there, {now.get(k)!r} now" for k in differ[:3]
+            )
+            print(
+                f"error: hydra.run.dir={str(folder)!r} holds another run ({len(differ)} settings "
+                f"differ: {shown}): choose another hydra.run.dir, or carry that run on with "
+                "its own settings and ckpt_path=last",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
