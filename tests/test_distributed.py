@@ -101,7 +101,7 @@ def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
 ):
     import time
 
-    from rnnlm.lm import load_lm
+    from rnnlm.checkpoints import load_lm
 
     from .test_train import scalars
 

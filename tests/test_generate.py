@@ -9,9 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import Vocab, preprocess
 from rnnlm.errors import UserError
-from rnnlm.lm import RNNLM, RNNLMScratch, load_lm, read_checkpoint
+from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.sampling import Sampler
 from rnnlm.train import train

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from rnnlm.checkpoints import load_lm
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.lm import RNNLM, RNNLMScratch, load_lm, score
+from rnnlm.lm import RNNLM, RNNLMScratch, score
 from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
 from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard

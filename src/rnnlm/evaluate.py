@@ -8,9 +8,10 @@ import math
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlm import threads
+from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.lm import load_lm, read_checkpoint, score
+from rnnlm.lm import score
 from rnnlm.runtime import step_work
 from rnnlm.streams import Streams
 from rnnlm.windows import Windows

@@ -9,8 +9,8 @@ import torch
 from omegaconf import DictConfig
 
 from rnnlm import threads
+from rnnlm.checkpoints import load_lm
 from rnnlm.data import preprocess
-from rnnlm.lm import load_lm
 from rnnlm.runtime import step_work
 from rnnlm.sampling import Sampler
 

@@ -24,9 +24,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rnnlm import threads
 from rnnlm.board import TensorBoard, board_name
 from rnnlm.callbacks import ShareCores
+from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, flatten, unwrap_user_errors
-from rnnlm.lm import RNNLMScratch, load_lm, read_checkpoint, score
+from rnnlm.lm import RNNLMScratch, score
 from rnnlm.runtime import (
     check_memory,
     check_run_settings,

@@ -1,0 +1,65 @@
+"""Checkpoints written by train.py: reading one safely, and rebuilding its model from it alone.
+
+A checkpoint carries the model's class (`rnnlm_class`), its constructor arguments
+(`hyper_parameters`, the core's as a `_target_` mapping) and its weights; it is read with
+`weights_only=True`, so nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+
+from rnnlm.errors import UserError
+from rnnlm.lm import RNNLMScratch
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint written by rnnlm's train.py (loaded with `weights_only=True`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path={str(path)!r} does not exist or is not a file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        for key in ("rnnlm_class", "hyper_parameters", "state_dict"):
+            checkpoint[key]
+    except Exception as err:
+        raise UserError(
+            f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+    return checkpoint
+
+
+# What each kind of checkpoint holds, as the errors name them.
+MODEL_KINDS = {
+    "RNNLMScratch": "character language model",
+    "RNNLM": "character language model",
+    "SineRNN": "sine-series regression model (experiment=sine)",
+}
+
+
+def load_lm(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    checkpoint: dict | None = None,
+    kind: type | None = None,
+) -> RNNLMScratch:
+    """Rebuild a model from a checkpoint alone (read from `path` unless given): a character
+    language model, or another `kind` of the project's models (the sine series' regression)."""
+    checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path, map_location)
+    class_path = checkpoint["rnnlm_class"]
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    kind = kind or RNNLMScratch
+    if not (isinstance(cls, type) and issubclass(cls, kind)):
+        raise UserError(
+            f"ckpt_path={str(path)!r} holds a {MODEL_KINDS.get(name, class_path)}, and this "
+            f"needs a {MODEL_KINDS.get(kind.__name__, kind.__name__)}: give a checkpoint "
+            "of that kind"
+        )
+    model = cls(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
