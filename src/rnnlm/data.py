@@ -125,8 +125,8 @@ class TimeMachine(pl.LightningDataModule):
         num_val: int | float = 5000,
         root: str = "data",
         path: str | None = None,
-        url: str = DATA_URL,
-        sha1: str | None = DATA_SHA1,
+        url: str | None = None,
+        sha1: str | None = None,
         vocab: Sequence[str] | None = None,
         seed: int = 0,
         memmap_min_mb: float = 64,
@@ -148,7 +148,9 @@ class TimeMachine(pl.LightningDataModule):
         self.num_train, self.num_val = num_train, num_val
         self.split, self.fractions, self.sampling = split, fractions, sampling
         self.eval_streams = eval_streams
-        self.root, self.path, self.url, self.sha1, self.seed = root, path, url, sha1, seed
+        # null: d2l's copy and its checksum (their one home: rnnlm.download)
+        self.url, self.sha1 = url or DATA_URL, sha1 or DATA_SHA1
+        self.root, self.path, self.seed = root, path, seed
         self.memmap_min_mb = memmap_min_mb
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: Corpus | None = None
