@@ -1,5 +1,6 @@
 """Training callbacks: text samples in TensorBoard's TEXT tab (watch the model learn to
-spell, d2l.ai §9.5 predict), and `ShareCores` for `threads=auto`."""
+spell, d2l.ai §9.5 predict); the gradient norm before clipping and the divergence guard (which
+every language model adds to its runs); `ShareCores` for `threads=auto`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm import threads
-from rnnlm.errors import require_count
+from rnnlm.errors import UserError, require_count
 from rnnlm.sampling import Sampler
 
 
@@ -81,3 +82,58 @@ class ShareCores(pl.Callback):
             wanted = threads.sharing(self.most, elsewhere)
             if wanted != torch.get_num_threads():
                 torch.set_num_threads(wanted)
+
+
+class GradNorm(pl.Callback):
+    """Log `train/grad_norm`, the global L2 norm of the gradients before the Trainer clips
+    them (the norm clipping acts on), on the steps the logger records (`log_every_n_steps`):
+    logging every step costs ~1 ms."""
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:
+        if trainer.global_step % trainer.log_every_n_steps:
+            return
+        norms = [
+            torch.linalg.vector_norm(p.grad) for p in pl_module.parameters() if p.grad is not None
+        ]
+        if norms:
+            pl_module.log(
+                "train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True
+            )
+
+
+class DivergenceGuard(pl.Callback):
+    """Stop a diverged run before its NaN weights are checkpointed: remember the first step
+    whose loss is not finite without a host sync per step, and check once per epoch (at the
+    end of training and before validation; checkpoints are written after both)."""
+
+    def __init__(self) -> None:
+        self.first_bad_step: torch.Tensor | None = None
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module, loss: torch.Tensor) -> None:
+        if self.first_bad_step is None or self.first_bad_step.device != loss.device:
+            self.first_bad_step = torch.tensor(-1, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, trainer.global_step, self.first_bad_step)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self.check(trainer, pl_module)
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.check(trainer, pl_module)
+
+    def check(self, trainer: pl.Trainer, pl_module) -> None:
+        step = -1 if self.first_bad_step is None else int(self.first_bad_step)
+        if step < 0:
+            return
+        activation = getattr(pl_module.rnn, "activation", "tanh")
+        cause = (
+            f"no gradient clipping{' with ReLU' if activation == 'relu' else ''}: "
+            "set trainer.gradient_clip_val=1"
+            if not trainer.gradient_clip_val
+            else f"model.lr={pl_module.hparams.lr} is too high for this model: lower it"
+        )
+        raise UserError(
+            f"the training loss became NaN or infinite at step {step} "
+            f"(epoch {trainer.current_epoch}); likely cause: {cause}"
+        )

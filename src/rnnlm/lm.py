@@ -1,7 +1,8 @@
 """Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6).
 
 The LightningModule only trains: the recurrent maths lives in the core (`rnnlm.rnn`), gradient
-clipping and devices belong to the Trainer.
+clipping and devices belong to the Trainer, the gradient-norm logging and the divergence guard
+are callbacks (`rnnlm.callbacks`) that every language model brings with it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
+from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, require_count, require_positive
 from rnnlm.output import output_cross_entropy
@@ -139,7 +141,6 @@ class RNNLMScratch(pl.LightningModule):
         self.dropout = drop(dropout) if dropout else None
         self.init_params()
         self.best_val_ppl = float("inf")
-        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_tokens = 0  # tokens scored by this rank in the current validation epoch
@@ -231,9 +232,6 @@ class RNNLMScratch(pl.LightningModule):
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         loss = self.step_loss(batch, "train")
         self.train_loss.update(loss.detach(), batch[1].numel())
-        # Remember the first step with a non-finite loss without a host sync per step.
-        bad = ~torch.isfinite(loss.detach()) & (self.first_bad_step < 0)
-        self.first_bad_step = torch.where(bad, self.trainer.global_step, self.first_bad_step)
         return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
@@ -249,36 +247,8 @@ class RNNLMScratch(pl.LightningModule):
         self.log(f"{split}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
         return torch.exp(loss)
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Called before the Trainer clips: this is the norm that clipping acts on. Only on the
-        # steps the logger records (log_every_n_steps): logging every step costs ~1 ms.
-        if self.trainer.global_step % self.trainer.log_every_n_steps:
-            return
-        norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
-        self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True)
-
-    def check_finite(self) -> None:
-        """Stop a diverged run before its NaN weights are checkpointed (one sync per epoch)."""
-        step = int(self.first_bad_step)
-        if step < 0:
-            return
-        clip = self.trainer.gradient_clip_val
-        activation = getattr(self.rnn, "activation", "tanh")
-        cause = (
-            f"no gradient clipping{' with ReLU' if activation == 'relu' else ''}: "
-            "set trainer.gradient_clip_val=1"
-            if not clip
-            else f"model.lr={self.lr} is too high for this model: lower it"
-        )
-        raise UserError(
-            f"the training loss became NaN or infinite at step {step} "
-            f"(epoch {self.current_epoch}); likely cause: {cause}"
-        )
-
     def on_validation_epoch_start(self) -> None:
         self.carried.pop("val", None)
-        if not self.trainer.sanity_checking:
-            self.check_finite()
 
     def on_train_epoch_start(self) -> None:
         self.carried.clear()  # every epoch starts its streams from a zero state
@@ -287,7 +257,6 @@ class RNNLMScratch(pl.LightningModule):
         self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self) -> None:
-        self.check_finite()
         self.log_epoch("train", self.train_loss)
         self.log("train/lr", self.epoch_lr, sync_dist=True)
 
@@ -300,6 +269,11 @@ class RNNLMScratch(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.best_val_ppl = min(self.best_val_ppl, float(ppl))
             self.log("val/ppl_best", self.best_val_ppl, sync_dist=True)
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """What every run of a language model watches, whatever the config's callbacks: the
+        gradient norm before clipping, and divergence."""
+        return [GradNorm(), DivergenceGuard()]
 
     def configure_optimizers(self) -> Any:
         make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
