@@ -133,25 +133,61 @@ def test_cli_bad_value_exits_2_without_traceback(tiny_corpus, tmp_path):
 
 def test_lr_scheduler_from_the_command_line_steps_every_epoch(compose_train, tiny_corpus, tmp_path):
     # StepLR halves the rate after every epoch: train/lr shows it in TensorBoard.
-    cfg = compose_train(
-        f"data.path={tiny_corpus}",
-        *TINY_OVERRIDES,
-        "model.lr_scheduler={name:StepLR,step_size:1,gamma:0.5}",
-    )
+    step = ["model/lr_scheduler=step", "model.lr_scheduler.step_size=1"]
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, *step)
     train(cfg, tmp_path)
     assert scalars(tmp_path)["train/lr"] == pytest.approx([1.0, 0.5, 0.25])
     # ReduceLROnPlateau watches val/ppl (patience 0, threshold 1: every epoch is a plateau).
-    plateau = "model.lr_scheduler={name:ReduceLROnPlateau,factor:0.1,patience:0,threshold:1}"
-    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, plateau)
+    plateau = ["model/lr_scheduler=plateau", "model.lr_scheduler.factor=0.1"]
+    plateau += ["model.lr_scheduler.patience=0", "+model.lr_scheduler.threshold=1"]
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, *plateau)
     train(cfg, tmp_path / "plateau")
     assert scalars(tmp_path / "plateau")["train/lr"] == pytest.approx([1.0, 0.1, 0.01])
 
 
-def test_unknown_lr_scheduler_is_refused_with_allowed_names(compose_train, tiny_corpus, tmp_path):
+def test_any_torch_optimizer_and_scheduler_by_config(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.checkpoints import load_lm
+
+    chosen = [
+        "model.optimizer._target_=torch.optim.RMSprop",
+        "+model.optimizer.alpha=0.9",
+        "model/lr_scheduler=cosine",
+        "model.lr=0.01",
+    ]
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, *chosen)
+    train(cfg, tmp_path)
+    optimizer = load_lm(tmp_path / "checkpoints" / "last.ckpt").configure_optimizers()
+    assert type(optimizer["optimizer"]).__name__ == "RMSprop"
+    assert optimizer["optimizer"].param_groups[0]["alpha"] == 0.9
+    assert type(optimizer["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
+    assert optimizer["lr_scheduler"]["scheduler"].T_max == 3  # ${trainer.max_epochs}, resolved
+
+
+def test_older_checkpoint_settings_still_build():
+    from rnnlm.lm import optimizer_config, scheduler_config
+
+    assert optimizer_config("adam", 1e-5) == {
+        "_target_": "torch.optim.Adam",
+        "_partial_": True,
+        "weight_decay": 1e-5,
+    }
+    assert scheduler_config({"name": "StepLR", "step_size": 2}) == {
+        "_target_": "torch.optim.lr_scheduler.StepLR",
+        "_partial_": True,
+        "step_size": 2,
+    }
+
+
+def test_unknown_lr_scheduler_is_refused_in_one_line(compose_train, tiny_corpus, tmp_path):
     from rnnlm.errors import UserError
 
-    cfg = compose_train(
-        f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr_scheduler={name:Cosine}"
-    )
-    with pytest.raises(UserError, match=r"model.lr_scheduler.name='Cosine' .*'CosineAnnealingLR'"):
+    bad = [
+        "model/lr_scheduler=cosine",
+        "model.lr_scheduler._target_=torch.optim.lr_scheduler.Cosine",
+    ]
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, *bad)
+    with pytest.raises(
+        UserError,
+        match=r"model.lr_scheduler._target_='torch.optim.lr_scheduler.Cosine' cannot be built",
+    ):
         train(cfg, tmp_path)

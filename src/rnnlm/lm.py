@@ -23,8 +23,6 @@ from rnnlm.errors import UserError, require_count, require_positive
 from rnnlm.output import output_cross_entropy
 from rnnlm.sampling import Sampler
 
-OPTIMIZERS = ("sgd", "adam")
-
 
 def core_config(rnn: nn.Module) -> dict[str, Any]:
     """What rebuilds `rnn`: its class path and constructor arguments (plain containers)."""
@@ -43,34 +41,55 @@ class VariationalDropout(nn.Dropout):
         return x * mask
 
 
-# Schedulers built from an optimizer and plain numbers (the rest take callables or schedulers).
-NEEDS_OBJECTS = ("ChainedScheduler", "SequentialLR", "LambdaLR", "MultiplicativeLR")
+# Older checkpoints name their optimizer; newer ones hold its config.
+NAMED_OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam"}
 
 
-def build_scheduler(settings: Mapping[str, Any], optimizer: torch.optim.Optimizer | None = None):
-    """`{"name": <a class of torch.optim.lr_scheduler>, **its arguments}` -> the scheduler of
-    `optimizer`; without an optimizer, only checks the name."""
-    from torch.optim import lr_scheduler
+def plain(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A config node as plain containers (interpolations resolved): what a checkpoint keeps."""
+    from omegaconf import DictConfig, OmegaConf
 
-    allowed = sorted(
-        name
-        for name, cls in vars(lr_scheduler).items()
-        if isinstance(cls, type)
-        and issubclass(cls, lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau)
-        and not name.startswith("_")
-        and name not in ("LRScheduler", *NEEDS_OBJECTS)
-    )
-    name = settings.get("name")
-    if name not in allowed:
-        raise UserError(
-            f"model.lr_scheduler.name={name!r} is not allowed: use one of {allowed} "
-            "(torch.optim.lr_scheduler), "
-            "e.g. model.lr_scheduler={name:ReduceLROnPlateau,factor:0.5}"
-        )
-    if optimizer is None:
+    if isinstance(settings, DictConfig):
+        return OmegaConf.to_container(settings, resolve=True)
+    return dict(settings)
+
+
+def optimizer_config(optimizer: str | Mapping[str, Any], weight_decay: float) -> dict[str, Any]:
+    """The optimizer as a partial config (`_target_`, `_partial_: true`, its arguments but the
+    parameters and the rate); an older checkpoint's "sgd" or "adam" is read as that class."""
+    if isinstance(optimizer, str):
+        if optimizer not in NAMED_OPTIMIZERS:
+            raise UserError(
+                f"model.optimizer={optimizer!r} is not allowed: use model/optimizer=sgd or adam, "
+                "or any torch.optim class with model.optimizer._target_=..."
+            )
+        target = NAMED_OPTIMIZERS[optimizer]
+        return {"_target_": target, "_partial_": True, "weight_decay": weight_decay}
+    return plain(optimizer)
+
+
+def scheduler_config(scheduler: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The rate scheduler as a partial config; an older checkpoint's `{name: <class>, ...}`
+    is read as that class of torch.optim.lr_scheduler."""
+    if scheduler is None:
         return None
-    arguments = {k: v for k, v in settings.items() if k != "name"}
-    return getattr(lr_scheduler, name)(optimizer, **arguments)
+    scheduler = plain(scheduler)
+    if "_target_" not in scheduler and "name" in scheduler:
+        name = scheduler.pop("name")
+        return {"_target_": f"torch.optim.lr_scheduler.{name}", "_partial_": True, **scheduler}
+    return scheduler
+
+
+def check_buildable(key: str, settings: Mapping[str, Any]) -> None:
+    """Build the partial now, so a bad `_target_` fails before training, in one line."""
+    try:
+        instantiate({**settings, "_partial_": True})
+    except Exception as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(
+            f"{key}._target_={settings.get('_target_')!r} cannot be built ({reason}): give a "
+            f"class of {'torch.optim' if key.endswith('optimizer') else 'torch.optim.lr_scheduler'}"
+        ) from None
 
 
 class RNNLMScratch(pl.LightningModule):
@@ -96,7 +115,7 @@ class RNNLMScratch(pl.LightningModule):
         vocab: Sequence[str] | None = None,
         embedding: int | None = None,
         dropout: float = 0.0,
-        optimizer: str = "sgd",
+        optimizer: str | Mapping[str, Any] = "sgd",
         weight_decay: float = 0.0,
         lr_scheduler: Mapping[str, Any] | None = None,
         variational_dropout: bool = False,
@@ -104,15 +123,13 @@ class RNNLMScratch(pl.LightningModule):
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
-        if optimizer not in OPTIMIZERS:
-            raise UserError(
-                f"model.optimizer={optimizer!r} is not allowed: use one of {OPTIMIZERS}"
-            )
+        optimizer = optimizer_config(optimizer, weight_decay)
+        check_buildable("model.optimizer", optimizer)
         if not 0 <= dropout < 1:
             raise UserError(f"model.dropout={dropout!r} is not allowed: it must be in [0, 1)")
+        lr_scheduler = scheduler_config(lr_scheduler)
         if lr_scheduler is not None:
-            lr_scheduler = dict(lr_scheduler)
-            build_scheduler(lr_scheduler)  # a bad name fails now, not after the first epoch
+            check_buildable("model.lr_scheduler", lr_scheduler)
         if isinstance(rnn, Mapping):
             rnn = instantiate(dict(rnn))
         if vocab is not None and len(vocab) != vocab_size:
@@ -130,7 +147,6 @@ class RNNLMScratch(pl.LightningModule):
                 "embedding": embedding,
                 "dropout": dropout,
                 "optimizer": optimizer,
-                "weight_decay": weight_decay,
                 "lr_scheduler": lr_scheduler,
                 "variational_dropout": variational_dropout,
                 "compile": compile,
@@ -276,12 +292,12 @@ class RNNLMScratch(pl.LightningModule):
         return [GradNorm(), DivergenceGuard()]
 
     def configure_optimizers(self) -> Any:
-        make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
-        optimizer = make(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
+        # The configs are partials: completed here with the parameters, the rate, the optimizer.
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters(), lr=self.lr)
         if self.hparams.get("lr_scheduler") is None:
             return optimizer
         # Stepped once per epoch, after validation; ReduceLROnPlateau watches val/ppl.
-        scheduler = build_scheduler(self.hparams.lr_scheduler, optimizer)
+        scheduler = instantiate(self.hparams.lr_scheduler)(optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/ppl"},
