@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -66,3 +68,64 @@ def refused(task: str, *overrides: str, run_dir: Path | None = None) -> str:
 
             evaluate(cfg)
     return str(err.value)
+
+
+def events(run_dir: Path):
+    """A TensorBoard run (a folder, or one events file), read."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar of a run: tag -> its values in step order."""
+    run = events(run_dir)
+    return {tag: [e.value for e in run.Scalars(tag)] for tag in run.Tags()["scalars"]}
+
+
+def hparams_plugin(run_dir: Path) -> dict:
+    """The HPARAMS records of one TensorBoard run, by tag."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events(run_dir).PluginTagToContent("hparams")
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in content.items()}
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A sweep's summary.csv."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The CLI's contract for a mistake: exit code 2, one `error: ` line naming it, no traceback."""
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in out.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+# The tiny run on contiguous parts read as streams (data.sampling=sequential).
+SEQUENTIAL = [
+    "data.split=contiguous",
+    "data.sampling=sequential",
+    "data.batch_size=4",
+    "data.eval_streams=3",
+]
+
+
+def books_predict(model, prefix, num_preds, vocab):
+    """d2l's RNNLMScratch.predict, written out (one-hot input, warm-up, argmax)."""
+    state, outputs = None, [vocab[prefix[0]]]
+    for i in range(len(prefix) + num_preds - 1):
+        X = torch.tensor([[outputs[-1]]])
+        rnn_outputs, state = model.rnn(model.one_hot(X), state)
+        if i < len(prefix) - 1:
+            outputs.append(vocab[prefix[i + 1]])
+        else:
+            Y = model.output_layer(rnn_outputs)
+            outputs.append(int(torch.reshape(torch.argmax(Y, axis=2), (1,))))
+    return "".join([vocab.idx_to_token[i] for i in outputs])

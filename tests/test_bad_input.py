@@ -12,21 +12,13 @@ from hypothesis import strategies as st
 from rnnlm.data import Vocab, preprocess, tokenize
 
 from .conftest import TINY_OVERRIDES, cli
-from .helpers import refused
+from .helpers import assert_one_line_error, refused
 
 FAST = [o for o in TINY_OVERRIDES if not o.startswith("trainer.max_epochs")]
 
 
 def run(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
     return cli(script, *args, cwd=cwd)
-
-
-def assert_one_line_error(out: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "Traceback" not in out.stderr
-    for fragment in fragments:
-        assert fragment in last, last
 
 
 def files_under(folder: Path) -> list[Path]:

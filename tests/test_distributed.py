@@ -103,7 +103,7 @@ def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
 
     from rnnlm.checkpoints import load_lm
 
-    from .test_train import scalars
+    from .helpers import scalars
 
     args = [
         sys.executable,
@@ -149,12 +149,10 @@ def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from .helpers import events
 
     def steps(run):
-        events = EventAccumulator(str(run))
-        events.Reload()
-        return [e.step for e in events.Scalars("train/loss")]
+        return [e.step for e in events(run).Scalars("train/loss")]
 
     before, after = steps(tmp_path / "killed"), steps(resumed_dir)
     # The killed run may have logged one more epoch than its last.ckpt holds; the resumed run
@@ -192,7 +190,7 @@ def test_submitit_local_launcher_runs_a_sweep(tiny_corpus, tmp_path):
     """The cluster path (jobs pickled and run by submitit's executor) on this machine."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from .conftest import sweep_args
-    from .test_sweeps import read_rows
+    from .helpers import read_rows
 
     sweep = tmp_path / "sweep"
     out = cli(

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import Vocab, preprocess
@@ -18,10 +17,7 @@ from rnnlm.sampling import Sampler
 from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
-from .helpers import refused
-from .test_models import books_predict
-from .test_streams import SEQUENTIAL
-from .test_train import scalars
+from .helpers import SEQUENTIAL, books_predict, events, refused, scalars
 
 VOCAB = Vocab(list("the time machine by h g wells"))
 
@@ -253,9 +249,8 @@ def test_resume_equals_uninterrupted(layout, compose_train, tiny_corpus, tmp_pat
     # 2 + 2 epochs in two event files, no repeat. (Both runs start in the same second here,
     # so the files' names do not sort in time order: read each, order by step.)
     steps = {}
-    for events in requeued.glob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
+    for path in requeued.glob("events.out.tfevents.*"):
+        accumulator = events(path)
         if "val/ppl" in accumulator.Tags()["scalars"]:
             for event in accumulator.Scalars("val/ppl"):
                 assert event.step not in steps

@@ -10,6 +10,8 @@ from rnnlm.data import Vocab
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
 
+from .helpers import books_predict
+
 
 def check_len(a, n):
     assert len(a) == n, f"list's len {len(a)} != expected length {n}"
@@ -131,20 +133,6 @@ def test_concise_head_is_a_plain_linear():
     model = RNNLM(RNN(28, 32), 28)
     assert isinstance(model.linear, torch.nn.Linear)
     assert model.linear.weight.shape == (28, 32)  # materialised: no lazy parameters (DDP)
-
-
-def books_predict(model, prefix, num_preds, vocab):
-    """d2l's RNNLMScratch.predict, written out (one-hot input, warm-up, argmax)."""
-    state, outputs = None, [vocab[prefix[0]]]
-    for i in range(len(prefix) + num_preds - 1):
-        X = torch.tensor([[outputs[-1]]])
-        rnn_outputs, state = model.rnn(model.one_hot(X), state)
-        if i < len(prefix) - 1:
-            outputs.append(vocab[prefix[i + 1]])
-        else:
-            Y = model.output_layer(rnn_outputs)
-            outputs.append(int(torch.reshape(torch.argmax(Y, axis=2), (1,))))
-    return "".join([vocab.idx_to_token[i] for i in outputs])
 
 
 @pytest.mark.parametrize("lm, core", [(RNNLMScratch, RNNScratch), (RNNLM, RNN)])

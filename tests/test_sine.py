@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnlm.errors import UserError
 from rnnlm.rnn import RNN, RNNScratch
@@ -15,7 +14,7 @@ from rnnlm.runtime import bare_trainer
 from rnnlm.sine import SineRNN, SineSeries, k_step, linear_fit
 
 from .conftest import TINY_OVERRIDES, cli
-from .test_bad_input import assert_one_line_error
+from .helpers import assert_one_line_error, events
 
 
 def test_series_and_examples():
@@ -110,10 +109,8 @@ def test_experiment_sine_end_to_end(tmp_path):
     # The one-step error of the chosen checkpoint is its val/mse.
     assert results["horizons"]["1"]["rnn"] == pytest.approx(results["best_val_mse"], rel=1e-4)
     assert (run / "predictions.png").read_bytes()[:4] == b"\x89PNG"
-    events = EventAccumulator(str(run))
-    events.Reload()
-    assert "predictions" in events.Tags()["images"]
-    assert "horizon/linear_mse_64" in events.Tags()["scalars"]
+    tags = events(run).Tags()
+    assert "predictions" in tags["images"] and "horizon/linear_mse_64" in tags["scalars"]
     assert "k= 64  rnn" in out.stdout
 
 

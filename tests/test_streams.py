@@ -19,17 +19,10 @@ from rnnlm.streams import Streams, shard
 from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES
-from .test_train import scalars
+from .helpers import SEQUENTIAL, scalars
 
 CODES = torch.arange(200, dtype=torch.uint8) % 97  # distinct enough to trace every character
 IDENTITY = torch.arange(256)
-
-SEQUENTIAL = [
-    "data.split=contiguous",
-    "data.sampling=sequential",
-    "data.batch_size=4",
-    "data.eval_streams=3",
-]
 
 
 def stream_text(streams: Streams, row: int) -> list[int]:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from rnnlm.board import METRICS
 from rnnlm.sweep import safe_dirname, short_labels
 from rnnlm.train import train
 
 from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args
-from .test_train import scalars
+from .helpers import hparams_plugin, read_rows, scalars
 
 # The language-model experiments (experiment=sine has its own data: tests/test_sine.py).
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "sine")
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow
@@ -103,14 +95,6 @@ def test_summary_labels_leave_out_what_every_job_shares():
 def test_safe_dirname():
     assert safe_dirname("data.path=../a b/c.txt,seed=1") == "data.path=.._a_b_c.txt,seed=1"
     assert safe_dirname("") == "defaults"
-
-
-def hparams_plugin(run_dir: Path) -> dict[str, plugin_data_pb2.HParamsPluginData]:
-    """The HPARAMS records of one TensorBoard run, by tag."""
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    content = events.PluginTagToContent("hparams")
-    return {tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in content.items()}
 
 
 def session_settings(run_dir: Path) -> dict[str, str | float]:

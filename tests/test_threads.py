@@ -12,8 +12,7 @@ from rnnlm import threads
 from rnnlm.errors import UserError
 
 from .conftest import TINY_OVERRIDES, cli
-from .helpers import thread_probes, two_cpu_processes
-from .test_bad_input import assert_one_line_error
+from .helpers import assert_one_line_error, thread_probes, two_cpu_processes
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn import functional as F
 
 from rnnlm.data import TimeMachine
@@ -16,12 +15,7 @@ from rnnlm.lm import RNNLMScratch
 from rnnlm.train import build, train
 
 from .conftest import TINY_OVERRIDES, cli, sweep_args
-
-
-def scalars(run_dir: Path) -> dict[str, list[float]]:
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+from .helpers import scalars
 
 
 @pytest.mark.parametrize("model", ["scratch", "concise"])
