@@ -29,6 +29,14 @@ class FailedJob(UserError, CompactHydraException):
     at the end Hydra prints the job's overrides and this message, without a traceback."""
 
 
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2 (in a
     multirun, the job is marked failed and the sweep report shows it)."""
@@ -41,8 +49,6 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             user_error = find_user_error(err) or missing_value(err)
             if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            from rnnlm.runtime import in_multirun  # only on this path: it imports Lightning
-
             if in_multirun():  # let Hydra record a failed job; the sweep goes on
                 raise FailedJob(str(user_error)) from None
             print(f"error: {user_error}", file=sys.stderr)

@@ -68,14 +68,6 @@ def tune_allocator() -> None:
     libc.mallopt(M_TOP_PAD, 64 << 20)
 
 
-def in_multirun() -> bool:
-    """Whether this process runs a job of a Hydra multirun (-m)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def bare_trainer(**kwargs) -> pl.Trainer:
     """A Trainer with no logger, checkpoints, bar or summary (scoring, benchmarks, tests);
     rnnlm's WindowSampler shards the data itself."""

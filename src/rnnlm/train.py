@@ -25,13 +25,13 @@ from rnnlm import threads
 from rnnlm.board import TensorBoard, board_name
 from rnnlm.callbacks import ShareCores
 from rnnlm.checkpoints import load_lm, read_checkpoint
+from rnnlm.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, flatten, unwrap_user_errors
 from rnnlm.lm import RNNLMScratch, score
 from rnnlm.runtime import (
     check_memory,
     check_run_settings,
-    in_multirun,
     local_processes,
     quiet_known_noise,
     slurm_plugins,
