@@ -4,8 +4,9 @@ project, and the autoregressive series of §9.1 with the same recurrent cores.
 Layers, each importing only those below it:
 
 - entry points (`train.py`, `generate.py`, `eval.py` at the top of the project) and the CLI
-  layer beside them (`rnnlm.errors`: one-line errors, Hydra callbacks, the multirun query; `rnnlm.sweep`: sweep
-  reports; `rnnlm.threads`: the CPU thread policy, applied before torch is imported);
+  layer beside them (`rnnlm.cli`: one-line errors, Hydra callbacks, the multirun query;
+  `rnnlm.sweep`: sweep reports; `rnnlm.threads`: the CPU thread policy, applied before torch
+  is imported);
 - tasks: `rnnlm.train`, `rnnlm.generate`, `rnnlm.evaluate` (a task never imports another:
   shared run-time helpers are in `rnnlm.runtime`, TensorBoard's views in `rnnlm.board`);
 - data (`rnnlm.data` with `rnnlm.corpus`, `rnnlm.windows`, `rnnlm.streams`, `rnnlm.download`;
