@@ -56,7 +56,7 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
     assert [h.name for h in experiment.hparam_infos] == ["model", "model/rnn/num_hiddens"]
     assert [m.name.tag for m in experiment.metric_infos] == list(METRICS)
     for row in rows:
-        settings = session_settings(sweep / row["job"])
+        settings = logged_settings(sweep / row["job"])
         assert f"model.rnn.num_hiddens={settings['model/rnn/num_hiddens']}" in row["overrides"]
         assert f"model={settings['model']}" in row["overrides"].split()
 
@@ -97,12 +97,12 @@ def test_safe_dirname():
     assert safe_dirname("") == "defaults"
 
 
-def session_settings(run_dir: Path) -> dict[str, str | float]:
+def logged_settings(run_dir: Path) -> dict[str, str | float]:
     info = hparams_plugin(run_dir)["_hparams_/session_start_info"].session_start_info
     return {name: getattr(v, v.WhichOneof("kind")) for name, v in info.hparams.items()}
 
 
-def test_hparams_session_and_its_metrics(compose_train, tiny_corpus, tmp_path):
+def test_hparams_row_and_its_metrics(compose_train, tiny_corpus, tmp_path):
     cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "model.lr=4")
     final = train(cfg, tmp_path)
     logged = scalars(tmp_path)
@@ -115,7 +115,7 @@ def test_hparams_session_and_its_metrics(compose_train, tiny_corpus, tmp_path):
     records = hparams_plugin(tmp_path)
     # A run has no experiment of its own: TensorBoard would show one run's columns for all.
     assert set(records) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
-    settings = session_settings(tmp_path)
+    settings = logged_settings(tmp_path)
     assert settings["model/rnn/num_hiddens"] == "16" and settings["model/lr"] == "4"
     assert settings["data/batch_size"] == "64" and settings["seed"] == "42"
 

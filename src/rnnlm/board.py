@@ -2,7 +2,7 @@
 
 - `TensorBoard` (conf/logger/tensorboard.yaml): Lightning's logger without its `epoch`
   scalar, so the dashboard's groups are this project's own (`test`, `train`, `val`). A run's
-  settings go to the HPARAMS tab as one session: every setting that tells runs apart, integers
+  settings go to the HPARAMS tab as one row: every setting that tells runs apart, integers
   as written (not `32.000`), and as metrics the last values of the run's `METRICS` scalars.
   A run never writes an HPARAMS experiment of its own: TensorBoard would pick one run's at
   random and show its columns for every run.
@@ -30,15 +30,15 @@ METRICS = ("val/ppl_best", "val/ppl", "test/ppl", "test/bpc", "train/ppl")
 
 class TensorBoard(TensorBoardLogger):
     """Lightning's TensorBoardLogger, events straight in the run folder, no `epoch` scalar,
-    settings as an HPARAMS session (`log_session`)."""
+    settings as a row of the HPARAMS tab (`log_run_settings`)."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
     @rank_zero_only
-    def log_session(self, settings: dict[str, Any], status: str = "success") -> None:
-        """The run's settings (flat, `a/b` names) as one HPARAMS session that ended with
-        `status` (success or failure)."""
+    def log_run_settings(self, settings: dict[str, Any], status: str = "success") -> None:
+        """The run's settings (flat, `a/b` names) as one row of the HPARAMS tab, for a run
+        that ended with `status` (success or failure)."""
         started = plugin_data_pb2.SessionStartInfo()
         for name, value in settings.items():
             started.hparams[name].CopyFrom(plain_value(value))

@@ -217,7 +217,7 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
     tmp.write_text(json.dumps(results, indent=2))
     tmp.replace(output_dir / "results.json")
     if isinstance(trainer.logger, TensorBoard):
-        trainer.logger.log_session(run_settings(cfg), status="success")
+        trainer.logger.log_run_settings(run_settings(cfg), status="success")
     elif trainer.logger is not None:
         trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
