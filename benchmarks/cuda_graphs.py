@@ -26,7 +26,8 @@ from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch
 
 
-def full_batches(data: str, batch: int, num_steps: int, count: int) -> list:
+def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, int]:
+    """`count` full batches (repeated if the data has fewer), and the vocabulary's size."""
     dm = TimeMachine(batch_size=batch, num_steps=num_steps, path=data)
     dm.setup()
     batches = [b for b in dm.train_dataloader() if len(b[0]) == batch]  # fixed shapes only

@@ -108,10 +108,8 @@ def main() -> None:
     if args.step == "report":
         report(args)
         return
-    if args.step == "run":
-        args.command = (
-            [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
-        )
+    if args.step == "run" and args.command[:1] == ["--"]:  # the separator before the command
+        args.command = args.command[1:]
     row = device(args) if args.step == "device" else run(args)
     Path(args.json).write_text(json.dumps(row, indent=2) + "\n")
 

@@ -104,8 +104,11 @@ def test_experiment_sine_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((run / "results.json").read_text())
     assert sorted(results["horizons"], key=int) == ["1", "4", "16", "64"]
-    for errors in results["horizons"].values():
-        assert errors["rnn"] > 0 and errors["linear"] > 0.03  # the noise floor is 0.04
+    # The linear model does not depend on the training: its errors are the series' own
+    # (docs/sine.md), and they grow with the horizon from near the noise floor (0.04).
+    linear = [results["horizons"][k]["linear"] for k in ("1", "4", "16", "64")]
+    assert linear == pytest.approx([0.0537, 0.0605, 0.0721, 0.2597], abs=5e-4)
+    assert all(results["horizons"][k]["rnn"] > 0.04 for k in ("1", "4", "16", "64"))
     # The one-step error of the chosen checkpoint is its val/mse.
     assert results["horizons"]["1"]["rnn"] == pytest.approx(results["best_val_mse"], rel=1e-4)
     assert (run / "predictions.png").read_bytes()[:4] == b"\x89PNG"

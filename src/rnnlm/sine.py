@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from rnnlm.errors import UserError, require_count, require_positive
-from rnnlm.lm import core_config
+from rnnlm.lm import check_buildable, core_config, optimizer_config
 
 HORIZONS = (1, 4, 16, 64)
 
@@ -99,13 +99,13 @@ class SineRNN(pl.LightningModule):
         self,
         rnn: Any,
         lr: float = 0.01,
-        optimizer: str = "adam",
+        optimizer: str | Any = "adam",
         horizons: Sequence[int] = HORIZONS,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
-        if optimizer not in ("sgd", "adam"):
-            raise UserError(f"model.optimizer={optimizer!r} is not allowed: use sgd or adam")
+        optimizer = optimizer_config(optimizer, weight_decay=0.0)  # as the language models
+        check_buildable("model.optimizer", optimizer)
         for k in horizons:
             require_count("model.horizons", k)
         horizons = [int(k) for k in horizons]  # plain ints in the checkpoint (weights_only)
@@ -136,8 +136,7 @@ class SineRNN(pl.LightningModule):
             self.log("val/mse_best", self.best_val_mse)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[self.hparams.optimizer]
-        return make(self.parameters(), lr=self.hparams.lr)
+        return instantiate(self.hparams.optimizer)(self.parameters(), lr=self.hparams.lr)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -165,28 +164,45 @@ def k_step(predict: Callable, x: torch.Tensor, tau: int, k: int, targets: slice)
     return window[:, -1]
 
 
-def horizon_errors(
+def predictions(
     model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZONS
-) -> dict[str, dict[str, float]]:
-    """Mean squared error over the validation targets of the RNN and the linear model fitted on
-    the training part, each predicting k steps ahead, for every k in `horizons`."""
+) -> dict[str, dict[int, torch.Tensor]]:
+    """The k-step predictions of every validation value, for every k in `horizons`, by the RNN
+    and by the linear model fitted on the training part: {"rnn": {k: ...}, "linear": ...}."""
     train = slice(0, dm.num_train)
-    linear = linear_fit(dm.features[train], dm.labels[train])
+    models = {
+        "rnn": lambda w: model(w.to(model.device)).cpu(),
+        "linear": linear_fit(dm.features[train], dm.labels[train]),
+    }
     was_training = model.training
     model.eval()
-    targets = slice(dm.num_train + dm.tau, dm.T)
-    truth = dm.x[targets]
-    errors = {}
-    for k in horizons:
-        errors[str(k)] = {
-            name: float(((k_step(f, dm.x, dm.tau, k, targets) - truth) ** 2).mean())
-            for name, f in (("rnn", lambda w: model(w.to(model.device)).cpu()), ("linear", linear))
-        }
+    targets = validation_targets(dm)
+    predicted = {
+        name: {k: k_step(f, dm.x, dm.tau, k, targets) for k in horizons}
+        for name, f in models.items()
+    }
     model.train(was_training)
-    return errors
+    return predicted
 
 
-def plot_predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZONS):
+def validation_targets(dm: SineSeries) -> slice:
+    """The positions of the series that the validation examples predict."""
+    return slice(dm.num_train + dm.tau, dm.T)
+
+
+def horizon_errors(
+    predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeries
+) -> dict[str, dict[str, float]]:
+    """Mean squared error of `predictions` over the validation values: {"k": {"rnn", "linear"}}."""
+    truth = dm.x[validation_targets(dm)]
+    horizons = next(iter(predicted.values()))
+    return {
+        str(k): {name: float(((by_k[k] - truth) ** 2).mean()) for name, by_k in predicted.items()}
+        for k in horizons
+    }
+
+
+def plot_predictions(predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeries):
     """The book's figure: the series and the RNN's k-step predictions over the validation part,
     next to the linear model's."""
     import matplotlib
@@ -194,22 +210,15 @@ def plot_predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = H
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = slice(0, dm.num_train)
-    models = {
-        "RNN": lambda w: model(w.to(model.device)).cpu(),
-        "linear": linear_fit(dm.features[train], dm.labels[train]),
-    }
-    targets = slice(dm.num_train + dm.tau, dm.T)
+    targets = validation_targets(dm)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True, layout="constrained")
-    model.eval()
-    for ax, (name, f) in zip(axes, models.items(), strict=True):
+    for ax, (name, by_k) in zip(axes, predicted.items(), strict=True):
         ax.plot(dm.time, dm.x, color="0.75", lw=1, label="x (data)")
-        for k in horizons:
-            ax.plot(
-                dm.time[targets], k_step(f, dm.x, dm.tau, k, targets), lw=1.2, label=f"{k}-step"
-            )
+        for k, values in by_k.items():
+            ax.plot(dm.time[targets], values, lw=1.2, label=f"{k}-step")
         ax.axvline(float(dm.time[targets.start]), color="0.4", ls=":", lw=1)
-        ax.set(title=f"{name}: k-step-ahead predictions on the validation part", xlabel="time")
+        title = "RNN" if name == "rnn" else name
+        ax.set(title=f"{title}: k-step-ahead predictions on the validation part", xlabel="time")
     axes[0].set_ylabel("x")
     axes[1].legend(loc="lower left", fontsize=8)
     return fig

@@ -38,7 +38,7 @@ from rnnlm.runtime import (
     step_work,
     tune_allocator,
 )
-from rnnlm.sine import SineRNN, SineSeries, horizon_errors, plot_predictions
+from rnnlm.sine import SineRNN, SineSeries, horizon_errors, plot_predictions, predictions
 from rnnlm.sweep import override_keys
 
 
@@ -128,9 +128,10 @@ def series_figures(dm: SineSeries, trainer: pl.Trainer, model: SineRNN) -> dict:
     TensorBoard's IMAGES tab and `predictions.png` in the run folder."""
     chosen = selected_checkpoint(trainer, model.monitor)
     scored = load_lm(chosen, map_location=model.device, kind=SineRNN) if chosen else model
-    horizons = horizon_errors(scored, dm, scored.hparams.horizons)
+    predicted = predictions(scored, dm, scored.hparams.horizons)  # made once, scored and drawn
+    horizons = horizon_errors(predicted, dm)
     if trainer.is_global_zero:
-        figure = plot_predictions(scored, dm, scored.hparams.horizons)
+        figure = plot_predictions(predicted, dm)
         figure.savefig(Path(trainer.default_root_dir) / "predictions.png", dpi=100)
         if isinstance(trainer.logger, TensorBoard):
             trainer.logger.experiment.add_figure("predictions", figure, trainer.global_step)
