@@ -49,21 +49,24 @@ def time_steps(step, batches: list, device: str) -> list[float]:
 
 def make_step(model: RNNLMScratch, compiled: bool):
     optim = torch.optim.SGD(model.parameters(), lr=1)
-
-    def loss_and_grads(X, Y):
-        loss = model.batch_loss(X, Y)[0]
-        loss.backward()
-        return loss
-
-    forward_backward = (
-        torch.compile(loss_and_grads, mode="reduce-overhead", dynamic=False)
+    for param in model.parameters():
+        # Own gradient buffers from the start: backward into a `None` gradient would keep the
+        # graph's output tensor as `.grad`, which the next replay overwrites.
+        param.grad = torch.zeros_like(param)
+    # Only the loss is compiled; backward runs outside, as in training. reduce-overhead
+    # records the forward and (through AOTAutograd) the backward as CUDA graphs.
+    loss_of = (
+        torch.compile(lambda X, Y: model.batch_loss(X, Y)[0], mode="reduce-overhead", dynamic=False)
         if compiled
-        else loss_and_grads
+        else lambda X, Y: model.batch_loss(X, Y)[0]
     )
 
     def step(X, Y):
+        if compiled:
+            # a new iteration: the graphs may overwrite the last step's outputs (its loss)
+            torch.compiler.cudagraph_mark_step_begin()
         optim.zero_grad(set_to_none=False)  # graphs replay into the same gradient buffers
-        forward_backward(X, Y)
+        loss_of(X, Y).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1)
         optim.step()
 

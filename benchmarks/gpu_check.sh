@@ -33,6 +33,17 @@ fi
 PY="${PYTHON:-python}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+# A step that fails is recorded and the later steps still run: one short GPU call gathers
+# every figure it can. The script exits 1 at the end if any step failed.
+FAILED=()
+step() {
+    local name="$1"; shift
+    if ! "$@"; then
+        FAILED+=("$name")
+        [ -f "$WORK/$name.json" ] ||
+            printf '{"ok": false, "error": "%s exited non-zero"}\n' "$name" >"$WORK/$name.json"
+    fi
+}
 
 if [ "$DRY" = 1 ]; then
     DEVICE=cpu; TRAINER=(trainer=cpu); EPOCHS=1; NAME=gpu_check_dry_run
@@ -51,23 +62,27 @@ echo "== (a) device"
 
 echo "== (b) the book's runs"
 for model in scratch concise; do
-    "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-$model.json" --run-dir "$WORK/$model" -- \
-        "$PY" train.py model="$model" "${TRAINER[@]}" trainer.max_epochs="$EPOCHS" "${SIZES[@]}" \
-        "${COMMON[@]}" hydra.run.dir="$WORK/$model"
+    step "run-$model" "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-$model.json" \
+        --run-dir "$WORK/$model" -- "$PY" train.py model="$model" "${TRAINER[@]}" \
+        trainer.max_epochs="$EPOCHS" "${SIZES[@]}" "${COMMON[@]}" hydra.run.dir="$WORK/$model"
 done
 
 echo "== (c) training throughput"
-"$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" --settings "$SETTINGS" \
-    "${BENCH[@]}" --json "$WORK/bench_train.json"
+step bench_train "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" \
+    --settings "$SETTINGS" "${BENCH[@]}" --json "$WORK/bench_train.json"
 
 echo "== (d) CUDA graphs for the scratch step"
-"$PY" benchmarks/cuda_graphs.py --data "$DATA" --device "$DEVICE" "${GRAPHS[@]}" \
-    --json "$WORK/cuda_graphs.json"
+step cuda_graphs "$PY" benchmarks/cuda_graphs.py --data "$DATA" --device "$DEVICE" \
+    "${GRAPHS[@]}" --json "$WORK/cuda_graphs.json"
 
 echo "== (e) one-device DDP"
-"$PY" benchmarks/gpu_steps.py run --json "$WORK/run-ddp.json" --run-dir "$WORK/ddp" -- \
-    "$PY" train.py model=scratch "${DDP[@]}" trainer.max_epochs=1 "${SIZES[@]}" "${COMMON[@]}" \
+step run-ddp "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-ddp.json" --run-dir "$WORK/ddp" \
+    -- "$PY" train.py model=scratch "${DDP[@]}" trainer.max_epochs=1 "${SIZES[@]}" "${COMMON[@]}" \
     hydra.run.dir="$WORK/ddp"
 
 echo "== (f) report"
 "$PY" benchmarks/gpu_steps.py report --work "$WORK" --out "$OUT/$NAME.json"
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo "error: these steps failed: ${FAILED[*]}" >&2
+    exit 1
+fi

@@ -85,6 +85,8 @@ def report(args: argparse.Namespace) -> dict:
             f"eager {graphs.get('eager ms/step', float('nan')):.3f} ms/step, reduce-overhead "
             f"{graphs.get('reduce-overhead ms/step', float('nan')):.3f} ms/step"
         )
+        if "speed-up" in graphs:
+            figure += f" ({graphs['speed-up']:.2f}x)"
         why = graphs.get("reduce-overhead error")
         print(f"| CUDA graphs | {figure}" + (f"; {why}" if why else "") + " |")
     print(f"\nwritten: {args.out}")
@@ -112,6 +114,8 @@ def main() -> None:
         args.command = args.command[1:]
     row = device(args) if args.step == "device" else run(args)
     Path(args.json).write_text(json.dumps(row, indent=2) + "\n")
+    if not row.get("ok", True):
+        sys.exit(1)  # recorded above; gpu_check.sh goes on and reports it at the end
 
 
 if __name__ == "__main__":
