@@ -88,11 +88,11 @@ def train_some(dm, batches: int) -> dict:
     import pytorch_lightning as pl
 
     from rnnlm.lm import RNNLMScratch
-    from rnnlm.rnn import RNNScratch
+    from rnnlm.rnn import RNNScratch, core
     from rnnlm.runtime import bare_trainer
 
     V = len(dm.vocab)
-    model = RNNLMScratch(RNNScratch(V, 32), V, lr=1)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=32), V, lr=1)
     anon = []
 
     class Sample(pl.Callback):

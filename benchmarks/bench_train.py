@@ -33,7 +33,7 @@ from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer, quiet_known_warnings, tune_allocator
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
@@ -87,9 +87,9 @@ def time_rnnlm(
     dm.setup()
     V = len(dm.vocab)
     if concise:
-        model = RNNLM(RNN(V, hiddens), V, lr=1)
+        model = RNNLM(core(RNN, num_hiddens=hiddens), V, lr=1)
     else:
-        model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1, compile=compile)
+        model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), V, lr=1, compile=compile)
     timer = EpochTimer(args.device)
     trainer = bare_trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -110,7 +110,7 @@ def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[f
     dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
     V = len(dm.vocab)
-    model = RNNLMScratch(RNNScratch(V, hiddens), V, lr=1).to(args.device).train()
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), V, lr=1).to(args.device).train()
     optim = torch.optim.SGD(model.parameters(), lr=1)
     times = []
     for _ in range(args.warmup + args.epochs):

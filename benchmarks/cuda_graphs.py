@@ -23,7 +23,7 @@ import torch
 
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
-from rnnlm.rnn import RNNScratch
+from rnnlm.rnn import RNNScratch, core
 
 
 def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, int]:
@@ -93,7 +93,9 @@ def main() -> None:
     }
     for name, compiled in (("eager", False), ("reduce-overhead", True)):
         torch.manual_seed(0)
-        model = RNNLMScratch(RNNScratch(vocab, args.hiddens), vocab, lr=1).to(args.device)
+        model = RNNLMScratch(core(RNNScratch, num_hiddens=args.hiddens), vocab, lr=1).to(
+            args.device
+        )
         try:
             step = make_step(model, compiled)
             start = time.perf_counter()

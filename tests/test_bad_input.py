@@ -166,11 +166,11 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
     import torch
 
     from rnnlm.lm import RNNLMScratch
-    from rnnlm.rnn import RNNScratch
+    from rnnlm.rnn import RNNScratch, core
 
     torch.manual_seed(0)
     vocab = Vocab(tokenize("the time machine"))
-    model = RNNLMScratch(RNNScratch(len(vocab), 8), len(vocab), vocab=vocab.idx_to_token)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), len(vocab), vocab=vocab.idx_to_token)
     clean = preprocess(prefix)
     if not clean:
         return

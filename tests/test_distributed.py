@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import rnnlm.windows
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
-from rnnlm.rnn import RNNScratch
+from rnnlm.rnn import RNNScratch, core
 from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
@@ -67,7 +67,7 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
         )
     dm.setup()
     V = len(dm.vocab)
-    model = RNNLMScratch(RNNScratch(V, 16), V, lr=1, vocab=dm.vocab.idx_to_token)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=16), V, lr=1, vocab=dm.vocab.idx_to_token)
     ddp = tiny_trainer(devices=2)
     ddp.fit(model, dm)  # 2 processes: train one epoch, then validate the trained weights
     ppl_ddp, tokens_ddp = (float(ddp.callback_metrics[k]) for k in ("val/ppl", "val/tokens"))

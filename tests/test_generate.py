@@ -12,7 +12,7 @@ from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import Vocab, preprocess
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
 
@@ -26,9 +26,11 @@ def random_lm(kind: str = "scratch", seed: int = 3) -> RNNLMScratch:
     torch.manual_seed(seed)
     V = len(VOCAB)
     if kind == "scratch":
-        model = RNNLMScratch(RNNScratch(V, 32, sigma=0.5), V, vocab=VOCAB.idx_to_token)
+        model = RNNLMScratch(
+            core(RNNScratch, num_hiddens=32, sigma=0.5), V, vocab=VOCAB.idx_to_token
+        )
     else:
-        model = RNNLM(RNN(V, 32), V, vocab=VOCAB.idx_to_token)
+        model = RNNLM(core(RNN, num_hiddens=32), V, vocab=VOCAB.idx_to_token)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
@@ -127,6 +129,24 @@ def test_checkpoint_is_self_contained(trained):
     X = torch.randint(0, model.vocab_size, (4, 9))
     with torch.no_grad():
         assert torch.equal(model(X), again(X))
+
+
+def test_checkpoint_of_the_older_layout_still_loads(trained, tmp_path):
+    """Older checkpoints name the core's input size and the optimizer by name."""
+    ckpt, _ = trained
+    raw = torch.load(ckpt, weights_only=True)
+    hparams = raw["hyper_parameters"]
+    assert "num_inputs" not in hparams["rnn"]  # the model sets it
+    older = {**hparams, "rnn": {**hparams["rnn"], "num_inputs": hparams["vocab_size"]}}
+    older["optimizer"] = "sgd"
+    torch.save({**raw, "hyper_parameters": older}, tmp_path / "older.ckpt")
+    model = load_lm(tmp_path / "older.ckpt")
+    X = torch.randint(0, model.vocab_size, (4, 9))
+    with torch.no_grad():
+        assert torch.equal(model(X), load_lm(ckpt)(X))
+    wrong = {**older, "rnn": {**older["rnn"], "num_inputs": 3}}
+    with pytest.raises(UserError, match=r"model.rnn.num_inputs=3 is not what this model feeds"):
+        RNNLMScratch(**wrong)
 
 
 @pytest.mark.slow

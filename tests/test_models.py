@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from rnnlm.data import Vocab
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.rnn import RNN, RNNScratch, core
 
 from .helpers import books_predict
 
@@ -112,7 +112,11 @@ def test_recurrence_gradcheck_in_double():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda V: RNNLMScratch(RNNScratch(V, 32), V), lambda V: RNNLM(RNN(V, 32), V)]
+    "make",
+    [
+        lambda V: RNNLMScratch(core(RNNScratch, num_hiddens=32), V),
+        lambda V: RNNLM(core(RNN, num_hiddens=32), V),
+    ],
 )
 def test_lm_logits_shape_and_one_hot_path(make):
     torch.manual_seed(0)
@@ -130,16 +134,18 @@ def test_lm_logits_shape_and_one_hot_path(make):
 
 
 def test_concise_head_is_a_plain_linear():
-    model = RNNLM(RNN(28, 32), 28)
+    model = RNNLM(core(RNN, num_hiddens=32), 28)
     assert isinstance(model.linear, torch.nn.Linear)
     assert model.linear.weight.shape == (28, 32)  # materialised: no lazy parameters (DDP)
 
 
-@pytest.mark.parametrize("lm, core", [(RNNLMScratch, RNNScratch), (RNNLM, RNN)])
-def test_predict_equals_books_loop(lm, core):
+@pytest.mark.parametrize("lm, cell", [(RNNLMScratch, RNNScratch), (RNNLM, RNN)])
+def test_predict_equals_books_loop(lm, cell):
     torch.manual_seed(3)
     vocab = Vocab(list("the time machine by h g wells"))
-    model = lm(core(len(vocab), 32, **({"sigma": 0.5} if core is RNNScratch else {})), len(vocab))
+    model = lm(
+        core(cell, num_hiddens=32, **({"sigma": 0.5} if cell is RNNScratch else {})), len(vocab)
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
@@ -154,8 +160,12 @@ def test_fused_output_loss_equals_logits_then_cross_entropy(make):
     """Training's one-node output layer + cross-entropy gives the book's loss and gradients."""
     torch.manual_seed(0)
     V = 28
-    core = RNNScratch(V, 16, sigma=0.3) if make is RNNLMScratch else RNN(V, 16)
-    model = make(core, V, lr=1)
+    cell = (
+        core(RNNScratch, num_hiddens=16, sigma=0.3)
+        if make is RNNLMScratch
+        else core(RNN, num_hiddens=16)
+    )
+    model = make(cell, V, lr=1)
     X = torch.randint(0, V, (5, 7), dtype=torch.uint8)  # batches travel as uint8
     Y = torch.randint(0, V, (5, 7), dtype=torch.uint8)
     book = model.loss(model(X), Y)  # logits (batch, steps, vocab), then F.cross_entropy
@@ -172,7 +182,7 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
     torch.manual_seed(0)
     V = 10
     X = torch.randint(0, V, (6, 50))
-    model = RNNLM(RNN(8, 16), V, lr=1, embedding=8, dropout=0.5)
+    model = RNNLM(core(RNN, num_hiddens=16), V, lr=1, embedding=8, dropout=0.5)
     embedded = model.embedding(X)
     model.train()
     dropped = model.inputs(X)
@@ -182,7 +192,7 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
     model.eval()
     assert torch.equal(model.inputs(X), embedded)
     # The recurrent outputs: without an embedding, dropout acts there only.
-    model = RNNLM(RNN(V, 16), V, lr=1, dropout=0.5).eval()
+    model = RNNLM(core(RNN, num_hiddens=16), V, lr=1, dropout=0.5).eval()
     clean = model.hidden(X)[0]
     model.train()
     outputs = model.hidden(X)[0]
@@ -237,7 +247,9 @@ def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
     torch.manual_seed(0)
     V = 10
     X = torch.randint(0, V, (6, 40))  # (batch, num_steps)
-    model = RNNLM(RNN(8, 16), V, lr=1, embedding=8, dropout=0.5, variational_dropout=True)
+    model = RNNLM(
+        core(RNN, num_hiddens=16), V, lr=1, embedding=8, dropout=0.5, variational_dropout=True
+    )
     model.train()
     X_t = X.T  # time-major, as the model reads it
     embedded = model.embedding(X_t.long())
@@ -258,7 +270,9 @@ def test_compiled_batch_loss_equals_eager_and_trains():
     torch.manual_seed(0)
     V = 12
     X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
-    model = RNNLMScratch(RNNScratch(V, 8), V, lr=1, compile=True)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), V, lr=1, compile=True)
+    assert torch.equal(model.batch_loss(X, Y)[0], model.eager_batch_loss(X, Y)[0])  # not built
+    model.configure_model()  # as the Trainer does in the process that trains
     compiled = model.batch_loss(X, Y)[0]
     assert "compiled_batch_loss" in model.__dict__
     assert torch.allclose(compiled, model.eager_batch_loss(X, Y)[0], atol=1e-6)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.rnn import RNN, RNNScratch
+from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer
 from rnnlm.sine import SineRNN, SineSeries, k_step, linear_fit
 
@@ -63,11 +63,11 @@ def test_linear_baseline_is_the_least_squares_solution():
     assert torch.allclose(predict(window).double(), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("core", [RNNScratch, RNN])
-def test_both_cores_learn_the_series(core):
+@pytest.mark.parametrize("cell", [RNNScratch, RNN])
+def test_both_cores_learn_the_series(cell):
     torch.manual_seed(0)
     dm = SineSeries(seed=0)
-    model = SineRNN(core(num_inputs=1, num_hiddens=8), lr=0.01)
+    model = SineRNN(core(cell, num_hiddens=8), lr=0.01)
     X, y = dm.features[600:], dm.labels[600:]
     before = torch.nn.functional.mse_loss(model(X), y).item()
     bare_trainer(max_epochs=2, accelerator="cpu", devices=1).fit(model, dm)

@@ -13,7 +13,7 @@ from rnnlm.checkpoints import load_lm
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch, score
-from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
+from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard
 from rnnlm.train import train
@@ -89,9 +89,8 @@ def test_book_split_tests_on_the_text_after_its_windows(tiny_corpus):
 def lm(kind: str, vocab_size: int = 12, seed: int = 0, **core_args) -> RNNLMScratch:
     torch.manual_seed(seed)
     cores = {"scratch": RNNScratch, "rnn": RNN, "gru": GRU, "lstm": LSTM}
-    core = cores[kind](vocab_size, 16, **core_args)
     model_class = RNNLMScratch if kind == "scratch" else RNNLM
-    model = model_class(core, vocab_size)
+    model = model_class(core(cores[kind], num_hiddens=16, **core_args), vocab_size)
     with torch.no_grad():  # the book's sigma = 0.01 makes every output nearly the same
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)

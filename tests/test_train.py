@@ -158,7 +158,7 @@ def test_any_torch_optimizer_and_scheduler_by_config(compose_train, tiny_corpus,
 
 
 def test_older_checkpoint_settings_still_build():
-    from rnnlm.lm import optimizer_config, scheduler_config
+    from rnnlm.partials import optimizer_config, scheduler_config
 
     assert optimizer_config("adam", 1e-5) == {
         "_target_": "torch.optim.Adam",

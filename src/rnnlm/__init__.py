@@ -11,7 +11,8 @@ Layers, each importing only those below it:
   shared run-time helpers are in `rnnlm.runtime`, TensorBoard's views in `rnnlm.board`);
 - data (`rnnlm.data` with `rnnlm.corpus`, `rnnlm.windows`, `rnnlm.streams`, `rnnlm.download`;
   `rnnlm.sine` for the series) and the models (`rnnlm.lm`, `rnnlm.output`, `rnnlm.sampling`,
-  `rnnlm.callbacks`, `rnnlm.checkpoints`; `rnnlm.sine.SineRNN`);
+  `rnnlm.callbacks`, `rnnlm.checkpoints`, `rnnlm.partials`: optimizer and scheduler configs;
+  `rnnlm.sine.SineRNN`);
 - cores (`rnnlm.rnn`): plain `nn.Module`s that know nothing of Hydra or Lightning;
 - `rnnlm.errors`, used by every layer: `UserError` and the value checks.
 """

@@ -207,11 +207,10 @@ class TimeMachine(pl.LightningDataModule):
         return {"train": (0, train_end), "val": (self.num_train, val_end), "test": (val_end, n)}
 
     def model_inputs(self, model_cfg: Any) -> dict:
-        """What the language model needs from the data: the vocabulary, and the core's input
-        size (one-hot rows, or the embedding's size)."""
+        """What the language model needs from the data: the vocabulary (the model sets its
+        core's input size from it)."""
         vocab = self.vocab.idx_to_token
-        num_inputs = model_cfg.get("embedding") or len(vocab)
-        return {"vocab_size": len(vocab), "vocab": vocab, "rnn": {"num_inputs": num_inputs}}
+        return {"vocab_size": len(vocab), "vocab": vocab}
 
     def check_sizes(self) -> None:
         """Each part holds what reads it; else one line naming the setting to change."""

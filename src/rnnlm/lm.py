@@ -7,6 +7,7 @@ are callbacks (`rnnlm.callbacks`) that every language model brings with it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -15,19 +16,14 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.data import Vocab
 from rnnlm.errors import UserError, require_count, require_positive
 from rnnlm.output import output_cross_entropy
+from rnnlm.partials import check_buildable, optimizer_config, plain, scheduler_config
 from rnnlm.sampling import Sampler
-
-
-def core_config(rnn: nn.Module) -> dict[str, Any]:
-    """What rebuilds `rnn`: its class path and constructor arguments (plain containers)."""
-    cls = type(rnn)
-    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **rnn.init_args}
 
 
 class VariationalDropout(nn.Dropout):
@@ -41,75 +37,26 @@ class VariationalDropout(nn.Dropout):
         return x * mask
 
 
-# Older checkpoints name their optimizer; newer ones hold its config.
-NAMED_OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam"}
-
-
-def plain(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A config node as plain containers (interpolations resolved): what a checkpoint keeps."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(settings, DictConfig):
-        return OmegaConf.to_container(settings, resolve=True)
-    return dict(settings)
-
-
-def optimizer_config(optimizer: str | Mapping[str, Any], weight_decay: float) -> dict[str, Any]:
-    """The optimizer as a partial config (`_target_`, `_partial_: true`, its arguments but the
-    parameters and the rate); an older checkpoint's "sgd" or "adam" is read as that class."""
-    if isinstance(optimizer, str):
-        if optimizer not in NAMED_OPTIMIZERS:
-            raise UserError(
-                f"model.optimizer={optimizer!r} is not allowed: use model/optimizer=sgd or adam, "
-                "or any torch.optim class with model.optimizer._target_=..."
-            )
-        target = NAMED_OPTIMIZERS[optimizer]
-        return {"_target_": target, "_partial_": True, "weight_decay": weight_decay}
-    return plain(optimizer)
-
-
-def scheduler_config(scheduler: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The rate scheduler as a partial config; an older checkpoint's `{name: <class>, ...}`
-    is read as that class of torch.optim.lr_scheduler."""
-    if scheduler is None:
-        return None
-    scheduler = plain(scheduler)
-    if "_target_" not in scheduler and "name" in scheduler:
-        name = scheduler.pop("name")
-        return {"_target_": f"torch.optim.lr_scheduler.{name}", "_partial_": True, **scheduler}
-    return scheduler
-
-
-def check_buildable(key: str, settings: Mapping[str, Any]) -> None:
-    """Build the partial now, so a bad `_target_` fails before training, in one line."""
-    try:
-        instantiate({**settings, "_partial_": True})
-    except Exception as err:
-        reason = str(err).splitlines()[0]
-        raise UserError(
-            f"{key}._target_={settings.get('_target_')!r} cannot be built ({reason}): give a "
-            f"class of {'torch.optim' if key.endswith('optimizer') else 'torch.optim.lr_scheduler'}"
-        ) from None
-
-
 class RNNLMScratch(pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
-    `rnn` is a core module or its `core_config` mapping; `vocab` (the list of tokens) makes
-    the checkpoint self-contained. Beyond the book (its exercises, and regularisation):
-    `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors (the core then
-    needs num_inputs=E), `dropout` acts on the non-recurrent connections (Zaremba et al.,
-    2014): the core's outputs, and its embedded inputs; `optimizer` is sgd or adam;
-    `variational_dropout` keeps one dropout mask per sequence for all its time steps (Gal and
-    Ghahramani, 2016) instead of a fresh one per step; `compile` runs the training and
-    validation batches through `torch.compile`; `lr_scheduler` is
-    `{"name": <a class of torch.optim.lr_scheduler>, **its arguments}`, stepped every epoch
-    (`ReduceLROnPlateau` watches `val/ppl`).
+    `rnn` is the core's config (a `_target_` mapping, e.g. `rnnlm.rnn.core(RNNScratch,
+    num_hiddens=32)`): the LM builds the core and sets its input size itself (the vocabulary's
+    size for one-hot inputs, or the embedding's); `vocab` (the list of tokens) makes the
+    checkpoint self-contained. The constructor's arguments are the checkpoint's
+    hyperparameters, so a checkpoint rebuilds the model from them alone. Beyond the book (its
+    exercises, and regularisation): `embedding=E` feeds a learnable E-dim embedding instead of
+    one-hot vectors, `dropout` acts on the non-recurrent connections (Zaremba et al., 2014):
+    the core's outputs, and its embedded inputs; `optimizer` and `lr_scheduler` are partial
+    configs of any torch.optim class and torch.optim.lr_scheduler class, completed in
+    `configure_optimizers`, the scheduler stepped every epoch (`ReduceLROnPlateau` watches
+    `val/ppl`); `variational_dropout` keeps one dropout mask per sequence for all its time
+    steps (Gal and Ghahramani, 2016); `compile` runs the batches through `torch.compile`.
     """
 
     def __init__(
         self,
-        rnn: nn.Module | Mapping[str, Any],
+        rnn: Mapping[str, Any],
         vocab_size: int,
         lr: float = 0.01,
         vocab: Sequence[str] | None = None,
@@ -123,40 +70,37 @@ class RNNLMScratch(pl.LightningModule):
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
-        optimizer = optimizer_config(optimizer, weight_decay)
-        check_buildable("model.optimizer", optimizer)
         if not 0 <= dropout < 1:
             raise UserError(f"model.dropout={dropout!r} is not allowed: it must be in [0, 1)")
+        if not isinstance(rnn, Mapping):
+            raise TypeError("rnn is the core's config (a _target_ mapping): see rnnlm.rnn.core")
+        # Plain containers (interpolations resolved): what the checkpoint keeps.
+        optimizer = optimizer_config(optimizer, weight_decay)
+        check_buildable("model.optimizer", optimizer)
         lr_scheduler = scheduler_config(lr_scheduler)
         if lr_scheduler is not None:
             check_buildable("model.lr_scheduler", lr_scheduler)
-        if isinstance(rnn, Mapping):
-            rnn = instantiate(dict(rnn))
+        vocab = list(vocab) if vocab is not None else None
         if vocab is not None and len(vocab) != vocab_size:
             raise UserError(f"vocab has {len(vocab)} tokens but vocab_size={vocab_size}")
-        self.rnn, self.vocab_size, self.lr = rnn, vocab_size, lr
+        rnn = plain(rnn)
+        num_inputs = embedding or vocab_size  # what the core reads: one-hot rows or embeddings
+        given = rnn.pop("num_inputs", num_inputs)  # older checkpoints name it
+        if given != num_inputs:
+            raise UserError(
+                f"model.rnn.num_inputs={given} is not what this model feeds its core "
+                f"({num_inputs}: the embedding's size, else the vocabulary's): leave it out"
+            )
+        self.save_hyperparameters()
+        self.rnn = instantiate({**rnn, "num_inputs": num_inputs})
+        self.vocab_size, self.lr = vocab_size, lr
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
-        if embedding is not None and rnn.num_inputs != embedding:
-            raise UserError(f"model.embedding={embedding} needs rnn.num_inputs={embedding}")
-        self.save_hyperparameters(
-            {
-                "rnn": core_config(rnn),
-                "vocab_size": vocab_size,
-                "lr": lr,
-                "vocab": list(vocab) if vocab is not None else None,
-                "embedding": embedding,
-                "dropout": dropout,
-                "optimizer": optimizer,
-                "lr_scheduler": lr_scheduler,
-                "variational_dropout": variational_dropout,
-                "compile": compile,
-            }
-        )
         self.embedding = nn.Embedding(vocab_size, embedding) if embedding else None
         drop = VariationalDropout if variational_dropout else nn.Dropout
         self.dropout = drop(dropout) if dropout else None
         self.init_params()
-        self.best_val_ppl = float("inf")
+        # The best val/ppl so far (the same on every rank: no sync), carried across a resume.
+        self.val_ppl_best = MinMetric(sync_on_compute=False)
         # Sums of token losses and token counts over an epoch: ppl = exp(sum / count).
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_tokens = 0  # tokens scored by this rank in the current validation epoch
@@ -216,16 +160,20 @@ class RNNLMScratch(pl.LightningModule):
         layer and the cross-entropy in one node (`rnnlm.output`): the same numbers, half the
         time on a CPU.
 
-        With `compile=True` this goes through `torch.compile`, built at the first batch (in
-        the process that trains, so DDP spawn still pickles a plain module), with dynamic
-        shapes (the last batch of an epoch is smaller)."""
-        if not self.hparams.get("compile"):
-            return self.eager_batch_loss(X, Y, state)
+        With `compile=True` this goes through `torch.compile` once `configure_model` has
+        built it (in the process that trains); elsewhere (scoring a checkpoint) it runs eagerly.
+        """
         compiled = self.__dict__.get("compiled_batch_loss")
-        if compiled is None:
-            compiled = torch.compile(self.eager_batch_loss, dynamic=True)
-            self.__dict__["compiled_batch_loss"] = compiled
-        return compiled(X, Y, state)
+        return (compiled or self.eager_batch_loss)(X, Y, state)
+
+    def configure_model(self) -> None:
+        """With `compile=True`: `torch.compile` the batch loss, with dynamic shapes (an epoch's
+        last batch is smaller). Lightning calls this in the process that trains, after setup,
+        so DDP spawn still pickles, and weight averaging still copies, a plain module."""
+        if self.hparams.get("compile") and "compiled_batch_loss" not in self.__dict__:
+            self.__dict__["compiled_batch_loss"] = torch.compile(
+                self.eager_batch_loss, dynamic=True
+            )
 
     def eager_batch_loss(
         self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
@@ -282,9 +230,14 @@ class RNNLMScratch(pl.LightningModule):
         tokens = self.all_gather(torch.tensor(self.val_tokens, device=self.device)).sum()
         self.log("val/tokens", tokens.float(), sync_dist=True)
         self.val_tokens = 0
-        if not self.trainer.sanity_checking:
-            self.best_val_ppl = min(self.best_val_ppl, float(ppl))
-            self.log("val/ppl_best", self.best_val_ppl, sync_dist=True)
+        if not self.trainer.sanity_checking and torch.isfinite(ppl):
+            self.val_ppl_best.update(ppl)
+            self.log("val/ppl_best", self.val_ppl_best.compute(), sync_dist=True)
+
+    @property
+    def best_val_ppl(self) -> float:
+        """The best val/ppl of the run so far (inf before the first validation epoch)."""
+        return float(self.val_ppl_best.compute()) if self.val_ppl_best.update_count else math.inf
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """What every run of a language model watches, whatever the config's callbacks: the
@@ -309,7 +262,9 @@ class RNNLMScratch(pl.LightningModule):
         checkpoint["rnnlm_best_val_ppl"] = self.best_val_ppl  # a resumed run carries it on
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.best_val_ppl = checkpoint.get("rnnlm_best_val_ppl", float("inf"))
+        best = checkpoint.get("rnnlm_best_val_ppl", math.inf)
+        if math.isfinite(best):
+            self.val_ppl_best.update(torch.tensor(best, device=self.device))
 
     def generate(
         self,

@@ -20,6 +20,12 @@ from rnnlm.errors import UserError, require_count
 ACTIVATIONS = ("tanh", "relu")
 
 
+def core(cls: type[nn.Module], **arguments: Any) -> dict[str, Any]:
+    """A core's config, as the language models take it: `core(RNNScratch, num_hiddens=32)` is
+    `{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}` (the model sets `num_inputs`)."""
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
+
+
 class RNNScratch(nn.Module):
     """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book.
 
@@ -35,9 +41,6 @@ class RNNScratch(nn.Module):
             raise UserError(f"activation={activation!r} is not allowed: use one of {ACTIVATIONS}")
         self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
         self.activation = activation
-        self.init_args: dict[str, Any] = dict(
-            num_inputs=num_inputs, num_hiddens=num_hiddens, sigma=sigma, activation=activation
-        )
         self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
         self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
         self.b_h = nn.Parameter(torch.zeros(num_hiddens))
@@ -140,13 +143,6 @@ class RNN(nn.Module):
             if not 0 <= p < 1:
                 raise UserError(f"model.rnn.{name}={p!r} is not allowed: it must be in [0, 1)")
         self.num_inputs, self.num_hiddens, self.weight_drop = num_inputs, num_hiddens, weight_drop
-        self.init_args: dict[str, Any] = dict(
-            num_inputs=num_inputs,
-            num_hiddens=num_hiddens,
-            num_layers=num_layers,
-            dropout=dropout,
-            weight_drop=weight_drop,
-        )
         self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 
     def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

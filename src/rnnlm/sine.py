@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from rnnlm.errors import UserError, require_count, require_positive
-from rnnlm.lm import check_buildable, core_config, optimizer_config
+from rnnlm.partials import check_buildable, optimizer_config, plain
 
 HORIZONS = (1, 4, 16, 64)
 
@@ -78,8 +78,8 @@ class SineSeries(pl.LightningDataModule):
         return self.loader(slice(self.num_train, None), shuffle=False)
 
     def model_inputs(self, model_cfg: Any) -> dict:
-        """What the model needs from the data: one real value per step."""
-        return {"rnn": {"num_inputs": 1}}
+        """What the model needs from the data: nothing (the model reads one value a step)."""
+        return {}
 
     def check_sizes(self) -> None:
         """Sizes are checked when the series is made."""
@@ -109,9 +109,10 @@ class SineRNN(pl.LightningModule):
         for k in horizons:
             require_count("model.horizons", k)
         horizons = [int(k) for k in horizons]  # plain ints in the checkpoint (weights_only)
-        self.save_hyperparameters(ignore=["rnn"])
-        self.rnn = rnn if isinstance(rnn, nn.Module) else instantiate(rnn)
-        self.hparams["rnn"] = core_config(self.rnn)  # a checkpoint rebuilds the core from it
+        rnn = plain(rnn)
+        rnn.pop("num_inputs", None)  # one value a step, set here (older checkpoints name it)
+        self.save_hyperparameters()
+        self.rnn = instantiate({**rnn, "num_inputs": 1})
         self.head = nn.Linear(self.rnn.num_hiddens, 1)
         self.best_val_mse = float("inf")
 
