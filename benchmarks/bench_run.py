@@ -2,9 +2,12 @@
 
     python benchmarks/bench_run.py --data ../shared/data/timemachine.txt [--model scratch]
         [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
+        [--variant "NAME=OVERRIDE OVERRIDE ..."]...
 
 Each repeat runs every command once, in turn, so all share the machine's state; the table
 shows the median wall time and its ratio to the book's loop (and to real d2l 1.0.3 if given).
+A `--variant` is the rnnlm run with more overrides (a fixed cost left out, say), timed beside
+the others: `--variant "no bar=~callbacks.progress_bar"`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             f"hydra.run.dir={tmp}/run",
         ],
     }
+    for variant in args.variant:
+        name, _, overrides = variant.partition("=")
+        if not name or not overrides:
+            sys.exit(f"error: --variant {variant!r} is not NAME=OVERRIDES")
+        run_dir = f"hydra.run.dir={tmp}/run-{len(cmds)}"  # a run folder of its own settings
+        cmds[f"rnnlm, {name}"] = [*cmds["rnnlm"][:-1], run_dir, *overrides.split()]
     book_args = ["--data", data, "--model", args.model, "--epochs", str(args.epochs)]
     cmds["book loop"] = [sys.executable, str(ROOT / "benchmarks/book_loop.py"), *book_args]
     if args.d2l_python:
@@ -58,6 +67,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--d2l-python", help="a python that has d2l==1.0.3 installed")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(args, Path(tmp))
@@ -66,14 +76,14 @@ def main() -> None:
             for name, cmd in cmds.items():
                 seconds, tail = wall_time(cmd, Path(tmp))
                 times[name].append(seconds)
-                print(f"  {name:10s} {seconds:6.2f} s   {tail}", flush=True)
+                print(f"  {name:22s} {seconds:6.2f} s   {tail}", flush=True)
     medians = {name: statistics.median(t) for name, t in times.items()}
     print(f"\nmodel={args.model}, {args.epochs} epochs, median of {args.repeats}, start to exit")
     for name, median in medians.items():
         ratios = "  ".join(
             f"{median / medians[base]:.2f}x {base}" for base in medians if base != name
         )
-        print(f"  {name:10s} {median:6.2f} s   {ratios}")
+        print(f"  {name:22s} {median:6.2f} s   {ratios}")
     if args.json:
         result = {"model": args.model, "epochs": args.epochs, "times_s": times, "median_s": medians}
         Path(args.json).write_text(json.dumps(result, indent=2))
