@@ -61,3 +61,25 @@ def test_a_failed_step_is_recorded_and_the_others_still_run(tmp_path):
     for step in ("run-scratch", "run-concise", "run-ddp", "bench_train", "cuda_graphs"):
         assert figures[step]["ok"] is False, figures[step]
     assert figures["run-scratch"]["error"].startswith("error: data.num_train")  # its one line
+
+
+def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path):
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks/bench_run.py")
+    bench_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_run)
+    args = argparse.Namespace(
+        data="book.txt", model="scratch", epochs=3, d2l_python=None,
+        variant=["2 threads=threads=2", "lean=~logger ~callbacks.progress_bar"],
+    )  # fmt: skip
+    cmds = bench_run.commands(args, tmp_path)
+    assert list(cmds) == ["rnnlm", "rnnlm, 2 threads", "rnnlm, lean", "book loop"]
+    assert cmds["rnnlm, 2 threads"][-1] == "threads=2"
+    assert cmds["rnnlm, lean"][-2:] == ["~logger", "~callbacks.progress_bar"]
+    runs = [[a for a in c if a.startswith("hydra.run.dir=")] for c in list(cmds.values())[:3]]
+    assert runs == [[f"hydra.run.dir={tmp_path}/{name}"] for name in ("run", "run-1", "run-2")]
+    args.variant = ["no equals sign"]
+    with pytest.raises(SystemExit, match="is not NAME=OVERRIDES"):
+        bench_run.commands(args, tmp_path)
