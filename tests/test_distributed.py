@@ -118,6 +118,8 @@ def test_a_stopped_run_keeps_last_ckpt_and_resume_continues_steps(
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
+        # A suite started in the background inherits an ignored SIGINT: the run must see it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120

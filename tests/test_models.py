@@ -272,7 +272,7 @@ def test_compiled_batch_loss_equals_eager_and_trains():
     X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
     model = RNNLMScratch(core(RNNScratch, num_hiddens=8), V, lr=1, compile=True)
     assert torch.equal(model.batch_loss(X, Y)[0], model.eager_batch_loss(X, Y)[0])  # not built
-    model.configure_model()  # as the Trainer does in the process that trains
+    model.setup("fit")  # as the Trainer does in the process that trains
     compiled = model.batch_loss(X, Y)[0]
     assert "compiled_batch_loss" in model.__dict__
     assert torch.allclose(compiled, model.eager_batch_loss(X, Y)[0], atol=1e-6)

@@ -160,16 +160,18 @@ class RNNLMScratch(pl.LightningModule):
         layer and the cross-entropy in one node (`rnnlm.output`): the same numbers, half the
         time on a CPU.
 
-        With `compile=True` this goes through `torch.compile` once `configure_model` has
+        With `compile=True` this goes through `torch.compile` once `setup` has
         built it (in the process that trains); elsewhere (scoring a checkpoint) it runs eagerly.
         """
         compiled = self.__dict__.get("compiled_batch_loss")
         return (compiled or self.eager_batch_loss)(X, Y, state)
 
-    def configure_model(self) -> None:
+    def setup(self, stage: str) -> None:
         """With `compile=True`: `torch.compile` the batch loss, with dynamic shapes (an epoch's
-        last batch is smaller). Lightning calls this in the process that trains, after setup,
-        so DDP spawn still pickles, and weight averaging still copies, a plain module."""
+        last batch is smaller). Lightning calls this in the process that trains, after the
+        callbacks' setup, so DDP spawn still pickles, and weight averaging still copies, a
+        plain module (`configure_model` would do the same, but weight averaging warns about
+        models that override it)."""
         if self.hparams.get("compile") and "compiled_batch_loss" not in self.__dict__:
             self.__dict__["compiled_batch_loss"] = torch.compile(
                 self.eager_batch_loss, dynamic=True
