@@ -185,3 +185,21 @@ def test_unknown_lr_scheduler_is_refused_in_one_line(compose_train, tiny_corpus,
         match=r"model.lr_scheduler._target_='torch.optim.lr_scheduler.Cosine' cannot be built",
     ):
         train(cfg, tmp_path)
+
+
+def test_matmul_precision_is_set_and_checked_first(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.errors import UserError
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "matmul_precision=high")
+        train(cfg, tmp_path / "high")
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    bad = compose_train(f"data.path={tmp_path / 'none.txt'}", "matmul_precision=fast")
+    with pytest.raises(UserError) as refused:  # before the missing text is noticed
+        train(bad, tmp_path / "fast")
+    assert str(refused.value) == (
+        "matmul_precision='fast' is not allowed: use one of ('highest', 'high', 'medium')"
+    )

@@ -1,6 +1,6 @@
 """Training callbacks: text samples in TensorBoard's TEXT tab (watch the model learn to
 spell, d2l.ai §9.5 predict); the gradient norm before clipping and the divergence guard (which
-every language model adds to its runs); `ShareCores` for `threads=auto`."""
+every language model adds to its runs); `ShareCores` for `threads=auto`; `MatmulPrecision`."""
 
 from __future__ import annotations
 
@@ -82,6 +82,25 @@ class ShareCores(pl.Callback):
             wanted = threads.sharing(self.most, elsewhere)
             if wanted != torch.get_num_threads():
                 torch.set_num_threads(wanted)
+
+
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+class MatmulPrecision(pl.Callback):
+    """`torch.set_float32_matmul_precision(precision)` in every process of the run (DDP spawn's
+    too): `highest` is plain float32, the book's maths; `high` and `medium` let GPUs that have
+    them use TF32 or bfloat16 products, faster and less exact."""
+
+    def __init__(self, precision: str) -> None:
+        if precision not in MATMUL_PRECISIONS:
+            raise UserError(
+                f"matmul_precision={precision!r} is not allowed: use one of {MATMUL_PRECISIONS}"
+            )
+        self.precision = precision
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.set_float32_matmul_precision(self.precision)
 
 
 class GradNorm(pl.Callback):

@@ -31,10 +31,12 @@ class DropLines(logging.Filter):
 
 def quiet_known_noise(sweep_job: bool = False) -> None:
     """Silence what other libraries print that does not apply here, at its source: Lightning's
-    advertising tips always, and in a sweep's jobs its device lines (the same for every job)."""
+    advertising tips and its tensor-core advice always, and in a sweep's jobs its device lines
+    (the same for every job)."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     rank_zero.filters = [f for f in rank_zero.filters if not isinstance(f, DropLines)]
-    noise = ["\N{ELECTRIC LIGHT BULB} Tip:"]
+    # The tensor-core advice names a torch call: here it is the `matmul_precision` setting.
+    noise = ["\N{ELECTRIC LIGHT BULB} Tip:", "You are using a CUDA device"]
     if sweep_job:
         noise += ["GPU available:", "TPU available:", "HPU available:"]
     rank_zero.addFilter(DropLines(*noise))

@@ -23,7 +23,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm import threads
 from rnnlm.board import TensorBoard, board_name
-from rnnlm.callbacks import ShareCores
+from rnnlm.callbacks import MatmulPrecision, ShareCores
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.data import Vocab
@@ -47,6 +47,7 @@ def build(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Everything `fit` needs; run-time objects are passed as keyword arguments."""
+    precision = MatmulPrecision(cfg.get("matmul_precision", "highest"))  # checked before data
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
@@ -62,6 +63,7 @@ def build(
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     if cfg.threads == "auto" and count > 1:
         callbacks.append(ShareCores(most=count))
+    callbacks.append(precision)
     trainer = instantiate(
         cfg.trainer,
         default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
