@@ -34,7 +34,7 @@ from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch, core
-from rnnlm.runtime import bare_trainer, quiet_known_warnings, tune_allocator
+from rnnlm.runtime import bare_trainer, quiet_known_noise, tune_allocator
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {
@@ -165,7 +165,7 @@ def machine(device: str) -> str:
         ),
         platform.processor(),
     )
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    return f"{cpu}, threads: {torch.get_num_threads()}"
 
 
 def main() -> None:
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     tune_allocator()
-    quiet_known_warnings()
+    quiet_known_noise(sweep_job=True)  # no tips, no device lines: one Trainer per measurement
     rows = [measure(args, name) for name in args.settings.split(",")]
     print(f"\n{machine(args.device)}, torch {torch.__version__}; median of {args.epochs} epochs")
     print(
