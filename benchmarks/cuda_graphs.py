@@ -53,13 +53,14 @@ def make_step(model: RNNLMScratch, compiled: bool):
         # Own gradient buffers from the start: backward into a `None` gradient would keep the
         # graph's output tensor as `.grad`, which the next replay overwrites.
         param.grad = torch.zeros_like(param)
+
     # Only the loss is compiled; backward runs outside, as in training. reduce-overhead
     # records the forward and (through AOTAutograd) the backward as CUDA graphs.
-    loss_of = (
-        torch.compile(lambda X, Y: model.batch_loss(X, Y)[0], mode="reduce-overhead", dynamic=False)
-        if compiled
-        else lambda X, Y: model.batch_loss(X, Y)[0]
-    )
+    def loss_of(X, Y):
+        return model.batch_loss(X, Y)[0]
+
+    if compiled:
+        loss_of = torch.compile(loss_of, mode="reduce-overhead", dynamic=False)
 
     def step(X, Y):
         if compiled:

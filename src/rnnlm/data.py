@@ -9,7 +9,6 @@ import collections
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -206,7 +205,7 @@ class TimeMachine(pl.LightningDataModule):
         val_end = min(self.num_train + self.num_val + self.num_steps, n)
         return {"train": (0, train_end), "val": (self.num_train, val_end), "test": (val_end, n)}
 
-    def model_inputs(self, model_cfg: Any) -> dict:
+    def model_inputs(self) -> dict:
         """What the language model needs from the data: the vocabulary (the model sets its
         core's input size from it)."""
         vocab = self.vocab.idx_to_token

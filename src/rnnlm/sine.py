@@ -77,7 +77,7 @@ class SineSeries(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self.loader(slice(self.num_train, None), shuffle=False)
 
-    def model_inputs(self, model_cfg: Any) -> dict:
+    def model_inputs(self) -> dict:
         """What the model needs from the data: nothing (the model reads one value a step)."""
         return {}
 

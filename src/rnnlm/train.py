@@ -53,7 +53,7 @@ def build(
     dm.setup("fit")
     dm.check_sizes()
     # The model builds its core and keeps its optimizer and scheduler as configs (partials).
-    model = instantiate(cfg.model, _recursive_=False, **dm.model_inputs(cfg.model))
+    model = instantiate(cfg.model, _recursive_=False, **dm.model_inputs())
     check_memory(dm.batch_size, dm.num_steps, model)
     count = threads.choose(
         cfg.threads, step_work(model, dm.batch_size), local_processes(cfg.trainer)
