@@ -1,7 +1,7 @@
 """The data path on corpora far larger than the book: time and memory to clean, encode, index
 and iterate one epoch, against the book's approach (python lists, every window materialised).
 
-    python benchmarks/bench_data.py --data ../shared/data/timemachine.txt
+    python benchmarks/bench_data.py --data data/timemachine.txt
         [--sizes-mb 100,1000] [--train-batches 200] [--book-limit-gb 8] [--json out.json]
 
 The large corpora are the book repeated to the size asked (written to a temp folder). Each
@@ -91,8 +91,7 @@ def train_some(dm, batches: int) -> dict:
     from rnnlm.rnn import RNNScratch, core
     from rnnlm.runtime import bare_trainer
 
-    V = len(dm.vocab)
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=32), V, lr=1)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=32), dm.vocab.idx_to_token, lr=1)
     anon = []
 
     class Sample(pl.Callback):

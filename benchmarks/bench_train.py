@@ -1,7 +1,7 @@
 """Training throughput, side by side in one run: the book's loop, rnnlm's scratch LM, rnnlm's
 concise (`torch.nn.RNN`) LM, at the book's setting and at larger ones.
 
-    python benchmarks/bench_train.py --data ../shared/data/timemachine.txt
+    python benchmarks/bench_train.py --data data/timemachine.txt
         [--settings book,h256,h256s128,h1024] [--epochs 3] [--device cpu|cuda] [--compile]
         [--plain-loop] [--json out.json]
 
@@ -85,11 +85,11 @@ def time_rnnlm(
 ) -> list[float]:
     dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
-    V = len(dm.vocab)
+    vocab = dm.vocab.idx_to_token
     if concise:
-        model = RNNLM(core(RNN, num_hiddens=hiddens), V, lr=1)
+        model = RNNLM(core(RNN, num_hiddens=hiddens), vocab, lr=1)
     else:
-        model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), V, lr=1, compile=compile)
+        model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), vocab, lr=1, compile=compile)
     timer = EpochTimer(args.device)
     trainer = bare_trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -109,8 +109,9 @@ def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[f
     """The scratch LM and its batches as `time_rnnlm` has them, without the Trainer."""
     dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
-    V = len(dm.vocab)
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), V, lr=1).to(args.device).train()
+    vocab = dm.vocab.idx_to_token
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), vocab, lr=1)
+    model = model.to(args.device).train()
     optim = torch.optim.SGD(model.parameters(), lr=1)
     times = []
     for _ in range(args.warmup + args.epochs):
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     tune_allocator()
-    quiet_known_noise(sweep_job=True)  # no tips, no device lines: one Trainer per measurement
+    quiet_known_noise(device_lines=True)  # no tips, no device lines: one Trainer per measurement
     rows = [measure(args, name) for name in args.settings.split(",")]
     print(f"\n{machine(args.device)}, torch {torch.__version__}; median of {args.epochs} epochs")
     print(

@@ -1,7 +1,7 @@
 """CUDA graphs for the scratch LM's training step: eager against `torch.compile` with
 `mode="reduce-overhead"` (which records the step's kernels once and replays them), side by side.
 
-    python benchmarks/cuda_graphs.py --data ../shared/data/timemachine.txt [--device cuda]
+    python benchmarks/cuda_graphs.py --data data/timemachine.txt [--device cuda]
         [--steps 50] [--hiddens 32] [--num-steps 32] [--batch 1024] [--json out.json]
 
 CUDA graphs need fixed shapes: every batch here is a full `--batch` x `--num-steps` (the
@@ -26,12 +26,12 @@ from rnnlm.lm import RNNLMScratch
 from rnnlm.rnn import RNNScratch, core
 
 
-def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, int]:
-    """`count` full batches (repeated if the data has fewer), and the vocabulary's size."""
+def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, list[str]]:
+    """`count` full batches (repeated if the data has fewer), and the vocabulary."""
     dm = TimeMachine(batch_size=batch, num_steps=num_steps, path=data)
     dm.setup()
     batches = [b for b in dm.train_dataloader() if len(b[0]) == batch]  # fixed shapes only
-    return (batches * (count // max(1, len(batches)) + 1))[:count], len(dm.vocab)
+    return (batches * (count // max(1, len(batches)) + 1))[:count], dm.vocab.idx_to_token
 
 
 def time_steps(step, batches: list, device: str) -> list[float]:

@@ -129,3 +129,19 @@ def books_predict(model, prefix, num_preds, vocab):
             Y = model.output_layer(rnn_outputs)
             outputs.append(int(torch.reshape(torch.argmax(Y, axis=2), (1,))))
     return "".join([vocab.idx_to_token[i] for i in outputs])
+
+
+def tokens(size: int) -> list[str]:
+    """A vocabulary of `size` tokens as the models take it (sorted, `<unk>` included)."""
+    from rnnlm.vocab import Vocab
+
+    return Vocab(reserved_tokens=[f"t{i:03d}" for i in range(size - 1)]).idx_to_token
+
+
+def scored(model, loader) -> tuple[float, int]:
+    """`test/loss` and `test/tokens` of `model` over `loader`, through Lightning's test loop."""
+    from rnnlm.runtime import bare_trainer
+
+    trainer = bare_trainer(accelerator="cpu", devices=1)
+    (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
+    return metrics["test/loss"], int(metrics["test/tokens"])

@@ -170,7 +170,7 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
 
     torch.manual_seed(0)
     vocab = Vocab(tokenize("the time machine"))
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), len(vocab), vocab=vocab.idx_to_token)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), vocab.idx_to_token)
     clean = preprocess(prefix)
     if not clean:
         return

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 import rnnlm.corpus
 from rnnlm.corpus import load_corpus
-from rnnlm.data import TimeMachine, Vocab, preprocess, tokenize
+from rnnlm.data import TimeMachine
 from rnnlm.download import DATA_SHA1, download
 from rnnlm.errors import UserError
+from rnnlm.vocab import Vocab, preprocess, tokenize
 from rnnlm.windows import Shuffle, Windows
 
 

@@ -3,12 +3,16 @@ process, and one run folder for a `trainer=ddp` run."""
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import subprocess
 import sys
 
 import pytest
 import pytorch_lightning as pl
+import torch
+from torchmetrics import Metric
 
 import rnnlm.windows
 from rnnlm.data import TimeMachine
@@ -18,7 +22,7 @@ from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
-from .helpers import two_cpu_processes
+from .helpers import SEQUENTIAL, scalars, two_cpu_processes
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
@@ -48,6 +52,16 @@ def tiny_trainer(devices: int) -> pl.Trainer:
     )
 
 
+def metric_states(model: pl.LightningModule) -> dict[str, torch.Tensor]:
+    """Every metric state of `model`, by module and state name."""
+    return {
+        f"{name}.{key}": value
+        for name, module in model.named_modules()
+        if isinstance(module, Metric)
+        for key, value in module.metric_state.items()
+    }
+
+
 @pytest.mark.parametrize("sampling", ["windows", "sequential"])
 @pytest.mark.slow
 def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
@@ -66,15 +80,44 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
             eval_streams=3,
         )
     dm.setup()
-    V = len(dm.vocab)
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=16), V, lr=1, vocab=dm.vocab.idx_to_token)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=16), dm.vocab.idx_to_token)
     ddp = tiny_trainer(devices=2)
     ddp.fit(model, dm)  # 2 processes: train one epoch, then validate the trained weights
     ppl_ddp, tokens_ddp = (float(ddp.callback_metrics[k]) for k in ("val/ppl", "val/tokens"))
-    one = tiny_trainer(devices=1).validate(model, dm, verbose=False)[0]  # the same weights
+    # Each process added into its own metric states: the parent's were never updated.
+    fresh = RNNLMScratch(**model.hparams)
+    after, untouched = metric_states(model), metric_states(fresh)
+    assert after.keys() == untouched.keys() and len(after) >= 10
+    # ...but for the best val/ppl, a persistent state: in the weights Lightning hands back.
+    best = after.pop("val_ppl_best.min_value")
+    assert best == ddp.callback_metrics["val/ppl_best"] == ddp.callback_metrics["val/ppl"]
+    assert all(torch.equal(after[k], untouched[k]) for k in after), after
+    # The reference: a fresh model with the trained weights, in this process.
+    fresh.load_state_dict(model.state_dict())
+    one = tiny_trainer(devices=1).validate(fresh, dm, verbose=False)[0]
     expected = 301 * 8 if sampling == "windows" else dm.examples("val").num_targets
     assert tokens_ddp == one["val/tokens"] == expected  # every validation token seen once
     assert ppl_ddp == pytest.approx(one["val/ppl"], rel=1e-4)
+
+
+@pytest.mark.parametrize("split", [[], SEQUENTIAL])
+@pytest.mark.slow
+def test_cli_ddp_spawn_run_reports_the_best_checkpoints_figure(tiny_corpus, tmp_path, split):
+    """results.json (what a sweep's summary reads) has the best val/ppl that selected the
+    checkpoint, the epochs trained and the test figure of that checkpoint."""
+    run = tmp_path / "run"
+    args = two_cpu_processes("ddp_spawn", tiny_corpus)
+    out = cli("train.py", *args, *split, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    saved = torch.load(best, weights_only=True)
+    selecting = next(v for k, v in saved["callbacks"].items() if "val/ppl" in k)
+    assert math.isfinite(results["best_val_ppl"]) and results["epochs"] == 3
+    assert results["best_val_ppl"] == pytest.approx(float(selecting["best_model_score"]), rel=1e-6)
+    assert f"ppl{results['best_val_ppl']:.3f}.ckpt" in best.name
+    assert results["test_checkpoint"] == str(best)
+    assert scalars(run)["test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
 
 
 @pytest.mark.slow

@@ -9,28 +9,26 @@ import pytest
 import torch
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.data import Vocab, preprocess
+from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
+from rnnlm.vocab import Vocab, preprocess
 
 from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
-from .helpers import SEQUENTIAL, books_predict, events, refused, scalars
+from .helpers import SEQUENTIAL, books_predict, events, refused, scalars, scored
 
 VOCAB = Vocab(list("the time machine by h g wells"))
 
 
 def random_lm(kind: str = "scratch", seed: int = 3) -> RNNLMScratch:
     torch.manual_seed(seed)
-    V = len(VOCAB)
     if kind == "scratch":
-        model = RNNLMScratch(
-            core(RNNScratch, num_hiddens=32, sigma=0.5), V, vocab=VOCAB.idx_to_token
-        )
+        model = RNNLMScratch(core(RNNScratch, num_hiddens=32, sigma=0.5), VOCAB.idx_to_token)
     else:
-        model = RNNLM(core(RNN, num_hiddens=32), V, vocab=VOCAB.idx_to_token)
+        model = RNNLM(core(RNN, num_hiddens=32), VOCAB.idx_to_token)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
@@ -131,21 +129,13 @@ def test_checkpoint_is_self_contained(trained):
         assert torch.equal(model(X), again(X))
 
 
-def test_checkpoint_of_the_older_layout_still_loads(trained, tmp_path):
-    """Older checkpoints name the core's input size and the optimizer by name."""
+def test_the_model_sets_its_cores_input_size(trained):
     ckpt, _ = trained
-    raw = torch.load(ckpt, weights_only=True)
-    hparams = raw["hyper_parameters"]
-    assert "num_inputs" not in hparams["rnn"]  # the model sets it
-    older = {**hparams, "rnn": {**hparams["rnn"], "num_inputs": hparams["vocab_size"]}}
-    older["optimizer"] = "sgd"
-    torch.save({**raw, "hyper_parameters": older}, tmp_path / "older.ckpt")
-    model = load_lm(tmp_path / "older.ckpt")
-    X = torch.randint(0, model.vocab_size, (4, 9))
-    with torch.no_grad():
-        assert torch.equal(model(X), load_lm(ckpt)(X))
-    wrong = {**older, "rnn": {**older["rnn"], "num_inputs": 3}}
-    with pytest.raises(UserError, match=r"model.rnn.num_inputs=3 is not what this model feeds"):
+    hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert "num_inputs" not in hparams["rnn"] and "vocab_size" not in hparams
+    assert load_lm(ckpt).rnn.num_inputs == len(hparams["vocab"])
+    wrong = {**hparams, "rnn": {**hparams["rnn"], "num_inputs": 3}}
+    with pytest.raises(UserError, match=r"model.rnn is the core's config without num_inputs"):
         RNNLMScratch(**wrong)
 
 
@@ -314,3 +304,11 @@ def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, 
     best = min(scalars(tmp_path / "run")["val/ppl"])
     assert eval_ppl(ckpt) == pytest.approx(best, abs=1e-3)
     assert abs(eval_ppl(raw) - best) > 1e-2
+    # The test figure after training (trainer.test with the selected checkpoint) is the
+    # averaged weights', not the trained ones' that the checkpoint also keeps.
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    dm = TimeMachine(**saved["datamodule_hyper_parameters"])
+    dm.setup()
+    averaged = scored(load_lm(ckpt), dm.loader("test"))[0]
+    assert math.log(results["test_ppl"]) == pytest.approx(averaged, rel=1e-5)
+    assert abs(scored(load_lm(raw), dm.loader("test"))[0] - averaged) > 1e-3

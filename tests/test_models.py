@@ -1,4 +1,4 @@
-"""Models: the book's shape checks, scratch == literal formula == nn.RNN, LM, prediction."""
+"""Models: the book's shape checks, the fused path == the book's loop == nn.RNN, LM, prediction."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlm.data import Vocab
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch, core
+from rnnlm.vocab import Vocab
 
-from .helpers import books_predict
+from .helpers import books_predict, tokens
 
 
 def check_len(a, n):
@@ -21,18 +21,16 @@ def check_shape(a, shape):
     assert a.shape == shape, f"tensor's shape {a.shape} != expected shape {shape}"
 
 
+def books_loop(rnn: RNNScratch) -> RNNScratch:
+    """The same weights, run by the book's step-by-step loop (`fused=False`)."""
+    book = RNNScratch(rnn.num_inputs, rnn.num_hiddens, activation=rnn.activation, fused=False)
+    book.load_state_dict(rnn.state_dict())
+    return book
+
+
 def literal_rnn(rnn: RNNScratch, inputs: torch.Tensor, state=None):
-    """The book's RNNScratch.forward, written out: one-hot matmul, one step at a time."""
-    outputs = []
-    phi = torch.relu if rnn.activation == "relu" else torch.tanh
-    for X in inputs:
-        state = phi(
-            torch.matmul(X, rnn.W_xh)
-            + (torch.matmul(state, rnn.W_hh) if state is not None else 0)
-            + rnn.b_h
-        )
-        outputs.append(state)
-    return torch.stack(outputs), state
+    """The book's loop of `rnn`'s weights on one-hot `inputs`."""
+    return books_loop(rnn)(inputs, state)
 
 
 def torch_rnn_like(rnn: RNNScratch) -> torch.nn.RNN:
@@ -85,18 +83,46 @@ def test_scratch_equals_literal_formula_and_nn_rnn(with_state: bool):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_scratch_gradients_equal_autograd_of_literal_formula(activation):
-    torch.manual_seed(1)
-    rnn = RNNScratch(10, 16, sigma=0.3, activation=activation)
-    tokens = torch.randint(0, 10, (9, 4))
-    state = torch.randn(4, 16, requires_grad=True)
-    weights = torch.randn(9, 4, 16)
-    params = [*rnn.parameters(), state]
-    fast = torch.autograd.grad((rnn(tokens, state)[0] * weights).sum(), params)
-    slow_out, _ = literal_rnn(rnn, F.one_hot(tokens, 10).float(), state)
-    slow = torch.autograd.grad((slow_out * weights).sum(), params)
-    for a, b in zip(fast, slow, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("with_state", [False, True])
+def test_fused_path_equals_the_books_loop(activation, with_state):
+    """model.rnn.fused=true (the default) computes the book's loop: outputs, the last state
+    and the gradients of every parameter and of a carried state are equal."""
+    torch.manual_seed(2)
+    fused = RNNScratch(12, 16, sigma=0.3, activation=activation)
+    with torch.no_grad():
+        fused.b_h.normal_(0, 0.1)
+    book = books_loop(fused)
+    assert fused.fused and not book.fused
+    tokens = torch.randint(0, 12, (7, 3))
+    state = torch.randn(3, 16, requires_grad=True) if with_state else None
+    weights = torch.randn(7, 3, 16)
+    figures = []
+    for rnn in (fused, book):
+        outputs, last = rnn(tokens, state)
+        wrt = [*rnn.parameters(), *([state] if with_state else [])]
+        grads = torch.autograd.grad((outputs * weights).sum() + last.sum(), wrt)
+        figures.append((outputs, last, grads))
+    (out_a, last_a, grads_a), (out_b, last_b, grads_b) = figures
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(last_a, last_b, rtol=0, atol=1e-6)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_books_loop_trains_the_scratch_lm():
+    """`model.rnn.fused=false`: the language model trains through the book's loop (autograd)."""
+    torch.manual_seed(0)
+    vocab = tokens(12)
+    X, Y = torch.randint(0, 12, (2, 4, 9))
+    losses = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = RNNLMScratch(core(RNNScratch, num_hiddens=8, fused=fused), vocab)
+        loss = model.batch_loss(X, Y)[0]
+        loss.backward()
+        losses[fused] = (loss.item(), model.rnn.W_hh.grad.clone())
+    assert losses[True][0] == pytest.approx(losses[False][0], abs=1e-6)
+    torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-5, atol=1e-7)
 
 
 def test_recurrence_gradcheck_in_double():
@@ -114,8 +140,8 @@ def test_recurrence_gradcheck_in_double():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda V: RNNLMScratch(core(RNNScratch, num_hiddens=32), V),
-        lambda V: RNNLM(core(RNN, num_hiddens=32), V),
+        lambda V: RNNLMScratch(core(RNNScratch, num_hiddens=32), tokens(V)),
+        lambda V: RNNLM(core(RNN, num_hiddens=32), tokens(V)),
     ],
 )
 def test_lm_logits_shape_and_one_hot_path(make):
@@ -134,7 +160,7 @@ def test_lm_logits_shape_and_one_hot_path(make):
 
 
 def test_concise_head_is_a_plain_linear():
-    model = RNNLM(core(RNN, num_hiddens=32), 28)
+    model = RNNLM(core(RNN, num_hiddens=32), tokens(28))
     assert isinstance(model.linear, torch.nn.Linear)
     assert model.linear.weight.shape == (28, 32)  # materialised: no lazy parameters (DDP)
 
@@ -144,14 +170,15 @@ def test_predict_equals_books_loop(lm, cell):
     torch.manual_seed(3)
     vocab = Vocab(list("the time machine by h g wells"))
     model = lm(
-        core(cell, num_hiddens=32, **({"sigma": 0.5} if cell is RNNScratch else {})), len(vocab)
+        core(cell, num_hiddens=32, **({"sigma": 0.5} if cell is RNNScratch else {})),
+        vocab.idx_to_token,
     )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     with torch.no_grad():
         expected = books_predict(model, "it has", 20, vocab)
-    got = model.predict("it has", 20, vocab)
+    got = model.predict("it has", 20)
     assert got == expected and got.startswith("it has") and len(got) == 26
 
 
@@ -165,7 +192,7 @@ def test_fused_output_loss_equals_logits_then_cross_entropy(make):
         if make is RNNLMScratch
         else core(RNN, num_hiddens=16)
     )
-    model = make(cell, V, lr=1)
+    model = make(cell, tokens(V), lr=1)
     X = torch.randint(0, V, (5, 7), dtype=torch.uint8)  # batches travel as uint8
     Y = torch.randint(0, V, (5, 7), dtype=torch.uint8)
     book = model.loss(model(X), Y)  # logits (batch, steps, vocab), then F.cross_entropy
@@ -182,7 +209,7 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
     torch.manual_seed(0)
     V = 10
     X = torch.randint(0, V, (6, 50))
-    model = RNNLM(core(RNN, num_hiddens=16), V, lr=1, embedding=8, dropout=0.5)
+    model = RNNLM(core(RNN, num_hiddens=16), tokens(V), lr=1, embedding=8, dropout=0.5)
     embedded = model.embedding(X)
     model.train()
     dropped = model.inputs(X)
@@ -192,7 +219,7 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
     model.eval()
     assert torch.equal(model.inputs(X), embedded)
     # The recurrent outputs: without an embedding, dropout acts there only.
-    model = RNNLM(core(RNN, num_hiddens=16), V, lr=1, dropout=0.5).eval()
+    model = RNNLM(core(RNN, num_hiddens=16), tokens(V), lr=1, dropout=0.5).eval()
     clean = model.hidden(X)[0]
     model.train()
     outputs = model.hidden(X)[0]
@@ -248,7 +275,12 @@ def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
     V = 10
     X = torch.randint(0, V, (6, 40))  # (batch, num_steps)
     model = RNNLM(
-        core(RNN, num_hiddens=16), V, lr=1, embedding=8, dropout=0.5, variational_dropout=True
+        core(RNN, num_hiddens=16),
+        tokens(V),
+        lr=1,
+        embedding=8,
+        dropout=0.5,
+        variational_dropout=True,
     )
     model.train()
     X_t = X.T  # time-major, as the model reads it
@@ -270,7 +302,7 @@ def test_compiled_batch_loss_equals_eager_and_trains():
     torch.manual_seed(0)
     V = 12
     X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), V, lr=1, compile=True)
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), tokens(V), lr=1, compile=True)
     assert torch.equal(model.batch_loss(X, Y)[0], model.eager_batch_loss(X, Y)[0])  # not built
     model.setup("fit")  # as the Trainer does in the process that trains
     compiled = model.batch_loss(X, Y)[0]

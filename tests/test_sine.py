@@ -11,7 +11,8 @@ import torch
 from rnnlm.errors import UserError
 from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer
-from rnnlm.sine import SineRNN, SineSeries, k_step, linear_fit
+from rnnlm.series import SineSeries
+from rnnlm.sine import SineRNN, k_step, linear_fit
 
 from .conftest import TINY_OVERRIDES, cli
 from .helpers import assert_one_line_error, events
@@ -121,7 +122,10 @@ def test_experiment_sine_end_to_end(tmp_path):
 def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_corpus):
     _, char_ckpt = trained_run
     out = cli("train.py", "experiment=sine", f"ckpt_path={char_ckpt}", cwd=tmp_path)
-    assert_one_line_error(out, "holds a character language model, and this needs a sine-series")
+    assert_one_line_error(
+        out,
+        "holds a character language model (RNNLMScratch), and this run builds a sine-series",
+    )
     run = tmp_path / "sine"
     out = cli(
         "train.py", "experiment=sine", "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path
@@ -138,4 +142,4 @@ def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_c
         f"ckpt_path={sine_ckpt}",
         cwd=tmp_path,
     )
-    assert_one_line_error(out, "holds a sine-series regression model")
+    assert_one_line_error(out, "holds a sine-series regression model (experiment=sine) (SineRNN)")

@@ -12,14 +12,14 @@ from torch.nn import functional as F
 from rnnlm.checkpoints import load_lm
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.lm import RNNLM, RNNLMScratch, score
+from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard
 from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES
-from .helpers import SEQUENTIAL, scalars
+from .helpers import SEQUENTIAL, scalars, scored, tokens
 
 CODES = torch.arange(200, dtype=torch.uint8) % 97  # distinct enough to trace every character
 IDENTITY = torch.arange(256)
@@ -38,8 +38,8 @@ def test_streams_partition_the_part_in_order():
     assert [c for row in read for c in row] == CODES[10:109].tolist()  # 99 = 3 x 33, in order
     shapes = [streams[k][0].shape for k in range(4)]
     assert shapes == [(3, 8)] * 4
-    X, Y, reset = streams[1]
-    assert torch.equal(X[:, 1:], Y[:, :-1]) and not reset and streams[0][2]
+    X, Y, position = streams[1]
+    assert torch.equal(X[:, 1:], Y[:, :-1]) and position == 8 and streams[0][2] == 0
     ragged = Streams(CODES, IDENTITY, 0, 30, num_streams=2, num_steps=4)  # 14 targets each
     assert [ragged[k][0].shape[1] for k in range(len(ragged))] == [4, 4, 4, 2]
     assert ragged.num_targets == 28
@@ -90,7 +90,7 @@ def lm(kind: str, vocab_size: int = 12, seed: int = 0, **core_args) -> RNNLMScra
     torch.manual_seed(seed)
     cores = {"scratch": RNNScratch, "rnn": RNN, "gru": GRU, "lstm": LSTM}
     model_class = RNNLMScratch if kind == "scratch" else RNNLM
-    model = model_class(core(cores[kind], num_hiddens=16, **core_args), vocab_size)
+    model = model_class(core(cores[kind], num_hiddens=16, **core_args), tokens(vocab_size))
     with torch.no_grad():  # the book's sigma = 0.01 makes every output nearly the same
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -114,9 +114,9 @@ def test_carried_state_equals_one_long_pass(kind):
 def test_no_gradient_crosses_a_batch_boundary(kind):
     model = lm(kind).train()
     X = torch.randint(0, 12, (3, 17))
-    first, second = (X[:, :8], X[:, 1:9], True), (X[:, 8:16], X[:, 9:17], False)
+    first, second = (X[:, :8], X[:, 1:9], 0), (X[:, 8:16], X[:, 9:17], 8)
     model.step_loss(first, "train")
-    carried = model.carried["train"]
+    carried = model.carried["train"].state
     tensors = [carried] if torch.is_tensor(carried) else list(carried)
     assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
     model.zero_grad()
@@ -165,7 +165,7 @@ def test_streamed_scoring_equals_each_stream_in_one_pass(kind, tiny_corpus):
     dm.eval_streams = 3
     dm.setup()
     model = lm(kind, vocab_size=len(dm.vocab))
-    loss, tokens = score(model, dm.loader("test"))
+    loss, count = scored(model, dm.loader("test"))
     streams = dm.examples("test")
     total = 0.0
     with torch.no_grad():
@@ -173,8 +173,8 @@ def test_streamed_scoring_equals_each_stream_in_one_pass(kind, tiny_corpus):
             text = torch.tensor(stream_text(streams, r)).unsqueeze(0)  # the whole stream
             logits = model(text[:, :-1])
             total += F.cross_entropy(logits[0], text[0, 1:], reduction="sum").item()
-    assert tokens == streams.num_targets == 3 * (streams.length - 1)
-    assert loss == pytest.approx(total / tokens, rel=1e-5)
+    assert count == streams.num_targets == 3 * (streams.length - 1)
+    assert loss == pytest.approx(total / count, rel=1e-5)
 
 
 def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
@@ -189,7 +189,9 @@ def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
     (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
     dm = TimeMachine(**torch.load(best, weights_only=True)["datamodule_hyper_parameters"])
     dm.setup()
-    assert score(load_lm(best), dm.loader("test"))[0] == pytest.approx(math.log(test_ppl), rel=1e-5)
+    assert scored(load_lm(best), dm.loader("test"))[0] == pytest.approx(
+        math.log(test_ppl), rel=1e-5
+    )
     assert dm.split == "contiguous" and dm.sampling == "sequential"
 
 
@@ -228,3 +230,33 @@ def test_parts_too_small_for_the_batch(tiny_corpus):
         UserError, match=r"data.num_train=600 leaves the train part 608 .* 128 \* 9 = 1152"
     ):
         dm.check_sizes()
+
+
+def test_a_batch_that_does_not_continue_the_streams_is_refused():
+    model = lm("scratch")
+    X = torch.randint(0, 12, (3, 25))
+    batch = lambda first: (X[:, first : first + 8], X[:, first + 1 : first + 9], first)  # noqa: E731
+    model.step_loss(batch(0), "val")
+    model.step_loss(batch(8), "val")  # continues: carries the state on
+    model.step_loss(batch(0), "val")  # the streams start again (a new epoch): a zero state
+    model.step_loss(batch(0), "train")
+    with pytest.raises(
+        UserError, match=r"a train batch of streams starts at position 16 but the last ended at 8"
+    ):
+        model.step_loss(batch(16), "train")  # batch 8 was skipped: its state would be wrong
+    with pytest.raises(UserError, match="starts at position 8 but no batch before it"):
+        model.step_loss(batch(8), "test")
+
+
+def test_sequential_sampling_with_lightnings_sampler_is_refused(
+    compose_train, tiny_corpus, tmp_path
+):
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        *SEQUENTIAL,
+        "trainer.use_distributed_sampler=true",
+    )
+    with pytest.raises(UserError, match="data.sampling=sequential with trainer.use_distributed"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

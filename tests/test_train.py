@@ -157,21 +157,6 @@ def test_any_torch_optimizer_and_scheduler_by_config(compose_train, tiny_corpus,
     assert optimizer["lr_scheduler"]["scheduler"].T_max == 3  # ${trainer.max_epochs}, resolved
 
 
-def test_older_checkpoint_settings_still_build():
-    from rnnlm.partials import optimizer_config, scheduler_config
-
-    assert optimizer_config("adam", 1e-5) == {
-        "_target_": "torch.optim.Adam",
-        "_partial_": True,
-        "weight_decay": 1e-5,
-    }
-    assert scheduler_config({"name": "StepLR", "step_size": 2}) == {
-        "_target_": "torch.optim.lr_scheduler.StepLR",
-        "_partial_": True,
-        "step_size": 2,
-    }
-
-
 def test_unknown_lr_scheduler_is_refused_in_one_line(compose_train, tiny_corpus, tmp_path):
     from rnnlm.errors import UserError
 
@@ -203,3 +188,16 @@ def test_matmul_precision_is_set_and_checked_first(compose_train, tiny_corpus, t
     assert str(refused.value) == (
         "matmul_precision='fast' is not allowed: use one of ('highest', 'high', 'medium')"
     )
+
+
+def test_an_optimizer_is_given_one_way_a_partial_config():
+    from rnnlm.errors import UserError
+    from rnnlm.rnn import RNNScratch, core
+
+    from .helpers import tokens
+
+    model = RNNLMScratch(core(RNNScratch, num_hiddens=4), tokens(5))  # the book's: SGD, lr 1
+    optimizer = model.configure_optimizers()
+    assert type(optimizer).__name__ == "SGD" and optimizer.param_groups[0]["lr"] == 1
+    with pytest.raises(UserError, match=r"model.optimizer='sgd' is not allowed: give a config"):
+        RNNLMScratch(core(RNNScratch, num_hiddens=4), tokens(5), optimizer="sgd")

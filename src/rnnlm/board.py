@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import struct_pb2
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+from rnnlm.errors import flatten
 
 # Scalars the HPARAMS tab shows for every run (their last value).
 METRICS = ("val/ppl_best", "val/ppl", "test/ppl", "test/bpc", "train/ppl")
@@ -95,3 +98,42 @@ def write_experiment(folder: Path, keys: list[str]) -> None:
 def board_name(key: str) -> str:
     """`model.rnn.num_hiddens` -> `model/rnn/num_hiddens`, as nested settings are flattened."""
     return key.replace(".", "/")
+
+
+def run_settings(cfg: DictConfig) -> dict:
+    """The settings that tell runs apart, flat (`model/rnn/num_hiddens`) for TensorBoard's
+    HPARAMS tab: the model, the data's shape, the trainer's budget, the seed, and every key
+    set on the command line (config groups by the option chosen, e.g. `experiment`)."""
+    keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path", "split", "sampling")
+    trainer = ("max_epochs", "gradient_clip_val", "accelerator", "devices")
+    settings = flatten(
+        {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "data": {k: cfg.data.get(k) for k in keep_data},
+            "trainer": {k: cfg.trainer.get(k) for k in trainer},
+            "seed": cfg.seed,
+        },
+        sep="/",
+    )
+    for key, value in command_line_settings(cfg).items():
+        settings[board_name(key)] = value
+    return settings
+
+
+def command_line_settings(cfg: DictConfig) -> dict:
+    """Keys given on the command line with the value this run has (a group: its option)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    from rnnlm.sweep import override_keys
+
+    hydra = HydraConfig.get()
+    found = {}
+    for key in override_keys(list(hydra.overrides.task)):
+        if key in hydra.runtime.choices:
+            found[key] = hydra.runtime.choices[key]
+        else:
+            value = OmegaConf.select(cfg, key, default=None)
+            found[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return found

@@ -62,7 +62,8 @@ class ShareCores(pl.Callback):
     """`threads=auto` with several threads: every `every_s` seconds of training, use only the
     cores other processes leave free (at least one thread, at most `most`), and all of them
     again once they are free. Spinning threads on a core another process wants make each op
-    wait for the slowest thread: two such runs at once took 3-4x their time alone."""
+    wait for the slowest thread (figures: docs/performance.md, CPU threads on a shared
+    machine)."""
 
     def __init__(self, most: int, every_s: float = 0.5) -> None:
         self.most, self.every_s = most, every_s
@@ -106,7 +107,7 @@ class MatmulPrecision(pl.Callback):
 class GradNorm(pl.Callback):
     """Log `train/grad_norm`, the global L2 norm of the gradients before the Trainer clips
     them (the norm clipping acts on), on the steps the logger records (`log_every_n_steps`):
-    logging every step costs ~1 ms."""
+    the norm is a host sync, which a step with nothing to log need not wait for."""
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:
         if trainer.global_step % trainer.log_every_n_steps:
@@ -156,3 +157,17 @@ class DivergenceGuard(pl.Callback):
             f"the training loss became NaN or infinite at step {step} "
             f"(epoch {trainer.current_epoch}); likely cause: {cause}"
         )
+
+
+class PrintPrediction(pl.Callback):
+    """At the end of training, print the book's prediction: `num_preds` characters after
+    `prefix` (the weights at the end of training)."""
+
+    def __init__(self, prefix: str = "it has", num_preds: int = 20) -> None:
+        require_count("num_preds", num_preds, minimum=0)
+        self.prefix, self.num_preds = prefix, num_preds
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.interrupted:
+            predicted = pl_module.predict(self.prefix, self.num_preds)
+            print(f"predict({self.prefix!r}, {self.num_preds}): {predicted!r}")

@@ -1,95 +1,22 @@
-"""The Time Machine as a character corpus: download, preprocessing, `Vocab`, the data module.
+"""The Time Machine as a character corpus: the data module (download, parts, loaders).
 
 Follows d2l.ai §9.2 (text into sequences) and §9.3 (language models): the `TimeMachine` data.
 """
 
 from __future__ import annotations
 
-import collections
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.corpus import Corpus, load_corpus, wants_cache
 from rnnlm.download import DATA_SHA1, DATA_URL, download
-from rnnlm.errors import UserError, require_choice
+from rnnlm.errors import UserError, check_count, check_fractions, require_choice
 from rnnlm.streams import Streams, shard
+from rnnlm.vocab import Vocab
 from rnnlm.windows import Windows, WindowSampler, keep_batch, rank_and_world, resolve_count
-
-
-def preprocess(text: str) -> str:
-    """The book's cleaning: every run of non-letters becomes one space, then lowercase."""
-    return re.sub("[^A-Za-z]+", " ", text).lower()
-
-
-def tokenize(text: str) -> list[str]:
-    """One token per character."""
-    return list(text)
-
-
-class Vocab:
-    """Tokens <-> indices; indices follow the sorted order of the tokens, `<unk>` included."""
-
-    def __init__(
-        self,
-        tokens: Iterable[str] | Mapping[str, int] = (),
-        min_freq: int = 0,
-        reserved_tokens: Sequence[str] = (),
-    ) -> None:
-        counter = collections.Counter(tokens)  # a mapping is taken as {token: count}
-        self.token_freqs = sorted(counter.items(), key=lambda x: x[1], reverse=True)
-        kept = [token for token, freq in self.token_freqs if freq >= min_freq]
-        self.idx_to_token = sorted({"<unk>", *reserved_tokens, *kept})
-        self.token_to_idx = {token: idx for idx, token in enumerate(self.idx_to_token)}
-
-    @classmethod
-    def from_tokens(cls, idx_to_token: Sequence[str]) -> Vocab:
-        """Rebuild a vocabulary saved as its list of tokens (e.g. from a checkpoint)."""
-        vocab = cls(reserved_tokens=idx_to_token)
-        if vocab.idx_to_token != list(idx_to_token):
-            raise UserError("a saved vocabulary must be a sorted list of unique tokens")
-        return vocab
-
-    def __len__(self) -> int:
-        return len(self.idx_to_token)
-
-    def __getitem__(self, tokens: str | Sequence[str]) -> int | list[int]:
-        if isinstance(tokens, str):
-            return self.token_to_idx.get(tokens, self.unk)
-        return [self.token_to_idx.get(token, self.unk) for token in tokens]
-
-    def to_tokens(self, indices: int | Iterable[int]) -> str | list[str]:
-        if isinstance(indices, int):
-            return self.idx_to_token[indices]
-        return [self.idx_to_token[int(i)] for i in indices]
-
-    @property
-    def unk(self) -> int:
-        return self.token_to_idx["<unk>"]
-
-    def byte_table(self) -> torch.Tensor:
-        """(256,) byte -> index of that ASCII character (`<unk>` for the rest); uint8 when
-        the vocabulary fits in it, so batches cut through it stay one byte per token."""
-        dtype = torch.uint8 if len(self) <= 256 else torch.int64
-        table = torch.full((256,), self.unk, dtype=dtype)
-        for token, idx in self.token_to_idx.items():
-            if len(token) == 1 and ord(token) < 128:
-                table[ord(token)] = idx
-        return table
-
-    def encode(self, text: str) -> torch.Tensor:
-        """Indices of the characters of `text`, as one int64 tensor (vectorised for ASCII)."""
-        if not text:
-            return torch.empty(0, dtype=torch.int64)
-        if text.isascii():
-            codes = torch.frombuffer(bytearray(text.encode("ascii")), dtype=torch.uint8)
-            return self.byte_table()[codes.long()].long()
-        return torch.tensor(self[tokenize(text)], dtype=torch.int64)
-
 
 SPLITS = ("book", "contiguous")
 SAMPLINGS = ("windows", "sequential")
@@ -177,16 +104,18 @@ class TimeMachine(pl.LightningDataModule):
             self.load(text)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.corpus is not None:
-            return
-        self.corpus = self.load()
-        if self.vocab is None:
-            self.vocab = Vocab(self.corpus.counts)
-        known = set(self.vocab.idx_to_token)
-        self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
-        available = len(self.corpus.chars) - self.num_steps
-        self.num_train = resolve_count(self.num_train, available)
-        self.num_val = resolve_count(self.num_val, available)
+        """Read the text once; for `fit`, check that every part holds what reads it."""
+        if self.corpus is None:
+            self.corpus = self.load()
+            if self.vocab is None:
+                self.vocab = Vocab(self.corpus.counts)
+            known = set(self.vocab.idx_to_token)
+            self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
+            available = len(self.corpus.chars) - self.num_steps
+            self.num_train = resolve_count(self.num_train, available)
+            self.num_val = resolve_count(self.num_val, available)
+        if stage == "fit":
+            self.check_sizes()
 
     def parts(self) -> dict[str, tuple[int, int]]:
         """The character ranges [start, stop) of train, val and test.
@@ -206,10 +135,13 @@ class TimeMachine(pl.LightningDataModule):
         return {"train": (0, train_end), "val": (self.num_train, val_end), "test": (val_end, n)}
 
     def model_inputs(self) -> dict:
-        """What the language model needs from the data: the vocabulary (the model sets its
-        core's input size from it)."""
-        vocab = self.vocab.idx_to_token
-        return {"vocab_size": len(vocab), "vocab": vocab}
+        """What the language model is built with from the data: the vocabulary (the model
+        sets its core's input size from it)."""
+        return {"vocab": self.vocab.idx_to_token}
+
+    def batch_shape(self) -> tuple[int, int]:
+        """(rows, time steps) of a training batch."""
+        return self.batch_size, self.num_steps
 
     def check_sizes(self) -> None:
         """Each part holds what reads it; else one line naming the setting to change."""
@@ -302,29 +234,3 @@ class TimeMachine(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test")
-
-
-def check_count(name: str, value, fraction_ok: bool = False) -> None:
-    """Sizes are integers >= 1; `num_train`/`num_val` may also be fractions in (0, 1)."""
-    if fraction_ok and isinstance(value, float) and 0 < value < 1:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "an integer >= 1"
-        if fraction_ok:
-            allowed += " (windows) or a fraction of the corpus between 0 and 1"
-        raise UserError(f"data.{name}={value!r} is not allowed: it must be {allowed}")
-
-
-def check_fractions(fractions: Sequence[float]) -> list[float]:
-    """Three fractions > 0 for train, val and test that sum to 1."""
-    try:
-        values = [float(f) for f in fractions]
-    except (TypeError, ValueError):
-        values = []
-    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
-        shown = list(fractions) if isinstance(fractions, Sequence) else fractions
-        raise UserError(
-            f"data.fractions={shown!r} is not allowed: give three fractions > 0 for the train, "
-            "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
-        )
-    return values

@@ -8,7 +8,7 @@ it too; the CLI layer (`rnnlm.cli`) turns a `UserError` into one line and exit c
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -34,6 +34,32 @@ def require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     """Raise a `UserError` unless `value` is one of `allowed`."""
     if value not in allowed:
         raise UserError(f"{name}={value!r} is not allowed: use one of {list(allowed)}")
+
+
+def check_count(name: str, value, fraction_ok: bool = False) -> None:
+    """Sizes are integers >= 1; `num_train`/`num_val` may also be fractions in (0, 1)."""
+    if fraction_ok and isinstance(value, float) and 0 < value < 1:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "an integer >= 1"
+        if fraction_ok:
+            allowed += " (windows) or a fraction of the corpus between 0 and 1"
+        raise UserError(f"data.{name}={value!r} is not allowed: it must be {allowed}")
+
+
+def check_fractions(fractions: Sequence[float]) -> list[float]:
+    """Three fractions > 0 for train, val and test that sum to 1."""
+    try:
+        values = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        shown = list(fractions) if isinstance(fractions, Sequence) else fractions
+        raise UserError(
+            f"data.fractions={shown!r} is not allowed: give three fractions > 0 for the train, "
+            "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
+        )
+    return values
 
 
 def find_user_error(exc: BaseException | None) -> UserError | None:

@@ -1,5 +1,6 @@
 """The eval task: loss and perplexity of a checkpoint on a part of its text or any text
-(d2l.ai §9.3: perplexity is exp of the mean cross-entropy per token)."""
+(d2l.ai §9.3: perplexity is exp of the mean cross-entropy per token), through Lightning's
+test loop (`split=test`) or validation loop (any other part)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.lm import score
-from rnnlm.runtime import step_work
+from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
 from rnnlm.streams import Streams
 from rnnlm.windows import Windows
 
@@ -43,9 +43,17 @@ def evaluate(cfg: DictConfig) -> float:
     examples = loader.dataset
     rows = examples.num_streams if isinstance(examples, Streams) else dm.batch_size
     threads.choose(cfg.threads, step_work(model, rows))
-    loss, tokens = score(model.to(cfg.device), loader)
+    quiet_known_noise(device_lines=True)
+    trainer = bare_trainer(accelerator=cfg.device, devices=1)
+    # The test part through the test loop (as after training), any other through validation.
+    if cfg.split == "test":
+        (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
+        loss, tokens = metrics["test/loss"], metrics["test/tokens"]
+    else:
+        (metrics,) = trainer.validate(model, dataloaders=loader, verbose=False)
+        loss, tokens = metrics["val/loss"], metrics["val/tokens"]
     print(
-        f"{dm.text_file()}: split={cfg.split} ({describe(loader.dataset)}), {tokens} tokens "
+        f"{dm.text_file()}: split={cfg.split} ({describe(examples)}), {tokens:.0f} tokens "
         f"scored, {dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
     )
     print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")

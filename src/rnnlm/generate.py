@@ -10,9 +10,9 @@ from omegaconf import DictConfig
 
 from rnnlm import threads
 from rnnlm.checkpoints import load_lm
-from rnnlm.data import preprocess
 from rnnlm.runtime import step_work
 from rnnlm.sampling import Sampler
+from rnnlm.vocab import preprocess
 
 
 def generate(cfg: DictConfig) -> list[str]:

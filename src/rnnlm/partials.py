@@ -1,6 +1,6 @@
 """Settings that a model keeps as configs and completes later: the optimizer and the rate
 scheduler as Hydra partials (`_target_`, `_partial_: true`, their arguments), completed with the
-parameters in `configure_optimizers`, and the reading of older checkpoints' names for them.
+parameters in `configure_optimizers`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from hydra.utils import instantiate
 
 from rnnlm.errors import UserError
 
-# Older checkpoints name their optimizer; newer ones hold its config.
-NAMED_OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam"}
+# Optimizers as the models take them, partial configs: the book's SGD, and Adam.
+SGD = {"_target_": "torch.optim.SGD", "_partial_": True}
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True}
 
 
 def plain(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,34 +26,16 @@ def plain(settings: Mapping[str, Any]) -> dict[str, Any]:
     return dict(settings)
 
 
-def optimizer_config(optimizer: str | Mapping[str, Any], weight_decay: float) -> dict[str, Any]:
-    """The optimizer as a partial config (`_target_`, `_partial_: true`, its arguments but the
-    parameters and the rate); an older checkpoint's "sgd" or "adam" is read as that class."""
-    if isinstance(optimizer, str):
-        if optimizer not in NAMED_OPTIMIZERS:
-            raise UserError(
-                f"model.optimizer={optimizer!r} is not allowed: use model/optimizer=sgd or adam, "
-                "or any torch.optim class with model.optimizer._target_=..."
-            )
-        target = NAMED_OPTIMIZERS[optimizer]
-        return {"_target_": target, "_partial_": True, "weight_decay": weight_decay}
-    return plain(optimizer)
-
-
-def scheduler_config(scheduler: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The rate scheduler as a partial config; an older checkpoint's `{name: <class>, ...}`
-    is read as that class of torch.optim.lr_scheduler."""
-    if scheduler is None:
-        return None
-    scheduler = plain(scheduler)
-    if "_target_" not in scheduler and "name" in scheduler:
-        name = scheduler.pop("name")
-        return {"_target_": f"torch.optim.lr_scheduler.{name}", "_partial_": True, **scheduler}
-    return scheduler
-
-
-def check_buildable(key: str, settings: Mapping[str, Any]) -> None:
-    """Build the partial now, so a bad `_target_` fails before training, in one line."""
+def partial_config(key: str, settings: Any) -> dict[str, Any]:
+    """`settings` as the plain partial config a checkpoint keeps, built once now so that a bad
+    `_target_` fails before training, in one line."""
+    if not isinstance(settings, Mapping) or "_target_" not in settings:
+        group = "model/optimizer=sgd|adam" if key.endswith("optimizer") else f"{key}=null"
+        raise UserError(
+            f"{key}={settings!r} is not allowed: give a config with a _target_ class "
+            f"(e.g. {group}, or {key}._target_=...)"
+        )
+    settings = plain(settings)
     try:
         instantiate({**settings, "_partial_": True})
     except Exception as err:
@@ -61,3 +44,24 @@ def check_buildable(key: str, settings: Mapping[str, Any]) -> None:
             f"{key}._target_={settings.get('_target_')!r} cannot be built ({reason}): give a "
             f"class of {'torch.optim' if key.endswith('optimizer') else 'torch.optim.lr_scheduler'}"
         ) from None
+    return settings
+
+
+def optimizers(
+    optimizer: Mapping[str, Any],
+    lr_scheduler: Mapping[str, Any] | None,
+    parameters: Any,
+    lr: float,
+    monitor: str,
+) -> Any:
+    """What a LightningModule's `configure_optimizers` returns: the optimizer partial completed
+    with the parameters and the rate, and the scheduler's (stepped once per epoch, after
+    validation; `ReduceLROnPlateau` watches `monitor`)."""
+    built = instantiate(optimizer)(parameters, lr=lr)
+    if lr_scheduler is None:
+        return built
+    scheduler = instantiate(lr_scheduler)(built)
+    return {
+        "optimizer": built,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": monitor},
+    }

@@ -30,20 +30,54 @@ class RNNScratch(nn.Module):
     """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book.
 
     phi is tanh (the book) or ReLU (the book's last exercise: does ReLU still need clipping?).
+    `forward` is the book's loop, step by step, differentiated by autograd; `fused=True` (the
+    default) runs the same maths as `Recurrence`, one autograd node with backpropagation
+    through time written out, which is faster (docs/performance.md; the tests check that
+    outputs and gradients are equal).
     """
 
+    gates = 1  # the products of W_hh per step (threads and memory estimates)
+
     def __init__(
-        self, num_inputs: int, num_hiddens: int, sigma: float = 0.01, activation: str = "tanh"
+        self,
+        num_inputs: int,
+        num_hiddens: int,
+        sigma: float = 0.01,
+        activation: str = "tanh",
+        fused: bool = True,
     ) -> None:
         super().__init__()
         require_count("model.rnn.num_hiddens", num_hiddens)
         if activation not in ACTIVATIONS:
             raise UserError(f"activation={activation!r} is not allowed: use one of {ACTIVATIONS}")
         self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
-        self.activation = activation
+        self.activation, self.fused = activation, fused
         self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
         self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
         self.b_h = nn.Parameter(torch.zeros(num_hiddens))
+
+    def forward(
+        self, inputs: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fused:
+            return self.fused_forward(inputs, state)
+        if not inputs.is_floating_point():  # token indices: the book's one-hot rows
+            inputs = F.one_hot(inputs, self.num_inputs).float()
+        if state is None:  # (batch_size, num_hiddens)
+            state = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+        phi = torch.tanh if self.activation == "tanh" else torch.relu
+        outputs = []
+        for X in inputs:  # the book's loop: inputs is (num_steps, batch_size, num_inputs)
+            state = phi(torch.matmul(X, self.W_xh) + torch.matmul(state, self.W_hh) + self.b_h)
+            outputs.append(state)
+        return torch.stack(outputs), state
+
+    def fused_forward(
+        self, inputs: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same maths: the input projection of all steps at once, then `Recurrence`."""
+        outputs = Recurrence.apply(self.input_projection(inputs), self.W_hh, state, self.activation)
+        return outputs, outputs[-1]
 
     def input_projection(self, inputs: torch.Tensor) -> torch.Tensor:
         """X_t W_xh + b_h for all steps at once: (num_steps, batch, num_hiddens).
@@ -55,13 +89,6 @@ class RNNScratch(nn.Module):
             return torch.matmul(inputs, self.W_xh) + self.b_h
         rows = (self.W_xh + self.b_h).index_select(0, inputs.reshape(-1))
         return rows.view(*inputs.shape, self.num_hiddens)
-
-    def forward(
-        self, inputs: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        xw = self.input_projection(inputs)
-        outputs = Recurrence.apply(xw, self.W_hh, state, self.activation)
-        return outputs, outputs[-1]
 
 
 class Recurrence(torch.autograd.Function):
@@ -115,6 +142,17 @@ class Recurrence(torch.autograd.Function):
         return grad_Z, grad_W_hh, grad_state, None
 
 
+class VariationalDropout(nn.Dropout):
+    """Dropout of time-major (num_steps, batch, features) tensors with one mask per sequence,
+    the same at every time step (Gal and Ghahramani, 2016), scaled by 1 / (1 - p)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = torch.empty_like(x[:1]).bernoulli_(1 - self.p).div_(1 - self.p)
+        return x * mask
+
+
 class RNN(nn.Module):
     """The concise core: `torch.nn.RNN` (tanh); GRU and LSTM below share everything but the
     torch module. `num_layers` stacks cells (`dropout` between them); the state is whatever
@@ -127,6 +165,7 @@ class RNN(nn.Module):
     """
 
     cell = nn.RNN
+    gates = 1  # the products of W_hh per step (threads and memory estimates)
 
     def __init__(
         self,
@@ -160,7 +199,9 @@ class RNN(nn.Module):
 
 class GRU(RNN):
     cell = nn.GRU
+    gates = 3
 
 
 class LSTM(RNN):
     cell = nn.LSTM
+    gates = 4

@@ -29,15 +29,17 @@ class DropLines(logging.Filter):
         return not record.getMessage().startswith(self.starts)
 
 
-def quiet_known_noise(sweep_job: bool = False) -> None:
+def quiet_known_noise(device_lines: bool = False) -> None:
     """Silence what other libraries print that does not apply here, at its source: Lightning's
-    advertising tips and its tensor-core advice always, and in a sweep's jobs its device lines
-    (the same for every job)."""
+    advertising tips and its tensor-core advice always; with `device_lines` (a sweep's jobs,
+    scoring a checkpoint) its lines about the devices found, which say nothing new there."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     rank_zero.filters = [f for f in rank_zero.filters if not isinstance(f, DropLines)]
     # The tensor-core advice names a torch call: here it is the `matmul_precision` setting.
     noise = ["\N{ELECTRIC LIGHT BULB} Tip:", "You are using a CUDA device"]
-    if sweep_job:
+    # The models' own callbacks (configure_callbacks) meet themselves again in trainer.test.
+    noise += ["The following callbacks returned in `LightningModule.configure_callbacks`"]
+    if device_lines:
         noise += ["GPU available:", "TPU available:", "HPU available:"]
     rank_zero.addFilter(DropLines(*noise))
     quiet_known_warnings()
@@ -56,7 +58,7 @@ def tune_allocator() -> None:
 
     Every step allocates several (num_steps, batch, num_hiddens) buffers; by default glibc
     serves each from fresh mmap'd pages, and the page faults cost more than the maths:
-    this halved the scratch forward pass (6.3 -> 3.1 ms per batch) on the book's setting.
+    on the book's setting this halved the scratch forward pass (docs/performance.md).
     """
     if not sys.platform.startswith("linux"):
         return
@@ -106,6 +108,13 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.gradient_clip_val={clip!r} is not allowed: it must be a number > 0, "
             "or null for no clipping"
         )
+    if cfg.data.get("sampling") == "sequential" and trainer.get("use_distributed_sampler"):
+        raise UserError(
+            "data.sampling=sequential with trainer.use_distributed_sampler=true is not allowed: "
+            "Lightning's sampler would deal the streamed batches out of order, and a state "
+            "would be carried into a batch it does not precede; rnnlm shards the streams "
+            "itself: set trainer.use_distributed_sampler=false"
+        )
     accelerator, devices = str(trainer.get("accelerator", "auto")), trainer.get("devices", "auto")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(
@@ -133,8 +142,9 @@ def local_processes(trainer: DictConfig) -> int:
 def step_work(model: pl.LightningModule, batch_size: int) -> int:
     """Multiply-adds of one time step of one layer of `model` (its gates together)."""
     rnn = model.rnn
-    gates = {"nn.LSTM": 4, "nn.GRU": 3}.get(f"nn.{type(getattr(rnn, 'rnn', rnn)).__name__}", 1)
-    return threads.step_work(batch_size, gates * rnn.num_hiddens, rnn.num_hiddens + rnn.num_inputs)
+    return threads.step_work(
+        batch_size, rnn.gates * rnn.num_hiddens, rnn.num_hiddens + rnn.num_inputs
+    )
 
 
 def available_memory() -> int | None:

@@ -1,12 +1,5 @@
-"""The concise chapter's last exercise: d2l.ai §9.1's autoregressive model with an RNN.
-
-The series (d2l §9.1): x_t = sin(0.01 t) + noise, noise ~ N(0, 0.2^2), t = 1 ... T (1000).
-Example i reads the `tau` values x[i : i + tau] and predicts x[i + tau]; the first
-`num_train` examples train, the rest validate:
-
-    x:        x0 x1 x2 x3 x4 x5 x6 ...
-    example 0 [x0 x1 x2 x3] -> x4
-    example 1    [x1 x2 x3 x4] -> x5
+"""The concise chapter's last exercise: d2l.ai §9.1's autoregressive model with an RNN, on
+the series of `rnnlm.series`.
 
 `SineRNN` feeds the `tau` values to one of the project's cores unchanged (`RNNScratch`,
 `torch.nn.RNN`, ...; one input per step, from a zero state) and reads the prediction from
@@ -16,82 +9,34 @@ the `tau` lags. `k_step` predicts k steps ahead by feeding a model its own predi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import MeanSquaredError, MinMetric
 
 from rnnlm.errors import UserError, require_count, require_positive
-from rnnlm.partials import check_buildable, optimizer_config, plain
+from rnnlm.metrics import own_metric_states
+from rnnlm.partials import ADAM, optimizers, partial_config, plain
+
+if TYPE_CHECKING:
+    from rnnlm.series import SineSeries
 
 HORIZONS = (1, 4, 16, 64)
 
 
-class SineSeries(pl.LightningDataModule):
-    """The noisy sine of d2l §9.1 as (tau lags -> next value) examples."""
-
-    def __init__(
-        self,
-        T: int = 1000,
-        tau: int = 4,
-        noise: float = 0.2,
-        num_train: int = 600,
-        batch_size: int = 16,
-        seed: int = 42,
-    ) -> None:
-        super().__init__()
-        require_count("data.T", T)
-        require_count("data.tau", tau)
-        require_count("data.batch_size", batch_size)
-        if isinstance(noise, bool) or not isinstance(noise, int | float) or noise < 0:
-            raise UserError(f"data.noise={noise!r} is not allowed: it must be a number >= 0")
-        require_count("data.num_train", num_train)
-        if num_train >= T - tau:
-            raise UserError(
-                f"data.num_train={num_train} is not allowed: the series of data.T={T} values "
-                f"makes {T - tau} examples of data.tau={tau} lags, and some must be left to "
-                f"validate: use data.num_train < {T - tau}"
-            )
-        self.save_hyperparameters()
-        self.T, self.tau, self.noise, self.num_train = T, tau, noise, num_train
-        self.batch_size, self.seed = batch_size, seed
-        generator = torch.Generator().manual_seed(seed)
-        self.time = torch.arange(1, T + 1, dtype=torch.float32)
-        self.x = torch.sin(0.01 * self.time) + torch.randn(T, generator=generator) * noise
-        self.features = lags(self.x, tau)  # (T - tau, tau)
-        self.labels = self.x[tau:]  # (T - tau,)
-        self.num_steps = tau  # the steps the core reads (memory and thread estimates)
-
-    def loader(self, part: slice, shuffle: bool) -> DataLoader:
-        data = TensorDataset(self.features[part], self.labels[part])
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(slice(0, self.num_train), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(slice(self.num_train, None), shuffle=False)
-
-    def model_inputs(self) -> dict:
-        """What the model needs from the data: nothing (the model reads one value a step)."""
-        return {}
-
-    def check_sizes(self) -> None:
-        """Sizes are checked when the series is made."""
-
-
-def lags(x: torch.Tensor, tau: int) -> torch.Tensor:
-    """(len(x) - tau, tau): row i is x[i : i + tau]."""
-    return x.unfold(0, tau, 1)[: len(x) - tau]
-
-
 class SineRNN(pl.LightningModule):
-    """A recurrent core over the `tau` lags, a linear layer to the next value, squared error."""
+    """A recurrent core over the `tau` lags, a linear layer to the next value, squared error.
+
+    Its test (the checkpoint val/mse selected, on the validation part) predicts every
+    validation value 1 to 64 steps ahead (`horizons`), beside the book's linear model on the
+    lags: `horizon/<rnn|linear>_mse_<k>` scalars, and `self.predicted` for the figure.
+    """
 
     monitor = "val/mse"
 
@@ -99,48 +44,106 @@ class SineRNN(pl.LightningModule):
         self,
         rnn: Any,
         lr: float = 0.01,
-        optimizer: str | Any = "adam",
+        optimizer: Any = ADAM,
         horizons: Sequence[int] = HORIZONS,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
-        optimizer = optimizer_config(optimizer, weight_decay=0.0)  # as the language models
-        check_buildable("model.optimizer", optimizer)
+        optimizer, rnn = partial_config("model.optimizer", optimizer), plain(rnn)
         for k in horizons:
             require_count("model.horizons", k)
         horizons = [int(k) for k in horizons]  # plain ints in the checkpoint (weights_only)
-        rnn = plain(rnn)
-        rnn.pop("num_inputs", None)  # one value a step, set here (older checkpoints name it)
         self.save_hyperparameters()
-        self.rnn = instantiate({**rnn, "num_inputs": 1})
+        self.rnn = instantiate({**rnn, "num_inputs": 1})  # one value a step
         self.head = nn.Linear(self.rnn.num_hiddens, 1)
-        self.best_val_mse = float("inf")
+        self.mse = nn.ModuleDict({f"{s}_mse": MeanSquaredError() for s in ("train", "val", "test")})
+        self.val_mse_best = MinMetric(sync_on_compute=False)
+        self.val_mse_best.persistent(True)
+        self.predicted: dict[str, dict[int, torch.Tensor]] = {}
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         """(batch, tau) values -> (batch,) predictions of the next one."""
         outputs, _ = self.rnn(window.T.unsqueeze(-1))  # (tau, batch, 1): one input per step
         return self.head(outputs[-1]).squeeze(-1)
 
+    def scored_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+        predicted = self(batch[0])
+        self.mse[f"{split}_mse"].update(predicted.detach(), batch[1])
+        return nn.functional.mse_loss(predicted, batch[1])
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        loss = nn.functional.mse_loss(self(batch[0]), batch[1])
-        self.log("train/mse", loss, on_step=False, on_epoch=True)
-        return loss
+        return self.scored_step(batch, "train")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        self.log("val/mse", nn.functional.mse_loss(self(batch[0]), batch[1]), prog_bar=True)
+        self.scored_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self.scored_step(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        own_metric_states(self)  # every process its own (ddp_spawn: rnnlm.metrics)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/mse", self.mse["train_mse"])
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking and "val/mse" in self.trainer.callback_metrics:
-            self.best_val_mse = min(
-                self.best_val_mse, float(self.trainer.callback_metrics["val/mse"])
-            )
-            self.log("val/mse_best", self.best_val_mse)
+        mse = self.mse["val_mse"].compute()  # synced once; self.log reuses the result
+        self.log("val/mse", self.mse["val_mse"], prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self.val_mse_best.update(mse)
+            self.log("val/mse_best", self.val_mse_best.compute(), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        """The k-step predictions, made once: scored here, drawn by `PredictionsFigure`."""
+        self.log("test/mse", self.mse["test_mse"])
+        dm = self.trainer.datamodule
+        self.predicted = predictions(self, dm, self.hparams.horizons)
+        for k, errors in horizon_errors(self.predicted, dm).items():
+            for name, value in errors.items():
+                # The same on every rank: sync_dist only spares Lightning's warning.
+                self.log(f"horizon/{name}_mse_{k}", value, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.hparams.optimizer)(self.parameters(), lr=self.hparams.lr)
+        return optimizers(self.hparams.optimizer, None, self.parameters(), self.hparams.lr, "")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def results(self, metrics: Mapping[str, float]) -> dict[str, Any]:
+        """What results.json keeps of a run's final `metrics`."""
+        horizons = {
+            str(k): {name: metrics[f"horizon/{name}_mse_{k}"] for name in ("rnn", "linear")}
+            for k in self.hparams.horizons
+            if f"horizon/rnn_mse_{k}" in metrics
+        }
+        return {
+            "val_mse": metrics["val/mse"],
+            "best_val_mse": metrics.get("val/mse_best", math.inf),
+            "horizons": horizons,
+        }
+
+    def summary(self, results: Mapping[str, Any]) -> list[str]:
+        """The lines printed at the end of a run."""
+        lines = [f"val/mse {results['val_mse']:.4f} (best {results['best_val_mse']:.4f})"]
+        if results["horizons"]:
+            lines.append("mean squared error k steps ahead on the validation part:")
+            for k, errors in results["horizons"].items():
+                lines.append(f"  k={k:>3}  rnn {errors['rnn']:.4f}  linear {errors['linear']:.4f}")
+        return lines
+
+
+class PredictionsFigure(pl.Callback):
+    """After the test: the book's figure of the k-step predictions, as `predictions.png` in the
+    run folder and in TensorBoard's IMAGES tab (experiment=sine)."""
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: SineRNN) -> None:
+        if not trainer.is_global_zero or not pl_module.predicted:
+            return
+        figure = plot_predictions(pl_module.predicted, trainer.datamodule)
+        figure.savefig(Path(trainer.default_root_dir) / "predictions.png", dpi=100)
+        add_figure = getattr(trainer.logger and trainer.logger.experiment, "add_figure", None)
+        if add_figure is not None:
+            add_figure("predictions", figure, trainer.global_step)
 
 
 def linear_fit(features: torch.Tensor, labels: torch.Tensor) -> Callable:

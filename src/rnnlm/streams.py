@@ -20,9 +20,9 @@ from torch.utils.data import Dataset
 
 from rnnlm.errors import UserError
 
-# A streamed batch: (X, Y, reset); reset is True for the first batch of the streams, whose
-# state starts at zero.
-StreamBatch = tuple[torch.Tensor, torch.Tensor, bool]
+# A streamed batch: (X, Y, position); position is where X starts in every stream (0: the
+# first batch, whose state starts at zero). The model checks that batches arrive in order.
+StreamBatch = tuple[torch.Tensor, torch.Tensor, int]
 
 
 class Streams(Dataset):
@@ -74,7 +74,7 @@ class Streams(Dataset):
         steps = min(self.num_steps, self.length - 1 - first)
         offsets = torch.arange(first, first + steps + 1)
         tokens = self.lut[self.chars[self.starts.unsqueeze(1) + offsets].long()]
-        return tokens[:, :-1], tokens[:, 1:], k == 0  # (num_streams, steps) each
+        return tokens[:, :-1], tokens[:, 1:], first  # (num_streams, steps) each
 
 
 def shard(num_streams: int, rank: int, world: int, contiguous: bool) -> range:

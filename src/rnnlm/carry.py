@@ -1,0 +1,56 @@
+"""The state a language model carries from one streamed batch to the next (truncated
+backpropagation through time, `rnnlm.streams`), with the check that makes it safe: a batch
+carries its position in its streams, and must continue where the batch before it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rnnlm.errors import UserError
+
+
+@dataclass
+class Carried:
+    """A split's last state (detached), and the position its next batch must start at."""
+
+    next: int
+    state: Any
+
+
+class CarriedStates:
+    """One carried state per split (train, val, test), each read by one batch after another."""
+
+    def __init__(self) -> None:
+        self.by_split: dict[str, Carried] = {}
+
+    def take(self, split: str, position: int) -> Any:
+        """The state a batch of `split` at `position` starts from: zero (None) at position 0,
+        else the state the batch before it left, which must have ended at `position`."""
+        carried = self.by_split.pop(split, None)
+        if position == 0:
+            return None
+        if carried is None or carried.next != position:
+            ended = "no batch before it" if carried is None else f"the last ended at {carried.next}"
+            raise UserError(
+                f"a {split} batch of streams starts at position {position} but {ended}: "
+                "streamed batches must arrive in order (data.sampling=sequential needs "
+                "trainer.use_distributed_sampler=false)"
+            )
+        return carried.state
+
+    def keep(self, split: str, next_position: int, state: Any) -> None:
+        """Keep `state`, cut from the graph that made it, for the batch at `next_position`."""
+        self.by_split[split] = Carried(next_position, detach_state(state))
+
+    def __getitem__(self, split: str) -> Carried:
+        return self.by_split[split]
+
+
+def detach_state(state: Any) -> Any:
+    """A state (a tensor, or a tuple of them for the LSTM) cut from the graph that made it."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach_state(s) for s in state)

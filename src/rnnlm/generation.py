@@ -1,0 +1,83 @@
+"""Text from a language model (d2l.ai §9.5 `predict`): the book's warm-up on a prefix, then
+one token a step, greedy or sampled (`rnnlm.sampling`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from rnnlm.errors import UserError, require_count
+from rnnlm.sampling import Sampler
+from rnnlm.vocab import Vocab
+
+
+class Generation:
+    """What a language model needs to write text: `vocab`, `hidden(X_time_major, state)` ->
+    (outputs, state), `output_layer(outputs)` -> logits, and `device`. Mixed into the
+    LightningModules of `rnnlm.lm`."""
+
+    vocab: Vocab
+    device: torch.device
+
+    def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prefix: str,
+        num_preds: int,
+        sampler: Sampler | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> list[str]:
+        """`num_samples` continuations of `prefix`, generated as one batch.
+
+        The book's warm-up: the prefix only updates the state; predictions start after its
+        last character. With the default greedy sampler this is the book's `predict`.
+        """
+        steps = self.generate_tokens(prefix, num_preds, sampler, num_samples, generator)
+        generated = list(steps)
+        rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
+        return [prefix + "".join(self.vocab.idx_to_token[i] for i in row) for row in rows]
+
+    def generate_tokens(
+        self,
+        prefix: str,
+        num_preds: int,
+        sampler: Sampler | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """The generation of `generate`, one (num_samples,) tensor of token indices a step, as
+        they are made (to stream long outputs). Bad arguments are refused at the call."""
+        if not prefix:
+            raise UserError("prefix='' is not allowed: give at least one character")
+        require_count("num_preds", num_preds, minimum=0)
+        require_count("num_samples", num_samples)
+        tokens = torch.tensor(self.vocab[list(prefix)], device=self.device)
+        X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
+        return self._steps(X, num_preds, sampler or Sampler(), generator)
+
+    @torch.no_grad()
+    def _steps(self, X, num_preds: int, sampler: Sampler, generator) -> Iterator[torch.Tensor]:
+        was_training = self.training
+        self.eval()  # no dropout while generating
+        try:
+            state = self.hidden(X[:-1])[1] if len(X) > 1 else None  # warm-up: state only
+            last = X[-1:]
+            for _ in range(num_preds):
+                rnn_outputs, state = self.hidden(last, state)
+                choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (samples,)
+                yield choice
+                last = choice.view(1, -1)
+        finally:
+            self.train(was_training)
+
+    def predict(self, prefix: str, num_preds: int) -> str:
+        """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""
+        return self.generate(prefix, num_preds)[0]

@@ -1,0 +1,116 @@
+"""Epoch figures as torchmetrics objects (d2l.ai §9.3: perplexity is exp of the mean
+cross-entropy per token, never a mean of per-batch perplexities).
+
+The language models hand these objects to `self.log`: Lightning computes them once at the end
+of the epoch (one sync across processes, inside torchmetrics) and resets them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, Metric, SumMetric
+
+FORMS = ("loss", "ppl", "bpc")
+# The figures each split reports, as `<split>/<form>`.
+SPLIT_FORMS = {"train": ("loss", "ppl"), "val": ("loss", "ppl"), "test": FORMS}
+
+
+class TokenLoss(MeanMetric):
+    """The token-weighted mean cross-entropy of a split (update with a batch's mean loss and
+    its token count), reported as `form`: `loss` (nats), `ppl` (exp) or `bpc` (bits)."""
+
+    def __init__(self, form: str = "loss") -> None:
+        super().__init__()
+        if form not in FORMS:
+            raise ValueError(f"form={form!r}: use one of {FORMS}")
+        self.form = form
+
+    def compute(self) -> torch.Tensor:
+        loss = super().compute()
+        if self.form == "ppl":
+            return torch.exp(loss)
+        return loss / math.log(2) if self.form == "bpc" else loss
+
+
+def own_metric_states(module: nn.Module) -> None:
+    """Give this process its own copy of every metric state in `module`.
+
+    Under ddp_spawn on a CPU, tensors handed to the new processes are moved to shared memory;
+    Lightning copies parameters and buffers back out in each process, but a metric's states
+    are neither, so every rank (and the parent) would add into the same tensors. Called from
+    the models' `setup` hook, which runs in every process.
+    """
+    for metric in module.modules():
+        if isinstance(metric, Metric):
+            for name, value in metric.metric_state.items():
+                own = value.clone() if torch.is_tensor(value) else [v.clone() for v in value]
+                setattr(metric, name, own)
+
+
+class SplitFigures(nn.Module):
+    """Every split's epoch figures, `<split>/<form>` (`SPLIT_FORMS`), and the tokens scored in
+    val and test (`<split>/tokens`: each token once, also across processes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures = nn.ModuleDict(
+            {
+                f"{split}_{form}": TokenLoss(form)
+                for split, forms in SPLIT_FORMS.items()
+                for form in forms
+            }
+        )
+        self.tokens = nn.ModuleDict({split: SumMetric() for split in ("val", "test")})
+
+    def update(self, split: str, loss: torch.Tensor, tokens: int) -> None:
+        """Add a batch's mean loss over `tokens` tokens to `split`'s figures."""
+        for form in SPLIT_FORMS[split]:
+            self.figures[f"{split}_{form}"].update(loss.detach(), tokens)
+        if split in self.tokens:
+            self.tokens[split].update(tokens)
+
+    def ppl(self, split: str) -> torch.Tensor:
+        """The split's perplexity so far (synced; computing it again returns the same value)."""
+        return self.figures[f"{split}_ppl"].compute()
+
+    def log(self, module, split: str) -> None:
+        """Hand `split`'s metric objects to `module.log` (a LightningModule's), which computes
+        them once at the end of the epoch and resets them; perplexity on the progress bar."""
+        for form in SPLIT_FORMS[split]:
+            module.log(f"{split}/{form}", self.figures[f"{split}_{form}"], prog_bar=form == "ppl")
+        if split in self.tokens:
+            module.log(f"{split}/tokens", self.tokens[split])
+
+
+# results.json's keys for a language model, and the metrics they hold
+RESULTS = {
+    "val_ppl": "val/ppl",
+    "best_val_ppl": "val/ppl_best",
+    "train_ppl": "train/ppl",
+    "test_loss": "test/loss",
+    "test_ppl": "test/ppl",
+    "test_bpc": "test/bpc",
+    "test_tokens": "test/tokens",
+}
+
+
+def language_model_results(metrics: Mapping[str, float]) -> dict[str, Any]:
+    """What results.json keeps of a language model's final `metrics`."""
+    return {key: metrics[name] for key, name in RESULTS.items() if name in metrics}
+
+
+def language_model_summary(results: Mapping[str, Any]) -> list[str]:
+    """The lines printed at the end of a language model's run: the last epoch's val/ppl beside
+    the best (the checkpoint the test figure uses), and the test figure."""
+    lines = [f"val/ppl {results['val_ppl']:.3f} (best {results['best_val_ppl']:.3f})"]
+    if "test_ppl" in results:
+        lines.append(
+            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per character, "
+            f"{results['test_tokens']:.0f} characters, {results['test_checkpoint']})"
+        )
+    return lines

@@ -1,0 +1,104 @@
+"""Carrying a run on: `ckpt_path=last`, the checks before resuming, what a stopped run says,
+and what a finished run's checkpoints tell."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
+from rnnlm.errors import UserError
+
+
+def last_checkpoint(output_dir: Path) -> Path:
+    """Where the `last_checkpoint` callback (conf/callbacks/default.yaml) writes in a run."""
+    return output_dir / "checkpoints" / "last.ckpt"
+
+
+def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`ckpt_path=last`: this run folder's own last.ckpt if there is one (a requeued or
+    restarted job carries on), else a fresh start; any other value is a checkpoint file."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = last_checkpoint(output_dir)
+    return str(last) if last.is_file() else None
+
+
+def check_resumable(
+    ckpt_path: str, model: pl.LightningModule, inputs: dict, max_epochs: int | None
+) -> None:
+    """Resuming needs a checkpoint of this kind of model, built from the same data (`inputs`:
+    what the data module gives the model, e.g. the vocabulary), with epochs left to train."""
+    checkpoint = read_checkpoint(ckpt_path)
+    saved_class, this_class = checkpoint["rnnlm_class"].rpartition(".")[2], type(model).__name__
+    if saved_class != this_class:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} holds a {MODEL_KINDS.get(saved_class, '')} "
+            f"({saved_class}), and this run builds a {MODEL_KINDS.get(this_class, '')} "
+            f"({this_class}): resume with the model it was trained with"
+        )
+    saved = checkpoint["hyper_parameters"]
+    for key, value in inputs.items():
+        if saved.get(key) != value:
+            what = (
+                f"vocabulary ({len(saved.get(key) or [])} tokens, the data now has {len(value)})"
+                if key == "vocab"
+                else key
+            )
+            raise UserError(
+                f"ckpt_path={ckpt_path!r} was trained with another {what}: resume with the "
+                "data.path it was trained on"
+            )
+    done = checkpoint.get("epoch", -1) + 1
+    if max_epochs is not None and done >= max_epochs:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
+            "trainer.max_epochs to carry on"
+        )
+
+
+def epochs_trained(trainer: pl.Trainer, output_dir: Path) -> int:
+    """Epochs finished: the last checkpoint's count when there is one (a ddp_spawn parent's
+    trainer does not get its workers' count back), else the trainer's."""
+    last = last_checkpoint(output_dir)
+    if last.is_file():
+        return read_checkpoint(last).get("epoch", -1) + 1
+    return trainer.current_epoch
+
+
+def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> None:
+    """SIGTERM (`kill`, a scheduler's preemption) or SIGINT (Ctrl-C): Lightning stops cleanly
+    but would exit with status 0 (SIGTERM) or 1, saying nothing of what is kept. Say it, with
+    the command that carries on, and exit 128 + the signal's number."""
+    last = last_checkpoint(output_dir)
+    kept = (
+        f"{last} holds the last finished epoch: carry on with {carry_on_command(output_dir)}"
+        if last.is_file()
+        else "no epoch had finished, no checkpoint was written"
+    )
+    print(
+        f"error: training was stopped by {signum.name} in epoch {trainer.current_epoch}; {kept}",
+        file=sys.stderr,
+    )
+    raise SystemExit(128 + signum)
+
+
+def carry_on_command(output_dir: Path) -> str:
+    """The command line of this run, resuming from its folder's last.ckpt."""
+    from hydra.core.hydra_config import HydraConfig
+
+    given = []
+    if HydraConfig.initialized():
+        given = [
+            arg
+            for arg in HydraConfig.get().overrides.task
+            if not arg.startswith(("ckpt_path=", "hydra.run.dir="))
+        ]
+    return shlex.join(
+        ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
+    )

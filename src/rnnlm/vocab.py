@@ -1,0 +1,85 @@
+"""The book's text preprocessing and `Vocab` (d2l.ai §9.2): what the data and the models share.
+
+The models keep their vocabulary as a list of tokens (a checkpoint is self-contained) and never
+import a data module; the data modules build the vocabulary from the text.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+
+from rnnlm.errors import UserError
+
+
+def preprocess(text: str) -> str:
+    """The book's cleaning: every run of non-letters becomes one space, then lowercase."""
+    return re.sub("[^A-Za-z]+", " ", text).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """One token per character."""
+    return list(text)
+
+
+class Vocab:
+    """Tokens <-> indices; indices follow the sorted order of the tokens, `<unk>` included."""
+
+    def __init__(
+        self,
+        tokens: Iterable[str] | Mapping[str, int] = (),
+        min_freq: int = 0,
+        reserved_tokens: Sequence[str] = (),
+    ) -> None:
+        counter = collections.Counter(tokens)  # a mapping is taken as {token: count}
+        self.token_freqs = sorted(counter.items(), key=lambda x: x[1], reverse=True)
+        kept = [token for token, freq in self.token_freqs if freq >= min_freq]
+        self.idx_to_token = sorted({"<unk>", *reserved_tokens, *kept})
+        self.token_to_idx = {token: idx for idx, token in enumerate(self.idx_to_token)}
+
+    @classmethod
+    def from_tokens(cls, idx_to_token: Sequence[str]) -> Vocab:
+        """Rebuild a vocabulary saved as its list of tokens (e.g. from a checkpoint)."""
+        vocab = cls(reserved_tokens=idx_to_token)
+        if vocab.idx_to_token != list(idx_to_token):
+            raise UserError("a saved vocabulary must be a sorted list of unique tokens")
+        return vocab
+
+    def __len__(self) -> int:
+        return len(self.idx_to_token)
+
+    def __getitem__(self, tokens: str | Sequence[str]) -> int | list[int]:
+        if isinstance(tokens, str):
+            return self.token_to_idx.get(tokens, self.unk)
+        return [self.token_to_idx.get(token, self.unk) for token in tokens]
+
+    def to_tokens(self, indices: int | Iterable[int]) -> str | list[str]:
+        if isinstance(indices, int):
+            return self.idx_to_token[indices]
+        return [self.idx_to_token[int(i)] for i in indices]
+
+    @property
+    def unk(self) -> int:
+        return self.token_to_idx["<unk>"]
+
+    def byte_table(self) -> torch.Tensor:
+        """(256,) byte -> index of that ASCII character (`<unk>` for the rest); uint8 when
+        the vocabulary fits in it, so batches cut through it stay one byte per token."""
+        dtype = torch.uint8 if len(self) <= 256 else torch.int64
+        table = torch.full((256,), self.unk, dtype=dtype)
+        for token, idx in self.token_to_idx.items():
+            if len(token) == 1 and ord(token) < 128:
+                table[ord(token)] = idx
+        return table
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Indices of the characters of `text`, as one int64 tensor (vectorised for ASCII)."""
+        if not text:
+            return torch.empty(0, dtype=torch.int64)
+        if text.isascii():
+            codes = torch.frombuffer(bytearray(text.encode("ascii")), dtype=torch.uint8)
+            return self.byte_table()[codes.long()].long()
+        return torch.tensor(self[tokenize(text)], dtype=torch.int64)
