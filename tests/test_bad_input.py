@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlm.data import Vocab, preprocess, tokenize
+from rnnlm.vocab import Vocab, preprocess, tokenize
 
 from .conftest import TINY_OVERRIDES, cli
 from .helpers import assert_one_line_error, refused
@@ -249,6 +249,53 @@ def test_a_refused_run_leaves_no_run_folder(tmp_path, tiny_corpus):
     )
     assert_one_line_error(out, "seed='abc' is not allowed")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_refused_run_keeps_what_its_folder_held_before(tmp_path, tiny_corpus):
+    mylogs = tmp_path / "mylogs"
+    mylogs.mkdir()
+    (mylogs / "notes.log").write_text("notes")
+    out = run(
+        f"data.path={tiny_corpus}",
+        *FAST,
+        "model.rnn.num_hiddens=0",
+        "hydra.run.dir=mylogs",
+        cwd=tmp_path,
+    )
+    assert_one_line_error(out, "model.rnn.num_hiddens=0 is not allowed")
+    # The user's file stays; what Hydra wrote for the refused run (.hydra/, train.log) goes.
+    assert sorted(p.name for p in mylogs.iterdir()) == ["notes.log"]
+    assert (mylogs / "notes.log").read_text() == "notes"
+
+
+def test_run_folder_record_removes_only_what_the_run_made(tmp_path):
+    from rnnlm.cli import RunFolder
+
+    # A folder Hydra creates, two levels of it: removed up to the first it created.
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "keep.txt").write_text("")
+    fresh = RunFolder(tmp_path / "outputs" / "day" / "run")
+    (tmp_path / "outputs" / "day" / "run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "outputs" / "day" / "run" / "train.log").write_text("")
+    fresh.discard(".hydra")
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["keep.txt"]
+    # A folder that existed: its own entries stay, even Hydra-like ones; new ones go.
+    old = tmp_path / "old"
+    (old / ".hydra").mkdir(parents=True)
+    (old / "train.log").write_text("earlier")
+    (old / "notes.log").write_text("")
+    record = RunFolder(old)
+    (old / "eval.log").write_text("")
+    (old / "checkpoints").mkdir()  # not Hydra's: a refused run never made it, so it stays
+    record.discard(".hydra")
+    assert sorted(p.name for p in old.iterdir()) == [
+        ".hydra",
+        "checkpoints",
+        "notes.log",
+        "train.log",
+    ]
+    assert (old / "train.log").read_text() == "earlier"
 
 
 def test_impossible_memory_is_refused_with_the_estimate(compose_train, tiny_corpus, tmp_path):

@@ -80,27 +80,48 @@ def missing_value(err: Exception) -> UserError | None:
     return required(err.full_key)
 
 
+class RunFolder:
+    """What this process found of its run folder before Hydra made or used it: Hydra creates
+    `hydra.run.dir` when it is missing and writes into it when it exists, so only a record made
+    before (by `CheckOutputDir`) can tell what a refused run may remove."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).absolute()
+        # The highest of the folder and its parents that is missing: what Hydra will create.
+        missing = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        self.created = missing[-1] if missing else None
+        self.entries = set() if missing else {p.name for p in self.folder.iterdir()}
+
+    def discard(self, hydra_subdir: str | None) -> None:
+        """Remove what Hydra wrote for a run that never started: its composed config
+        (`hydra_subdir`) and its log, when they were not there before; then the folders it
+        created for the run, when nothing else is in them. Nothing that was there before."""
+        if not self.folder.is_dir():
+            return
+        for entry in self.folder.iterdir():
+            hydras = entry.name == hydra_subdir or (entry.is_file() and entry.suffix == ".log")
+            if entry.name not in self.entries and hydras:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if self.created is None:
+            return
+        for folder in (self.folder, *self.folder.parents):
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+            if folder == self.created:
+                break
+
+
+_run_folder: RunFolder | None = None  # recorded by CheckOutputDir before Hydra runs the task
+
+
 def discard_unstarted_run() -> None:
-    """A run refused before it started: remove the folder Hydra made for it when it holds
-    nothing but Hydra's own files (the composed config and the log), and the folders above
-    it inside the working folder that are left empty."""
+    """A run refused before it started: remove what Hydra made for it (`RunFolder.discard`)."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    if _run_folder is None or not HydraConfig.initialized():
         return
-    hydra = HydraConfig.get()
-    folder = Path(hydra.runtime.output_dir).resolve()
-    if hydra.output_subdir is None or folder == Path.cwd().resolve():
-        return
-    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
-    if all(f[0] == hydra.output_subdir or (len(f) == 1 and f[0].endswith(".log")) for f in files):
-        shutil.rmtree(folder, ignore_errors=True)
-        # and the date folders made for it (outputs/<date>/), when nothing else is in them
-        cwd = Path.cwd().resolve()
-        for parent in folder.parents:
-            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-                break
-            parent.rmdir()
+    _run_folder.discard(HydraConfig.get().output_subdir)
 
 
 def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
@@ -123,11 +144,14 @@ def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
 
 class CheckOutputDir(Callback):
     """Hydra callback: refuse an output folder that cannot be created or written, in one
-    line, before Hydra tries (its own error is a traceback)."""
+    line, before Hydra tries (its own error is a traceback); record what the run folder held
+    before (`RunFolder`), so that a refused run removes only what it made."""
 
     def on_run_start(self, config, **kwargs) -> None:
+        global _run_folder
         self.check("hydra.run.dir", config.hydra.run.dir)
         self.check_same_run(config)
+        _run_folder = RunFolder(config.hydra.run.dir)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.check("hydra.sweep.dir", config.hydra.sweep.dir)
