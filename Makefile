@@ -1,5 +1,6 @@
 # Everyday commands (run inside the virtual environment: . .venv/bin/activate)
-BOOK ?= ../shared/data/timemachine.txt
+# The book: the first run downloads it here (SHA-1 checked); offline, copy it here first.
+BOOK ?= data/timemachine.txt
 
 .PHONY: setup train whole-book test test-fast lint format board bench
 
@@ -7,10 +8,10 @@ setup:            ## venv + CPU torch + the project with its dev extra
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'
 
 train:            ## the book's run with the scratch model
-	python train.py model=scratch data.path=$(BOOK)
+	python train.py model=scratch
 
 whole-book:       ## the whole book, state carried across batches, with its test figure
-	python train.py experiment=whole_book data.path=$(BOOK)
+	python train.py experiment=whole_book
 
 test:             ## the test suite (what CI runs after ruff)
 	python -m pytest tests

@@ -1,6 +1,6 @@
 """CPU thread policies on a shared machine: one run alone, two at once, and one beside a hog.
 
-    python benchmarks/bench_contention.py --data ../shared/data/timemachine.txt
+    python benchmarks/bench_contention.py --data data/timemachine.txt
         [--settings book,h256] [--policies torch,1,auto,OMP_WAIT_POLICY=PASSIVE] [--repeats 3]
         [--json F]
 

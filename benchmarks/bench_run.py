@@ -1,6 +1,6 @@
 """Whole runs, start to exit: `python train.py model=M` against the book's loop, side by side.
 
-    python benchmarks/bench_run.py --data ../shared/data/timemachine.txt [--model scratch]
+    python benchmarks/bench_run.py --data data/timemachine.txt [--model scratch]
         [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
         [--variant "NAME=OVERRIDE OVERRIDE ..."]...
 

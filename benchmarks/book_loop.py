@@ -6,7 +6,7 @@ DataLoader(shuffle=True) that collates 1024 samples per batch, one-hot inputs wi
 step, outputs stacked from python lists, a hand-written global-norm `clip_gradients` (with a
 host sync), and the per-step loss pulled to the host for the progress board (drawing off).
 
-    python benchmarks/book_loop.py --data ../shared/data/timemachine.txt [--model concise]
+    python benchmarks/book_loop.py --data data/timemachine.txt [--model concise]
 """
 
 from __future__ import annotations

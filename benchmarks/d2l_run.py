@@ -1,6 +1,6 @@
 """The book's own run with the real d2l 1.0.3 package (optional; needs `pip install d2l==1.0.3`).
 
-    python benchmarks/d2l_run.py --data ../shared/data/timemachine.txt [--model concise]
+    python benchmarks/d2l_run.py --data data/timemachine.txt [--model concise]
         [--seed N]
 
 At the end it prints the validation perplexity two ways: token-weighted (exp of the mean

@@ -10,13 +10,14 @@
 # trainer=ddp run; (f) one JSON, benchmarks/results/gpu_check.json, and a table.
 #
 # --dry-run runs the same steps on the CPU with 1 epoch and tiny sizes (under 3 minutes), into
-# gpu_check_dry_run.json: proof that the script works before a GPU is available.
+# outputs/gpu_check_dry_run.json (git-ignored) unless --out says where: proof that the script
+# works before a GPU is available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
-DATA="${RNNLM_TIMEMACHINE:-../shared/data/timemachine.txt}"
-OUT=benchmarks/results
+DATA="${RNNLM_TIMEMACHINE:-data/timemachine.txt}"
+OUT=
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
@@ -26,6 +27,10 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+if [ -z "$OUT" ]; then
+    if [ "$DRY" = 1 ]; then OUT=outputs; else OUT=benchmarks/results; fi
+fi
+mkdir -p "$OUT"
 if [ ! -f "$DATA" ]; then
     echo "error: --data $DATA does not exist: give the path of timemachine.txt" >&2
     exit 2

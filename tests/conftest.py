@@ -25,8 +25,8 @@ TINY_TEXT = (
 
 
 def book_path() -> Path | None:
-    """The real corpus: $RNNLM_TIMEMACHINE, else ../shared/data/timemachine.txt."""
-    candidates = [os.environ.get("RNNLM_TIMEMACHINE"), ROOT.parent / "shared/data/timemachine.txt"]
+    """The real corpus: $RNNLM_TIMEMACHINE, else data/timemachine.txt (the download's cache)."""
+    candidates = [os.environ.get("RNNLM_TIMEMACHINE"), ROOT / "data" / "timemachine.txt"]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)

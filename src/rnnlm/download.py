@@ -55,7 +55,8 @@ def download(url: str, root: str | Path, sha1: str | None) -> Path:
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
         raise UserError(
-            f"cannot download {url} ({reason}); offline? pass data.path=FILE to use a local copy"
+            f"cannot download {url} ({reason}); offline? copy the book to {target} (its SHA-1 "
+            "is checked) or pass data.path=FILE to use a local copy"
         ) from None
     finally:
         if os.path.exists(tmp):
