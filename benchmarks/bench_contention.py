@@ -100,7 +100,11 @@ def measure_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--settings", default="book,h256", help=f"of {sorted(SETTINGS)}")
     parser.add_argument("--policies", default="torch,1,auto", help="threads= values")
     parser.add_argument("--repeats", type=int, default=1, help="rounds; the median is shown")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,11 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)

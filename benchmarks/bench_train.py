@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import statistics
 import sys
@@ -171,7 +172,11 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--settings", default="book,h256,h256s128,h1024")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model")
     parser.add_argument("--warmup", type=int, default=1)

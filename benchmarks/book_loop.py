@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import os
 import re
 import time
 
@@ -163,7 +164,11 @@ def val_ppl(model, loader):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="path of timemachine.txt")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()

@@ -26,7 +26,11 @@ from book_loop import BookRNNScratch  # the chapter's RNNScratch (d2l's copy lac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--plot", action="store_true")
