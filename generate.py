@@ -1,10 +1,13 @@
 """Continue a prefix: python generate.py ckpt_path=PATH prefix="it has" [strategy=sample]"""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import report_user_errors, require_given
+from rnnlm.cli import check_command_line, report_user_errors, require_given
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -18,4 +21,5 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "generate")
     main()

@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import refuse_null_groups, report_user_errors
+from rnnlm.cli import check_command_line, report_user_errors
 from rnnlm.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
@@ -27,5 +27,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
+    check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "train")
     main()

@@ -77,11 +77,43 @@ def test_impossible_sizes(tmp_path, tiny_corpus, override, fragment):
     assert not run_dir.exists() or files_under(run_dir) == []
 
 
-@pytest.mark.parametrize("override", ["model=transformer", "experiment=nope"])
-def test_unknown_config_choice_is_hydras_message(tmp_path, tiny_corpus, override):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model=transformer", "model=transformer is not allowed: model takes one of ['concise', "),
+        ("experiment=nope", "experiment=nope is not allowed: experiment takes one of ['best', "),
+        ("model=scratch,rnn", "model=rnn is not allowed"),  # a sweep: each value is checked
+        ("trainer.max_epoch=3", "trainer.max_epoch is not a key of the train config: did you "
+         "mean trainer.max_epochs?"),
+    ],
+)  # fmt: skip
+def test_what_hydra_catches_is_one_line_too(tmp_path, tiny_corpus, override, message):
     out = run(f"data.path={tiny_corpus}", override, cwd=tmp_path)
-    assert out.returncode == 1
-    assert "Could not find" in out.stderr or "Could not load" in out.stderr
+    assert_one_line_error(out, message)
+    assert not (tmp_path / "outputs").exists()  # refused before Hydra made a run folder
+
+
+@pytest.mark.parametrize(
+    "config, override, message",
+    [
+        ("train", "model/optimizer=adamw", "model/optimizer takes one of ['adam', 'sgd']"),
+        ("train", "~callbacks.progres_bar", "did you mean callbacks.progress_bar?"),
+        ("train", "data.num_stpes=8", "data.num_stpes is not a key of the train config"),
+        ("eval", "splt=test", "splt is not a key of the eval config: did you mean split?"),
+        ("generate", "temprature=2", "did you mean temperature?"),
+    ],
+)
+def test_unknown_options_and_keys_in_every_entry_point(config, override, message):
+    from rnnlm.cli import first_problem
+
+    from .conftest import CONF
+
+    assert message in first_problem([override], CONF, config)
+    good = ["model/optimizer=adam", "~callbacks.progress_bar", "+trainer.profiler=simple"]
+    assert (
+        first_problem([*good, "experiment=whole_book", "model.rnn.weight_drop=0.1"], CONF, "train")
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -190,8 +222,12 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
         ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not allowed"),
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed"),
         ("trainer.devices=512", "trainer.devices=512 CPU processes on a machine with"),
+        ("trainer.devices=0", "trainer.devices=0 is not allowed: give a number of devices >= 1"),
+        ("+trainer.max_epoch=3", "trainer.max_epoch is not an argument of "
+         "pytorch_lightning.Trainer: did you mean trainer.max_epochs?"),
+        ("+trainer.precision=float", "trainer settings refused by Lightning: Precision 'float' "),
     ],
-)
+)  # fmt: skip
 def test_settings_lightning_would_accept_or_crash_on(
     compose_train, tiny_corpus, tmp_path, override, message
 ):
@@ -338,3 +374,73 @@ def test_a_run_folder_holding_another_run_is_refused(trained_run, tmp_path):
     # The same run carried on in its folder (more epochs) stays allowed.
     out = run(*base, "trainer.max_epochs=4", "ckpt_path=last", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.rnn.num_hiddens=64", "holds another shape of model (model.rnn.num_hiddens 16 in "
+         "the checkpoint, 64 now): resume with the model settings it was trained with"),
+        ("model=concise", "holds a character language model (RNNLMScratch), and this run builds "
+         "a character language model (RNNLM)"),
+        ("model.embedding=8", "model.embedding None in the checkpoint, 8 now"),
+    ],
+)  # fmt: skip
+def test_resuming_with_another_model_says_what_differs(
+    trained_run, compose_train, tmp_path, override, message
+):
+    from rnnlm.errors import UserError
+    from rnnlm.train import train
+
+    corpus, last = trained_run
+    cfg = compose_train(
+        f"data.path={corpus}", *FAST, "trainer.max_epochs=5", override, f"ckpt_path={last}"
+    )
+    with pytest.raises(UserError) as err:
+        train(cfg, tmp_path / "again")
+    assert message in str(err.value)
+    assert not (tmp_path / "again").exists()
+
+
+def test_a_text_file_as_checkpoint_is_one_short_line(tmp_path):
+    from rnnlm.checkpoints import read_checkpoint
+    from rnnlm.errors import UserError
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n" * 100)
+    with pytest.raises(UserError) as err:
+        read_checkpoint(text)
+    assert str(err.value) == (
+        f"ckpt_path='{text}' is not a checkpoint written by rnnlm's train.py (torch cannot read "
+        "it as a checkpoint)"
+    )  # torch's advice to load with weights_only=False (which runs code) is not passed on
+
+
+def test_ckpt_path_last_without_a_last_checkpoint_says_it_starts_fresh(
+    compose_train, tiny_corpus, tmp_path, capsys
+):
+    from rnnlm.train import train
+
+    run_dir = tmp_path / "run"
+    train(
+        compose_train(f"data.path={tiny_corpus}", *FAST, "trainer.max_epochs=1", "ckpt_path=last"),
+        run_dir,
+    )
+    assert (
+        f"ckpt_path=last: there is no {run_dir}/checkpoints/last.ckpt yet, so this run starts "
+        "fresh" in capsys.readouterr().out
+    )
+
+
+def test_a_short_text_is_told_the_fractions_that_fit_it(compose_train, tiny_corpus, tmp_path):
+    from rnnlm.errors import UserError
+    from rnnlm.train import train
+
+    # The book's 10,000 + 5,000 windows do not fit 1,376 characters; the fractions it names do.
+    fast = [o for o in FAST if not o.startswith(("data.num_train", "data.num_val"))]
+    with pytest.raises(UserError) as err:
+        train(compose_train(f"data.path={tiny_corpus}", *fast), tmp_path / "refused")
+    advice = "fractions of the text fit any length: data.num_train=0.8 data.num_val=0.1"
+    assert advice in str(err.value)
+    fractions = ["data.num_train=0.8", "data.num_val=0.1", "trainer.max_epochs=1"]
+    assert train(compose_train(f"data.path={tiny_corpus}", *fast, *fractions), tmp_path / "ok") > 1

@@ -23,13 +23,19 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"ckpt_path={str(path)!r} does not exist or is not a file")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        for key in ("rnnlm_class", "hyper_parameters", "state_dict"):
-            checkpoint[key]
-    except Exception as err:
+    except Exception:
+        # torch's own message would advise weights_only=False, which runs the file's code.
+        raise UserError(
+            f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py (torch "
+            "cannot read it as a checkpoint)"
+        ) from None
+    needed = ("rnnlm_class", "hyper_parameters", "state_dict")
+    missing = [k for k in needed if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
         raise UserError(
             f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-        ) from None
+            f"(it has no {missing[0]!r})"
+        )
     return checkpoint
 
 

@@ -7,6 +7,7 @@ Every entry point (train.py, eval.py, generate.py) wraps its task in `report_use
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import shutil
@@ -124,22 +125,67 @@ def discard_unstarted_run() -> None:
     _run_folder.discard(HydraConfig.get().output_subdir)
 
 
-def refuse_null_groups(argv: list[str], conf_dir: Path) -> None:
-    """`logger=null` on the command line: Hydra fails on it with a traceback while composing,
-    before any task code runs. Say in one line (exit code 2) what it means instead."""
-    for arg in argv:
-        key, sep, value = arg.lstrip("+").partition("=")
-        group = conf_dir / key
-        if not sep or key == "hydra" or value.strip().lower() not in ("null", "none", "~"):
+NULLS = ("null", "none", "~")
+
+
+def check_command_line(argv: list[str], conf_dir: Path, config_name: str) -> None:
+    """The mistakes Hydra reports in several lines or with a traceback (exit code 1) while it
+    composes the config, before any task code runs: an unknown option of a config group, a
+    group set to null, a key the config does not have. Said in one line instead, exit code 2,
+    before Hydra makes a run folder. Anything else is left to Hydra."""
+    if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
+        return  # --help, --cfg, --info, ...: Hydra's own
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    try:
+        problem = first_problem(overrides, conf_dir, config_name)
+    except Exception:  # what this check cannot read, Hydra reports itself
+        return
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def first_problem(overrides: list[str], conf_dir: Path, config_name: str) -> str | None:
+    """The first override that names an option or a key the config does not have."""
+    groups, keys = [], []
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        name = key.lstrip("+~")
+        if name.split("/")[0].split(".")[0] == "hydra" or (not sep and not key.startswith("~")):
             continue
-        options = sorted(f.stem for f in group.glob("*.yaml")) if group.is_dir() else []
-        if options and value not in options:
-            print(
-                f"error: {arg} is not allowed: {key} takes one of {options}; "
-                f"to turn {key} off write ~{key}",
-                file=sys.stderr,
+        folder = conf_dir / name
+        if folder.is_dir() and sep:
+            options = sorted(f.stem for f in folder.glob("*.yaml"))
+            for choice in [] if "(" in value else value.split(","):
+                if choice.strip().lower() in NULLS and choice not in options:
+                    return (
+                        f"{arg} is not allowed: {name} takes one of {options}; to turn {name} "
+                        f"off write ~{name}"
+                    )
+                if choice not in options:
+                    return f"{name}={choice} is not allowed: {name} takes one of {options}"
+            groups.append(f"{key}={value.split(',')[0]}" if "(" not in value else arg)
+        elif not key.startswith("+"):
+            keys.append(name)
+    if not keys:
+        return None
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose(config_name, overrides=groups)
+    known = set(flatten(OmegaConf.to_container(cfg, resolve=False)))
+    known |= {".".join(k.split(".")[:n]) for k in known for n in range(1, k.count(".") + 1)}
+    for key in keys:
+        if key not in known:
+            level = sorted(k for k in known if k.count(".") == key.count("."))
+            near = difflib.get_close_matches(key, level, n=2, cutoff=0.8)
+            hint = f": did you mean {' or '.join(near)}?" if near else ""
+            return (
+                f"{key} is not a key of the {config_name} config{hint} (python {config_name}.py "
+                "--cfg job prints every key)"
             )
-            raise SystemExit(2)
+    return None
 
 
 class CheckOutputDir(Callback):

@@ -153,7 +153,8 @@ class TimeMachine(pl.LightningDataModule):
                     f"data.num_train + data.num_val = {self.num_train} + {self.num_val} = "
                     f"{needed} windows, but {self.text_file()} has {n} tokens, i.e. "
                     f"{max(available, 0)} windows of data.num_steps + 1 = {self.num_steps + 1}: "
-                    "each must be at least 1 and together at most that"
+                    "each must be at least 1 and together at most that (fractions of the text "
+                    "fit any length: data.num_train=0.8 data.num_val=0.1)"
                 )
         smallest = self.batch_size * (self.num_steps + 1)
         for name, (start, stop) in self.parts().items():

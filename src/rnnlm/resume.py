@@ -11,7 +11,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
-from rnnlm.errors import UserError
+from rnnlm.errors import UserError, flatten
 
 
 def last_checkpoint(output_dir: Path) -> Path:
@@ -25,7 +25,10 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     if ckpt_path != "last":
         return ckpt_path
     last = last_checkpoint(output_dir)
-    return str(last) if last.is_file() else None
+    if last.is_file():
+        return str(last)
+    print(f"ckpt_path=last: there is no {last} yet, so this run starts fresh")
+    return None
 
 
 def check_resumable(
@@ -53,6 +56,7 @@ def check_resumable(
                 f"ckpt_path={ckpt_path!r} was trained with another {what}: resume with the "
                 "data.path it was trained on"
             )
+    check_same_shapes(ckpt_path, checkpoint, model)
     done = checkpoint.get("epoch", -1) + 1
     if max_epochs is not None and done >= max_epochs:
         raise UserError(
@@ -101,4 +105,24 @@ def carry_on_command(output_dir: Path) -> str:
         ]
     return shlex.join(
         ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
+    )
+
+
+def check_same_shapes(ckpt_path: str, checkpoint: dict, model: pl.LightningModule) -> None:
+    """The checkpoint's weights fit the model built now; else one line with the settings
+    that differ (e.g. `model.rnn.num_hiddens 32 in the checkpoint, 64 now`)."""
+    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if saved == now:
+        return
+    before, after = flatten(dict(checkpoint["hyper_parameters"])), flatten(dict(model.hparams))
+    differ = [
+        f"model.{k} {before.get(k)} in the checkpoint, {after.get(k)} now"
+        for k in sorted(before.keys() | after.keys())
+        if before.get(k) != after.get(k) and k != "vocab"
+    ]
+    shown = "; ".join(differ[:3]) or "the weights' shapes differ"
+    raise UserError(
+        f"ckpt_path={ckpt_path!r} holds another shape of model ({shown}): resume with the "
+        "model settings it was trained with"
     )

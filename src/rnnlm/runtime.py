@@ -4,8 +4,11 @@ the allocator, known warnings, SLURM, and checks of the Trainer settings before 
 from __future__ import annotations
 
 import ctypes
+import difflib
+import inspect
 import logging
 import os
+import re
 import sys
 import warnings
 
@@ -13,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.plugins.environments import SLURMEnvironment
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from rnnlm import threads
 from rnnlm.errors import UserError, require_count
@@ -121,6 +125,11 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.accelerator={accelerator} but this machine has no CUDA GPU that torch "
             "can use: use trainer=cpu, or trainer.accelerator=auto"
         )
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices < 1 and devices != -1:
+        raise UserError(
+            f"trainer.devices={devices} is not allowed: give a number of devices >= 1, -1 for "
+            "all of them, a list of device indices, or auto"
+        )
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     cores = os.cpu_count() or 1
     if on_cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cores:
@@ -176,3 +185,30 @@ def check_memory(batch_size: int, num_steps: int, model: pl.LightningModule) -> 
             f"about {needed / 2**30:.1f} GiB for the model's activations, and this machine has "
             f"{available / 2**30:.1f} GiB available: lower data.batch_size or data.num_steps"
         )
+
+
+def build_trainer(trainer: DictConfig, **runtime) -> pl.Trainer:
+    """`instantiate(trainer, **runtime)`, with what Lightning refuses said in one line: an
+    argument `pl.Trainer` does not take (a key added with +trainer.KEY), or a value Lightning
+    rejects (e.g. trainer.devices=0)."""
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(trainer, **runtime)
+    except Exception as err:
+        cause = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if isinstance(cause, TypeError) and unknown:
+            taken = list(inspect.signature(pl.Trainer).parameters)
+            near = difflib.get_close_matches(unknown[1], taken, n=2, cutoff=0.8)
+            hint = f": did you mean trainer.{' or trainer.'.join(near)}?" if near else ""
+            raise UserError(
+                f"trainer.{unknown[1]} is not an argument of pytorch_lightning.Trainer{hint}"
+            ) from None
+        if isinstance(cause, MisconfigurationException | ValueError):
+            raise UserError(
+                f"trainer settings refused by Lightning: {str(cause).splitlines()[0]}"
+            ) from None
+        raise

@@ -34,6 +34,7 @@ from rnnlm.resume import (
     stopped,
 )
 from rnnlm.runtime import (
+    build_trainer,
     check_memory,
     check_run_settings,
     local_processes,
@@ -62,7 +63,7 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
     if cfg.threads == "auto" and count > 1:
         callbacks.append(ShareCores(most=count))
     callbacks.append(precision)
-    trainer = instantiate(
+    trainer = build_trainer(
         cfg.trainer,
         default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
         logger=logger,
