@@ -179,9 +179,10 @@ class RNNLMScratch(Generation, pl.LightningModule):
         return loss
 
     def scored_step(self, batch: tuple, split: str) -> torch.Tensor:
-        """`step_loss`, added to the split's figures (token-weighted)."""
+        """`step_loss`, added to the split's figures (token-weighted), which are logged."""
         loss = self.step_loss(batch, split)
         self.figures.update(split, loss, batch[1].numel())
+        self.figures.log(self, split)
         return loss
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
@@ -200,19 +201,14 @@ class RNNLMScratch(Generation, pl.LightningModule):
         self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self) -> None:
-        self.figures.log(self, "train")
         # The same on every rank: sync_dist only spares Lightning's warning about epoch values.
         self.log("train/lr", self.epoch_lr, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        ppl = self.figures.ppl("val")  # synced once; self.log reuses the result
-        self.figures.log(self, "val")
+        ppl = self.figures.ppl("val")  # synced once; Lightning's compute reuses the result
         if not self.trainer.sanity_checking and torch.isfinite(ppl):
             self.val_ppl_best.update(ppl)
             self.log("val/ppl_best", self.val_ppl_best.compute(), sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        self.figures.log(self, "test")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Testing a checkpoint written with weight averaging: its "state_dict" holds the

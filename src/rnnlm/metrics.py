@@ -79,12 +79,16 @@ class SplitFigures(nn.Module):
         return self.figures[f"{split}_ppl"].compute()
 
     def log(self, module, split: str) -> None:
-        """Hand `split`'s metric objects to `module.log` (a LightningModule's), which computes
-        them once at the end of the epoch and resets them; perplexity on the progress bar."""
+        """Hand `split`'s metric objects to `module.log` (a LightningModule's, from a step), which
+        computes them once at the end of the epoch and resets them; perplexity on the progress
+        bar, which then shows the epoch's own value when the epoch ends."""
         for form in SPLIT_FORMS[split]:
-            module.log(f"{split}/{form}", self.figures[f"{split}_{form}"], prog_bar=form == "ppl")
+            metric = self.figures[f"{split}_{form}"]
+            module.log(
+                f"{split}/{form}", metric, on_step=False, on_epoch=True, prog_bar=form == "ppl"
+            )
         if split in self.tokens:
-            module.log(f"{split}/tokens", self.tokens[split])
+            module.log(f"{split}/tokens", self.tokens[split], on_step=False, on_epoch=True)
 
 
 # results.json's keys for a language model, and the metrics they hold
