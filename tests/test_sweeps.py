@@ -51,10 +51,14 @@ def test_multirun_2x2_layout_and_report(tiny_corpus, tmp_path):
         assert float(row["test_ppl"]) == pytest.approx(scalars(sweep / row["job"])["test/ppl"][0])
         assert float(row["test_bpc"]) == pytest.approx(math.log2(float(row["test_ppl"])))
     assert (sweep / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # TensorBoard's HPARAMS tab on the sweep folder: the two swept keys as columns.
-    experiment = hparams_plugin(sweep)["_hparams_/experiment"].experiment
-    assert [h.name for h in experiment.hparam_infos] == ["model", "model/rnn/num_hiddens"]
-    assert [m.name.tag for m in experiment.metric_infos] == list(METRICS)
+    assert f"sweep summary: {sweep / 'summary.csv'} and {sweep / 'summary.png'}" in out.stdout
+    # TensorBoard's HPARAMS tab on the sweep folder: the two swept keys as columns, recorded
+    # in each job's run (the sweep folder itself holds no events: no empty run named ".").
+    assert not list(sweep.glob("events.out.tfevents.*"))
+    for job in jobs:
+        experiment = hparams_plugin(sweep / job)["_hparams_/experiment"].experiment
+        assert [h.name for h in experiment.hparam_infos] == ["model", "model/rnn/num_hiddens"]
+        assert [m.name.tag for m in experiment.metric_infos] == list(METRICS)
     for row in rows:
         settings = logged_settings(sweep / row["job"])
         assert f"model.rnn.num_hiddens={settings['model/rnn/num_hiddens']}" in row["overrides"]

@@ -6,8 +6,8 @@
   as written (not `32.000`), and as metrics the last values of the run's `METRICS` scalars.
   A run never writes an HPARAMS experiment of its own: TensorBoard would pick one run's at
   random and show its columns for every run.
-- `write_experiment`: a sweep's HPARAMS experiment, written in the sweep folder when the sweep
-  starts: the keys the sweep varies as the columns shown, and `METRICS`.
+- `write_experiment`: a sweep's HPARAMS experiment, written in each job's folder when the job
+  starts (TensorBoard takes it from any run; in the sweep folder it would be an empty run): the keys the sweep varies as the columns shown, and `METRICS`.
 
 Open a sweep with `tensorboard --logdir <sweep folder>`: its runs are named by the job's
 overrides (`3_model.lr=2,model.rnn.num_hiddens=64`).

@@ -49,18 +49,20 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self.started: dict[int, float] = {}
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """The sweep's HPARAMS experiment: what it varies as the columns TensorBoard shows."""
-        from rnnlm.board import write_experiment
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_experiment(sweep_dir, swept_keys(config))
-
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep's HPARAMS experiment (what it varies, as the columns TensorBoard shows),
+        in the job's own folder: one in the sweep folder would be a run of its own, empty.
+        The sweep's overrides are in its multirun.yaml (this may be a launcher's process)."""
         if config.hydra.mode.name != "MULTIRUN":
             return
         self.started[config.hydra.job.num] = time.perf_counter()
+        sweep = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if sweep.is_file():
+            from rnnlm.board import write_experiment
+
+            job_dir = Path(config.hydra.runtime.output_dir)
+            job_dir.mkdir(parents=True, exist_ok=True)
+            write_experiment(job_dir, swept_keys(OmegaConf.load(sweep)))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode.name != "MULTIRUN":
@@ -81,7 +83,9 @@ class SweepSummary(Callback):
         write_summary(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        write_summary(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        write_summary(sweep_dir)
+        print(f"sweep summary: {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.png'}")
 
 
 def override_keys(overrides: list[str], sweeps_only: bool = False) -> list[str]:
