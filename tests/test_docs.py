@@ -1,0 +1,95 @@
+"""The docs' commands, walked: every `python train.py|eval.py|generate.py ...` line in README.md
+and docs/*.md composes with the real conf/ (every key exists, every group option exists, the
+values parse), and every `python benchmarks/<script> --flag` names flags the script has."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rnnlm.cli import first_problem
+
+from .conftest import CONF, ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SHELL_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+def code_lines(page: Path) -> list[str]:
+    """The shell lines of a page's fenced code blocks, `\\`-continued lines joined."""
+    lines, inside, pending = [], False, ""
+    for line in page.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            inside = not inside
+            continue
+        if inside:
+            pending += line.rstrip()
+            if pending.endswith("\\"):
+                pending = pending[:-1] + " "
+                continue
+            lines.append(pending.strip())
+            pending = ""
+    return lines
+
+
+def documented(pattern: str) -> list[tuple[str, str]]:
+    """(page, command) for every code line of the docs that runs `pattern`."""
+    found = []
+    for page in PAGES:
+        assignments = {}  # B="..." on a line of its own, as whole_book.md writes its base
+        for line in code_lines(page):
+            assignment = re.fullmatch(r'(\w+)="([^"]*)"', line)
+            if assignment:
+                assignments[assignment[1]] = assignment[2]
+                continue
+            line = line.removeprefix("$ ")
+            if re.match(pattern, line):
+                line = SHELL_VARIABLE.sub(lambda m, known=assignments: known.get(m[1], "X"), line)
+                line = re.sub(r"<[^>]*>", "PLACEHOLDER", line)  # outputs/<date>/<time>/...
+                found.append((page.name, line.split("  #")[0].split(" # ")[0]))
+    return found
+
+
+ENTRY_POINTS = documented(r"python (train|eval|generate)\.py\b")
+
+
+def test_the_docs_have_commands_to_walk():
+    assert len(ENTRY_POINTS) >= 40
+    assert {c.split()[1] for _, c in ENTRY_POINTS} == {"train.py", "eval.py", "generate.py"}
+
+
+@pytest.mark.parametrize("page, command", ENTRY_POINTS, ids=[c for _, c in ENTRY_POINTS])
+def test_every_documented_command_composes(page, command):
+    words = shlex.split(command)
+    name = words[1].removesuffix(".py")
+    overrides = [w for w in words[2:] if not w.startswith("-")]
+    assert first_problem(overrides, CONF, name) is None, f"{page}: {command}"
+    # A sweep composes with the first value of each swept key, as its first job does.
+    first = [
+        re.sub(r"=([^,=(]+),[^=]*$", r"=\1", o) for o in overrides if not o.startswith("hydra")
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        compose(config_name=name, overrides=first)
+
+
+BENCHMARKS = documented(r"python benchmarks/\w+\.py\b")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted({c.split()[1] for _, c in BENCHMARKS}))
+def test_documented_benchmark_flags_exist(script):
+    """Each documented flag of a benchmark is one its --help lists."""
+    shown = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for page, command in BENCHMARKS:
+        if command.split()[1] == script:
+            for flag in re.findall(r"(?<!\S)(--[\w-]+)", command):
+                assert flag in shown.stdout, f"{page}: {command}: {flag}"
