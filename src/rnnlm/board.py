@@ -4,10 +4,11 @@
   scalar, so the dashboard's groups are this project's own (`test`, `train`, `val`). A run's
   settings go to the HPARAMS tab as one row: every setting that tells runs apart, integers
   as written (not `32.000`), and as metrics the last values of the run's `METRICS` scalars.
-  A run never writes an HPARAMS experiment of its own: TensorBoard would pick one run's at
-  random and show its columns for every run.
+  A single run writes no HPARAMS experiment: TensorBoard would pick one run's at random and
+  show its columns for every run.
 - `write_experiment`: a sweep's HPARAMS experiment, written in each job's folder when the job
-  starts (TensorBoard takes it from any run; in the sweep folder it would be an empty run): the keys the sweep varies as the columns shown, and `METRICS`.
+  starts (TensorBoard takes it from any run; in the sweep folder it would be an empty run):
+  the keys the sweep varies as the columns shown, and `METRICS`.
 
 Open a sweep with `tensorboard --logdir <sweep folder>`: its runs are named by the job's
 overrides (`3_model.lr=2,model.rnn.num_hiddens=64`).
