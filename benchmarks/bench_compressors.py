@@ -1,0 +1,127 @@
+"""Bits per character of classical coders on exactly the text a run's test figure scores: the
+yardstick for the language models. zlib, bz2 and lzma from the standard library; PPMd orders
+4-8 with the optional extra (`pip install -e '.[compressors]'`, pyppmd).
+
+    python benchmarks/bench_compressors.py [--data FILE] [--json out.json]
+
+The bits of the test part after a prefix are 8 x (compressed size of prefix + test part -
+compressed size of the prefix), divided by the test part's characters: a coder that adapts as
+it codes, given the same text before the test part that a model trained on. Both splits of
+the cleaned book: `book` (the test part is the text after the book's validation windows) and
+`contiguous` (80/10/10), each preceded by the train part, and by train + val.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import json
+import lzma
+import os
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+Coder = Callable[[bytes], bytes]
+PPMD_ORDERS = (4, 5, 6, 7, 8)
+PPMD_MEMORY = 16 << 20  # bytes of model memory (16 MB, pyppmd's default)
+
+
+def stdlib_coders() -> dict[str, Coder]:
+    return {
+        "zlib -9": lambda data: zlib.compress(data, 9),
+        "bz2 -9": lambda data: bz2.compress(data, 9),
+        "xz -9e": lambda data: lzma.compress(data, preset=9 | lzma.PRESET_EXTREME),
+    }
+
+
+def ppmd_coders(orders=PPMD_ORDERS) -> dict[str, Coder]:
+    """PPMd (variant I) of each order; raises ImportError without pyppmd."""
+    import pyppmd
+
+    def coder(order: int) -> Coder:
+        return lambda data: pyppmd.compress(data, max_order=order, mem_size=PPMD_MEMORY)
+
+    return {f"PPMd order {k}": coder(k) for k in orders}
+
+
+def coded_bits(coder: Coder, prefix: bytes, text: bytes) -> int:
+    """The bits `coder` spends on `text` after `prefix`."""
+    return 8 * (len(coder(prefix + text)) - len(coder(prefix)))
+
+
+def parts(path: str, split: str) -> dict[str, tuple[int, int]]:
+    """The cleaned book's bytes and its parts, as a run with the default settings cuts them."""
+    from rnnlm.data import TimeMachine
+
+    dm = TimeMachine(path=path, split=split)
+    dm.setup()
+    return dm.corpus.chars.numpy().tobytes(), dm.parts()
+
+
+def measure(path: str, coders: dict[str, Coder], splits=("book", "contiguous")) -> dict:
+    """{split: {"characters": n, "after train": {coder: bpc}, "after train + val": ...}}"""
+    figures = {}
+    for split in splits:
+        text, cut = parts(path, split)
+        start, stop = cut["test"]
+        test = text[start:stop]
+        prefixes = {"after train": text[: cut["train"][1]], "after train + val": text[:start]}
+        figures[split] = {"characters": len(test)}
+        for name, prefix in prefixes.items():
+            figures[split][name] = {
+                coder: round(coded_bits(code, prefix, test) / len(test), 4)
+                for coder, code in coders.items()
+            }
+    return figures
+
+
+def table(figures: dict) -> str:
+    coders = list(next(iter(figures.values()))["after train"])
+    lines = [
+        "| coder | "
+        + " | ".join(f"{s}: after train | {s}: after train + val" for s in figures)
+        + " |",
+        "|---|" + "---|" * (2 * len(figures)),
+    ]
+    for coder in coders:
+        cells = [
+            f"{f[p][coder]:.3f}"
+            for f in figures.values()
+            for p in ("after train", "after train + val")
+        ]
+        lines.append(f"| {coder} | " + " | ".join(cells) + " |")
+    sizes = ", ".join(f"{s} {f['characters']}" for s, f in figures.items())
+    return "\n".join(lines) + f"\n(test part characters: {sizes})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--splits", default="book,contiguous", help="book, contiguous or both")
+    args = parser.parse_args()
+    coders, missing = stdlib_coders(), None
+    try:
+        coders.update(ppmd_coders())
+    except ImportError:
+        missing = (
+            "error: pyppmd is not installed, so PPMd orders 4-8 were not measured (the "
+            "standard library's coders were): pip install -e '.[compressors]'"
+        )
+    figures = measure(args.data, coders, args.splits.split(","))
+    print(table(figures))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    if missing:
+        print(missing, file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

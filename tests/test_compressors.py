@@ -1,0 +1,88 @@
+"""The coders' yardstick (benchmarks/bench_compressors.py): bits are compressed-size
+differences, on exactly the test part a run scores, with and without the optional PPMd."""
+
+from __future__ import annotations
+
+import builtins
+import bz2
+import importlib.util
+import json
+import sys
+import zlib
+
+import pytest
+
+from .conftest import ROOT
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_compressors", ROOT / "benchmarks/bench_compressors.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bits_are_the_compressed_size_differences():
+    module = bench()
+    prefix, text = b"the time machine " * 40, b"the time traveller " * 10
+    coders = module.stdlib_coders()
+    assert module.coded_bits(coders["zlib -9"], prefix, text) == 8 * (
+        len(zlib.compress(prefix + text, 9)) - len(zlib.compress(prefix, 9))
+    )
+    assert module.coded_bits(coders["bz2 -9"], prefix, text) == 8 * (
+        len(bz2.compress(prefix + text, 9)) - len(bz2.compress(prefix, 9))
+    )
+    # A text seen just before is cheap to code again: the prefix is what a coder adapts on.
+    seen = module.coded_bits(coders["xz -9e"], text * 4, text)
+    assert seen < module.coded_bits(coders["xz -9e"], b"", text) / 4
+
+
+def test_the_test_part_is_the_runs(tiny_corpus):
+    from rnnlm.data import TimeMachine
+
+    module = bench()
+    text, cut = module.parts(str(tiny_corpus), "contiguous")
+    dm = TimeMachine(path=str(tiny_corpus), split="contiguous")
+    dm.setup()
+    assert cut == dm.parts() and len(text) == len(dm.corpus.chars)
+    figures = module.measure(str(tiny_corpus), module.stdlib_coders(), ["contiguous"])
+    start, stop = cut["test"]
+    assert figures["contiguous"]["characters"] == stop - start
+    zlib9 = module.stdlib_coders()["zlib -9"]
+    expected = module.coded_bits(zlib9, text[:start], text[start:stop]) / (stop - start)
+    assert figures["contiguous"]["after train + val"]["zlib -9"] == round(expected, 4)
+
+
+def test_ppmd_orders_when_installed():
+    pytest.importorskip("pyppmd")
+    coders = bench().ppmd_coders()
+    assert list(coders) == [f"PPMd order {k}" for k in (4, 5, 6, 7, 8)]
+    text = b"it has a strange strange story " * 20
+    assert bench().coded_bits(coders["PPMd order 6"], text, text) < 8 * len(text) / 10
+
+
+def test_without_pyppmd_the_stdlib_coders_still_run(tiny_corpus, tmp_path, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_pyppmd(name, *args, **kwargs):
+        if name == "pyppmd":
+            raise ImportError("no pyppmd")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyppmd)
+    out = tmp_path / "figures.json"
+    argv = ["x", "--data", str(tiny_corpus), "--json", str(out), "--splits", "contiguous"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        bench().main()
+    assert stop.value.code == 2
+    printed = capsys.readouterr()
+    assert "| zlib -9 |" in printed.out and "PPMd" not in printed.out
+    assert printed.err.strip().splitlines() == [
+        "error: pyppmd is not installed, so PPMd orders 4-8 were not measured (the standard "
+        "library's coders were): pip install -e '.[compressors]'"
+    ]
+    measured = json.loads(out.read_text())["contiguous"]["after train"]
+    assert set(measured) == {"zlib -9", "bz2 -9", "xz -9e"}
