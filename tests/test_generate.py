@@ -312,3 +312,25 @@ def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, 
     averaged = scored(load_lm(ckpt), dm.loader("test"))[0]
     assert math.log(results["test_ppl"]) == pytest.approx(averaged, rel=1e-5)
     assert abs(scored(load_lm(raw), dm.loader("test"))[0] - averaged) > 1e-3
+
+
+@pytest.mark.slow
+def test_eval_dynamic_prints_the_static_and_the_dynamic_figure(trained, tmp_path):
+    ckpt, _ = trained
+    (best,) = ckpt.parent.glob("best-*.ckpt")
+    results = json.loads((ckpt.parents[1] / "results.json").read_text())
+    args = ["split=test", "dynamic=true", "dynamic_eval.bptt=5", "dynamic_eval_read_first=[val]"]
+    out = cli("eval.py", f"ckpt_path={best}", *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    static, dynamic = [line for line in out.stdout.splitlines() if line.startswith("loss ")]
+    assert float(static.split("ppl ")[1].split()[0]) == pytest.approx(results["test_ppl"], abs=1e-3)
+    assert "dynamic evaluation (rms, lr 0.0001, decay 0.001, segments of 5, after learning " in (
+        out.stdout
+    )
+    assert math.isfinite(float(dynamic.split("bpc ")[1]))
+
+
+def test_eval_refuses_bad_dynamic_settings(trained):
+    ckpt, _ = trained
+    message = refused("eval", f"ckpt_path={ckpt}", "dynamic=true", "dynamic_eval.lr=-1")
+    assert message == "dynamic_eval.lr=-1 is not allowed: it must be a number >= 0"

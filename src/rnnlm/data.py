@@ -202,6 +202,13 @@ class TimeMachine(pl.LightningDataModule):
             return Streams(chars, lut, start, stop, self.eval_streams, self.num_steps, rows)
         return Windows(chars, lut, self.num_steps, start, stop - start - self.num_steps)
 
+    def streams(self, name: str, num_steps: int, num_streams: int | None = None) -> Streams:
+        """Part `name` (train, val, test, or all of the text) as `num_streams` streams
+        (default `eval_streams`) read `num_steps` characters at a time, state carried."""
+        start, stop = (0, len(self.corpus.chars)) if name == "all" else self.parts()[name]
+        streams = num_streams or self.eval_streams
+        return Streams(self.corpus.chars, self.vocab.byte_table(), start, stop, streams, num_steps)
+
     def has_test(self) -> bool:
         """Whether text is left for a test figure (the book's split on a short text may use
         it all)."""

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
+from rnnlm.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 from rnnlm.errors import UserError
 from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
 from rnnlm.streams import Streams
@@ -57,10 +58,29 @@ def evaluate(cfg: DictConfig) -> float:
         f"scored, {dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
     )
     print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
+    if not cfg.get("dynamic"):
+        return math.exp(loss)
+    adaptation = Adaptation(**cfg.dynamic_eval)
+    part = dm.streams(cfg.split, adaptation.bptt, adaptation.streams)
+    squares = None
+    if adaptation.method == "rms":
+        train = dm.streams("train", adaptation.bptt, dm.batch_size)
+        squares = mean_squared_gradients(model, train, adaptation.gradient_batches)
+    read_first = list(cfg.get("dynamic_eval_read_first") or [])
+    first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
+    loss, tokens = dynamic_score(model, part, adaptation, squares, first)
+    after = f", after learning from {' and '.join(read_first)}" if first else ""
+    print(
+        f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
+        f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part)}), "
+        f"{tokens} tokens scored"
+    )
+    print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
     return math.exp(loss)
 
 
 def describe(examples: Windows | Streams) -> str:
     if isinstance(examples, Streams):
-        return f"{examples.num_streams} streams of {examples.length} characters, state carried"
+        streams = "1 stream" if examples.num_streams == 1 else f"{examples.num_streams} streams"
+        return f"{streams} of {examples.length} characters, state carried"
     return f"{len(examples)} windows of {examples.num_steps} characters"

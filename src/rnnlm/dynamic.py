@@ -1,0 +1,132 @@
+"""Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models"):
+score a segment of the text, then take a gradient step on it, then score the next. Each
+character is scored once, with the state carried through its stream, by weights that have
+learned only from the text before it in its stream (and the other streams' earlier segments).
+
+`sgd`: theta -= lr * g, then theta += decay * (theta_0 - theta). `rms` (Krause et al.): the
+step divided by the root of each weight's mean squared gradient over the train part, and the
+decay back to the trained weights theta_0 scaled by that root relative to its mean (at most 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from rnnlm.carry import detach_state
+from rnnlm.errors import UserError, require_choice, require_count
+
+METHODS = ("rms", "sgd")
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """How dynamic evaluation learns: `method`, step size `lr`, `decay` back to the trained
+    weights, segments of `bptt` characters of each of `streams` streams of the part, and the
+    train batches for the mean squared gradients of `rms`."""
+
+    method: str = "rms"
+    lr: float = 1e-4
+    decay: float = 0.0
+    bptt: int = 20
+    gradient_batches: int = 100
+    eps: float = 1e-5
+    streams: int = 1
+
+    def __post_init__(self) -> None:
+        require_choice("dynamic_eval.method", self.method, METHODS)
+        require_count("dynamic_eval.bptt", self.bptt)
+        require_count("dynamic_eval.gradient_batches", self.gradient_batches)
+        require_count("dynamic_eval.streams", self.streams)
+        for name in ("lr", "decay", "eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise UserError(
+                    f"dynamic_eval.{name}={value!r} is not allowed: it must be a number >= 0"
+                )
+
+
+def mean_squared_gradients(model, batches: Iterable[tuple], limit: int) -> list[torch.Tensor]:
+    """Each parameter's squared gradient, averaged over the first `limit` streamed batches
+    (the train part, state carried): how large a step each weight usually gets."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums = [torch.zeros_like(p) for p in params]
+    state, count = None, 0
+    for X, Y, position in batches:
+        if count == limit:
+            break
+        X, Y = X.to(model.device), Y.to(model.device)
+        with torch.enable_grad():
+            loss, state = model.batch_loss(X, Y, state if position else None)
+            grads = torch.autograd.grad(loss, params)
+        for total, g in zip(sums, grads, strict=True):
+            total.add_(g * g)
+        state, count = detach_state(state), count + 1
+    if count == 0:
+        raise UserError("dynamic evaluation needs the train part's gradients: it has no batches")
+    return [total / count for total in sums]
+
+
+def dynamic_score(
+    model,
+    batches: Iterable[tuple],
+    adaptation: Adaptation,
+    squares: list[torch.Tensor] | None,
+    read_first: Iterable[Iterable[tuple]] = (),
+) -> tuple[float, int]:
+    """The token-weighted mean loss of `batches` (streamed segments, in order) under dynamic
+    evaluation, and the tokens scored, after learning the same way from each of `read_first`
+    (e.g. the validation part, which the test part follows); the weights are put back at the
+    end.
+
+    Lightning's test loop scores without gradients and never changes the weights; learning
+    from each segment right after scoring it needs a loop of its own.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    trained = [p.detach().clone() for p in params]
+    steps, decays = step_scales(params, adaptation, squares)
+    was_training = model.training
+    model.eval()  # no dropout; gradients still flow
+    try:
+        for text in read_first:
+            adapt(model, text, params, trained, steps, decays)
+        total, tokens = adapt(model, batches, params, trained, steps, decays)
+    finally:
+        with torch.no_grad():
+            for p, p0 in zip(params, trained, strict=True):
+                p.copy_(p0)
+        model.train(was_training)
+    if tokens == 0:
+        raise UserError("nothing to score: the part has no batches")
+    return total / tokens, tokens
+
+
+def adapt(model, batches, params, trained, steps, decays) -> tuple[float, int]:
+    """Score each batch, then step on it: (the summed loss, the tokens scored)."""
+    state, total, tokens = None, 0.0, 0
+    for X, Y, position in batches:
+        X, Y = X.to(model.device), Y.to(model.device)
+        with torch.enable_grad():
+            loss, state = model.batch_loss(X, Y, state if position else None)
+            grads = torch.autograd.grad(loss, params)
+        total += float(loss.detach()) * Y.numel()  # scored before the weights learn from it
+        tokens += Y.numel()
+        with torch.no_grad():
+            for p, g, p0, step, decay in zip(params, grads, trained, steps, decays, strict=True):
+                p.sub_(g * step)
+                p.add_((p0 - p) * decay)
+        state = detach_state(state)
+    return total, tokens
+
+
+def step_scales(params, adaptation: Adaptation, squares) -> tuple[list, list]:
+    """Per weight: the factor of its gradient in a step, and its decay toward the trained value."""
+    if adaptation.method == "sgd":
+        return [adaptation.lr] * len(params), [adaptation.decay] * len(params)
+    roots = [s.sqrt() for s in squares]
+    mean_root = torch.cat([r.flatten() for r in roots]).mean()
+    steps = [adaptation.lr / (r + adaptation.eps) for r in roots]
+    decays = [(adaptation.decay * r / mean_root).clamp(max=1.0) for r in roots]
+    return steps, decays
