@@ -90,3 +90,44 @@ def test_bad_dynamic_settings(settings, message):
     with pytest.raises(UserError) as err:
         Adaptation(**settings)
     assert message in str(err.value)
+
+
+def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
+    compose_train, tiny_corpus, tmp_path
+):
+    import json
+    import math
+
+    from rnnlm.checkpoints import load_lm
+    from rnnlm.train import train
+
+    from .conftest import TINY_OVERRIDES
+    from .helpers import SEQUENTIAL, scalars
+
+    settings = {"method": "rms", "lr": 1e-3, "decay": 1e-3, "bptt": 10, "streams": 1}
+    dynamic = [f"+callbacks.dynamic_test.{k}={v}" for k, v in settings.items()]
+    cfg = compose_train(
+        f"data.path={tiny_corpus}",
+        *TINY_OVERRIDES,
+        *SEQUENTIAL,
+        "+callbacks.dynamic_test._target_=rnnlm.dynamic.DynamicTest",
+        "+callbacks.dynamic_test.read_first=[val]",
+        *dynamic,
+    )
+    train(cfg, tmp_path)
+    results = json.loads((tmp_path / "results.json").read_text())
+    logged = scalars(tmp_path)
+    assert logged["test/ppl_dynamic"] == [pytest.approx(results["test_ppl_dynamic"], rel=1e-6)]
+    assert results["test_bpc_dynamic"] == pytest.approx(math.log2(results["test_ppl_dynamic"]))
+    # The same figure as dynamic evaluation of the selected checkpoint, outside the run.
+    model = load_lm(results["test_checkpoint"])
+    dm = TimeMachine(
+        **torch.load(results["test_checkpoint"], weights_only=True)["datamodule_hyper_parameters"]
+    )
+    dm.setup()
+    adaptation = Adaptation(**settings)
+    squares = mean_squared_gradients(model, dm.streams("train", 10, dm.batch_size), 100)
+    first = [dm.streams("val", 10, 1)]
+    loss, _ = dynamic_score(model, dm.streams("test", 10, 1), adaptation, squares, first)
+    assert results["test_ppl_dynamic"] == pytest.approx(math.exp(loss), rel=1e-5)
+    assert "test_ppl" in results  # the static figure stays

@@ -10,9 +10,11 @@ decay back to the trained weights theta_0 scaled by that root relative to its me
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
@@ -130,3 +132,29 @@ def step_scales(params, adaptation: Adaptation, squares) -> tuple[list, list]:
     steps = [adaptation.lr / (r + adaptation.eps) for r in roots]
     decays = [(adaptation.decay * r / mean_root).clamp(max=1.0) for r in roots]
     return steps, decays
+
+
+class DynamicTest(pl.Callback):
+    """After the static test figure, the same weights under dynamic evaluation: logs
+    `test/ppl_dynamic` and `test/bpc_dynamic` (and results.json's `test_ppl_dynamic`,
+    `test_bpc_dynamic`), never in place of `test/ppl`. The settings are `Adaptation`'s, chosen
+    on validation; `read_first` names the parts learned from before the test part."""
+
+    def __init__(self, read_first: Sequence[str] = (), **settings) -> None:
+        self.adaptation = Adaptation(**settings)
+        self.read_first = list(read_first)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm, adaptation = trainer.datamodule, self.adaptation
+        # The test loop runs in inference mode; dynamic evaluation needs gradients.
+        with torch.inference_mode(False), torch.enable_grad():
+            squares = None
+            if adaptation.method == "rms":
+                train = dm.streams("train", adaptation.bptt, dm.batch_size)
+                squares = mean_squared_gradients(pl_module, train, adaptation.gradient_batches)
+            first = [dm.streams(p, adaptation.bptt, adaptation.streams) for p in self.read_first]
+            test = dm.streams("test", adaptation.bptt, adaptation.streams)
+            loss, _ = dynamic_score(pl_module, test, adaptation, squares, first)
+        # The same on every rank (each scores the whole part): sync_dist spares the warning.
+        pl_module.log("test/ppl_dynamic", math.exp(loss), sync_dist=True)
+        pl_module.log("test/bpc_dynamic", loss / math.log(2), sync_dist=True)

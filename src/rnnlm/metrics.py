@@ -100,6 +100,8 @@ RESULTS = {
     "test_ppl": "test/ppl",
     "test_bpc": "test/bpc",
     "test_tokens": "test/tokens",
+    "test_ppl_dynamic": "test/ppl_dynamic",
+    "test_bpc_dynamic": "test/bpc_dynamic",
 }
 
 
@@ -116,5 +118,10 @@ def language_model_summary(results: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per character, "
             f"{results['test_tokens']:.0f} characters, {results['test_checkpoint']})"
+        )
+    if "test_ppl_dynamic" in results:
+        lines.append(
+            f"test/ppl_dynamic {results['test_ppl_dynamic']:.3f} "
+            f"({results['test_bpc_dynamic']:.3f} bits per character, dynamic evaluation)"
         )
     return lines
