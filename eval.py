@@ -1,4 +1,4 @@
-"""Score a checkpoint: python eval.py ckpt_path=PATH [data.path=FILE] [split=val|all]"""
+"""Score a checkpoint, or a list of them (an ensemble): python eval.py ckpt_path=PATH split=test"""
 
 import sys
 from pathlib import Path

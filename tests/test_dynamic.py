@@ -131,3 +131,42 @@ def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
     loss, _ = dynamic_score(model, dm.streams("test", 10, 1), adaptation, squares, first)
     assert results["test_ppl_dynamic"] == pytest.approx(math.exp(loss), rel=1e-5)
     assert "test_ppl" in results  # the static figure stays
+
+
+def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
+    from rnnlm.ensemble import Ensemble
+    from rnnlm.lm import RNNLMScratch
+    from rnnlm.rnn import RNNScratch
+
+    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm.setup()
+    vocab = dm.vocab.idx_to_token
+    torch.manual_seed(0)
+    one = RNNLM(core(LSTM, num_hiddens=16), vocab, embedding=8)
+    torch.manual_seed(5)
+    other = RNNLMScratch(core(RNNScratch, num_hiddens=16, sigma=0.5), vocab)
+    alone = scored(one, dm.loader("test"))[0]
+    assert scored(Ensemble([one], ["a"]), dm.loader("test"))[0] == pytest.approx(alone, abs=1e-6)
+    # Averaging a model's probabilities with themselves changes nothing.
+    assert scored(Ensemble([one, one], ["a", "a"]), dm.loader("test"))[0] == pytest.approx(
+        alone, abs=1e-5
+    )
+    # Two different models: no worse than the mean of their losses (the log is concave).
+    both = scored(Ensemble([one, other], ["a", "b"]), dm.loader("test"))[0]
+    assert both <= (alone + scored(other, dm.loader("test"))[0]) / 2 + 1e-6
+    # Dynamic evaluation of an ensemble of one is that model's, and step 0 is static scoring.
+    rms = Adaptation(method="sgd", lr=0.5, bptt=10, streams=2)
+    single = dynamic_score(one, dm.streams("test", 10, 2), rms, None)[0]
+    assert dynamic_score([one], dm.streams("test", 10, 2), rms, [None])[0] == single
+    still = Adaptation(method="sgd", lr=0.0, bptt=10, streams=dm.eval_streams)
+    ensemble = dynamic_score([one, other], dm.streams("test", 10), still, [None, None])[0]
+    assert ensemble == pytest.approx(both, abs=1e-5)
+
+
+def test_an_ensemble_needs_checkpoints_of_one_vocabulary():
+    from rnnlm.ensemble import Ensemble
+
+    with pytest.raises(UserError, match=r"ckpt_path='b.ckpt' has a vocabulary of 9 tokens and "):
+        Ensemble([lstm(12), lstm(9)], ["a.ckpt", "b.ckpt"])
+    with pytest.raises(UserError, match=r"ckpt_path=\[\] is not allowed"):
+        Ensemble([], [])

@@ -334,3 +334,19 @@ def test_eval_refuses_bad_dynamic_settings(trained):
     ckpt, _ = trained
     message = refused("eval", f"ckpt_path={ckpt}", "dynamic=true", "dynamic_eval.lr=-1")
     assert message == "dynamic_eval.lr=-1 is not allowed: it must be a number >= 0"
+
+
+def test_eval_of_a_list_of_one_checkpoint_is_that_checkpoint(trained):
+    from rnnlm.evaluate import evaluate
+
+    from .conftest import compose_config
+
+    ckpt, val_ppl = trained
+    alone = evaluate(compose_config(f"ckpt_path={ckpt}", name="eval"))
+    assert evaluate(compose_config(f"ckpt_path=[{ckpt}]", name="eval")) == pytest.approx(alone)
+    assert alone == pytest.approx(val_ppl, rel=1e-5)
+    twice = evaluate(compose_config(f"ckpt_path=[{ckpt},{ckpt}]", name="eval"))
+    assert twice == pytest.approx(alone, rel=1e-5)  # the same probabilities, averaged
+    assert refused("eval", "ckpt_path=[]") == (
+        "ckpt_path=[] is not allowed: give one checkpoint or a list of them"
+    )

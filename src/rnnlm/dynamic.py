@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
+from rnnlm.ensemble import average_nll, token_log_probs
 from rnnlm.errors import UserError, require_choice, require_count
 
 METHODS = ("rms", "sgd")
@@ -75,52 +76,73 @@ def dynamic_score(
     model,
     batches: Iterable[tuple],
     adaptation: Adaptation,
-    squares: list[torch.Tensor] | None,
+    squares: list | None,
     read_first: Iterable[Iterable[tuple]] = (),
 ) -> tuple[float, int]:
     """The token-weighted mean loss of `batches` (streamed segments, in order) under dynamic
     evaluation, and the tokens scored, after learning the same way from each of `read_first`
     (e.g. the validation part, which the test part follows); the weights are put back at the
-    end.
+    end. `model` may be a list of models (an ensemble: each token's probability is the average
+    of theirs, each learns from its own loss; `squares` then has one list per model).
 
     Lightning's test loop scores without gradients and never changes the weights; learning
     from each segment right after scoring it needs a loop of its own.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    trained = [p.detach().clone() for p in params]
-    steps, decays = step_scales(params, adaptation, squares)
-    was_training = model.training
-    model.eval()  # no dropout; gradients still flow
+    models = model if isinstance(model, list) else [model]
+    squares_of = squares if isinstance(model, list) else [squares]
+    params = [[p for p in m.parameters() if p.requires_grad] for m in models]
+    trained = [[p.detach().clone() for p in ps] for ps in params]
+    scales = [step_scales(ps, adaptation, sq) for ps, sq in zip(params, squares_of, strict=True)]
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()  # no dropout; gradients still flow
     try:
         for text in read_first:
-            adapt(model, text, params, trained, steps, decays)
-        total, tokens = adapt(model, batches, params, trained, steps, decays)
+            adapt(models, text, params, trained, scales)
+        total, tokens = adapt(models, batches, params, trained, scales)
     finally:
         with torch.no_grad():
-            for p, p0 in zip(params, trained, strict=True):
-                p.copy_(p0)
-        model.train(was_training)
+            for ps, p0s in zip(params, trained, strict=True):
+                for p, p0 in zip(ps, p0s, strict=True):
+                    p.copy_(p0)
+        for m, mode in zip(models, modes, strict=True):
+            m.train(mode)
     if tokens == 0:
         raise UserError("nothing to score: the part has no batches")
     return total / tokens, tokens
 
 
-def adapt(model, batches, params, trained, steps, decays) -> tuple[float, int]:
-    """Score each batch, then step on it: (the summed loss, the tokens scored)."""
-    state, total, tokens = None, 0.0, 0
+def adapt(models, batches, params, trained, scales) -> tuple[float, int]:
+    """Score each batch, then let every model step on it: (the summed loss, the tokens)."""
+    states, total, tokens = [None] * len(models), 0.0, 0
     for X, Y, position in batches:
-        X, Y = X.to(model.device), Y.to(model.device)
-        with torch.enable_grad():
-            loss, state = model.batch_loss(X, Y, state if position else None)
-            grads = torch.autograd.grad(loss, params)
-        total += float(loss.detach()) * Y.numel()  # scored before the weights learn from it
+        log_probs = []
+        for i, model in enumerate(models):
+            X, Y = X.to(model.device), Y.to(model.device)
+            carried = states[i] if position else None
+            with torch.enable_grad():
+                if len(models) == 1:  # one model: the fused loss of training
+                    loss, states[i] = model.batch_loss(X, Y, carried)
+                else:
+                    log_p, states[i] = token_log_probs(model, X, Y, carried)
+                    loss = -log_p.mean()
+                    log_probs.append(log_p.detach())
+                grads = torch.autograd.grad(loss, params[i])
+            scored = loss.detach() if len(models) == 1 else None
+            step(params[i], grads, trained[i], *scales[i])
+            states[i] = detach_state(states[i])
+        if scored is None:
+            scored = average_nll(log_probs)
+        total += float(scored) * Y.numel()  # scored before the weights learned from it
         tokens += Y.numel()
-        with torch.no_grad():
-            for p, g, p0, step, decay in zip(params, grads, trained, steps, decays, strict=True):
-                p.sub_(g * step)
-                p.add_((p0 - p) * decay)
-        state = detach_state(state)
     return total, tokens
+
+
+@torch.no_grad()
+def step(params, grads, trained, steps, decays) -> None:
+    for p, g, p0, size, decay in zip(params, grads, trained, steps, decays, strict=True):
+        p.sub_(g * size)
+        p.add_((p0 - p) * decay)
 
 
 def step_scales(params, adaptation: Adaptation, squares) -> tuple[list, list]:

@@ -12,6 +12,7 @@ from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
 from rnnlm.dynamic import Adaptation, dynamic_score, mean_squared_gradients
+from rnnlm.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.errors import UserError
 from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
 from rnnlm.streams import Streams
@@ -27,9 +28,16 @@ def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
 
 
 def evaluate(cfg: DictConfig) -> float:
-    """Print and return the perplexity of `cfg.ckpt_path` on `cfg.split`."""
-    checkpoint = read_checkpoint(cfg.ckpt_path, map_location=cfg.device)  # read once
-    model = load_lm(cfg.ckpt_path, checkpoint=checkpoint)
+    """Print and return the perplexity of `cfg.ckpt_path` on `cfg.split`: one checkpoint, or a
+    list of them scored as an ensemble (the average of their probabilities)."""
+    paths = [cfg.ckpt_path] if isinstance(cfg.ckpt_path, str) else list(cfg.ckpt_path)
+    if not paths:
+        raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
+    checkpoint = read_checkpoint(paths[0], map_location=cfg.device)  # data settings: the first's
+    models = [load_lm(paths[0], checkpoint=checkpoint)]
+    models += [load_lm(path, map_location=cfg.device) for path in paths[1:]]
+    check_same_vocabulary(models, paths)
+    model = models[0]
     dm = TimeMachine(**data_settings(checkpoint, cfg.data), vocab=model.vocab.idx_to_token)
     dm.setup()
     if dm.num_unk and not cfg.allow_unk:
@@ -46,12 +54,13 @@ def evaluate(cfg: DictConfig) -> float:
     threads.choose(cfg.threads, step_work(model, rows))
     quiet_known_noise(device_lines=True)
     trainer = bare_trainer(accelerator=cfg.device, devices=1)
+    scored = model if len(models) == 1 else Ensemble(models, paths)
     # The test part through the test loop (as after training), any other through validation.
     if cfg.split == "test":
-        (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)
+        (metrics,) = trainer.test(scored, dataloaders=loader, verbose=False)
         loss, tokens = metrics["test/loss"], metrics["test/tokens"]
     else:
-        (metrics,) = trainer.validate(model, dataloaders=loader, verbose=False)
+        (metrics,) = trainer.validate(scored, dataloaders=loader, verbose=False)
         loss, tokens = metrics["val/loss"], metrics["val/tokens"]
     print(
         f"{dm.text_file()}: split={cfg.split} ({describe(examples)}), {tokens:.0f} tokens "
@@ -62,13 +71,13 @@ def evaluate(cfg: DictConfig) -> float:
         return math.exp(loss)
     adaptation = Adaptation(**cfg.dynamic_eval)
     part = dm.streams(cfg.split, adaptation.bptt, adaptation.streams)
-    squares = None
+    squares = [None] * len(models)
     if adaptation.method == "rms":
         train = dm.streams("train", adaptation.bptt, dm.batch_size)
-        squares = mean_squared_gradients(model, train, adaptation.gradient_batches)
+        squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
     read_first = list(cfg.get("dynamic_eval_read_first") or [])
     first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
-    loss, tokens = dynamic_score(model, part, adaptation, squares, first)
+    loss, tokens = dynamic_score(models, part, adaptation, squares, first)
     after = f", after learning from {' and '.join(read_first)}" if first else ""
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "

@@ -1,0 +1,74 @@
+"""Ensembles: several language models' probabilities for each token, averaged (the mixture
+with equal weights). Their vocabularies must be the same."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rnnlm.carry import CarriedStates
+from rnnlm.errors import UserError
+from rnnlm.metrics import SplitFigures
+
+
+def token_log_probs(model, X: torch.Tensor, Y: torch.Tensor, state: Any = None):
+    """log p(Y | X, state) of every token, (batch, steps), and the model's new state."""
+    outputs, state = model.hidden(X.T, state)
+    log_p = F.log_softmax(model.output_layer(outputs), dim=-1)
+    return log_p.gather(-1, Y.long().unsqueeze(-1)).squeeze(-1), state
+
+
+def average_nll(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The mean negative log of the models' averaged probabilities."""
+    stacked = torch.stack(list(log_probs))
+    return -(torch.logsumexp(stacked, 0) - math.log(len(stacked))).mean()
+
+
+def check_same_vocabulary(models: Sequence, paths: Sequence[str]) -> None:
+    first = models[0].vocab.idx_to_token
+    for model, path in zip(models[1:], paths[1:], strict=True):
+        if model.vocab.idx_to_token != first:
+            raise UserError(
+                f"ckpt_path={path!r} has a vocabulary of {len(model.vocab)} tokens and "
+                f"{paths[0]!r} one of {len(first)} (or other tokens): an ensemble averages "
+                "probabilities of the same tokens; give checkpoints trained on the same text"
+            )
+
+
+class Ensemble(pl.LightningModule):
+    """Language models scored together through Lightning's validation and test loops: each
+    token's probability is the average of theirs; each model carries its own state."""
+
+    def __init__(self, models: Sequence[pl.LightningModule], paths: Sequence[str]) -> None:
+        super().__init__()
+        if not models:
+            raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
+        check_same_vocabulary(models, paths)
+        self.models = nn.ModuleList(models)
+        self.figures = SplitFigures()
+        self.carried = [CarriedStates() for _ in models]
+
+    def scored_step(self, batch: tuple, batch_idx: int, split: str) -> None:
+        X, Y, *position = batch
+        log_probs = []
+        for model, carried in zip(self.models, self.carried, strict=True):
+            state = carried.take(split, int(position[0])) if position else None
+            log_p, state = token_log_probs(model, X, Y, state)
+            if position:
+                carried.keep(split, int(position[0]) + X.shape[1], state)
+            log_probs.append(log_p)
+        self.figures.update(split, average_nll(log_probs), Y.numel())
+        if batch_idx == 0:
+            self.figures.log(self, split)
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        self.scored_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple, batch_idx: int) -> None:
+        self.scored_step(batch, batch_idx, "test")
