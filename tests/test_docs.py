@@ -72,7 +72,7 @@ def test_every_documented_command_composes(page, command):
     assert first_problem(overrides, CONF, name) is None, f"{page}: {command}"
     # A sweep composes with the first value of each swept key, as its first job does.
     first = [
-        re.sub(r"=([^,=(]+),[^=]*$", r"=\1", o) for o in overrides if not o.startswith("hydra")
+        re.sub(r"=([^,=([]+),[^=]*$", r"=\1", o) for o in overrides if not o.startswith("hydra")
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         compose(config_name=name, overrides=first)
