@@ -101,8 +101,12 @@ class RunFolder:
             return
         for entry in self.folder.iterdir():
             hydras = entry.name == hydra_subdir or (entry.is_file() and entry.suffix == ".log")
-            if entry.name not in self.entries and hydras:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            if entry.name in self.entries or not hydras:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         if self.created is None:
             return
         for folder in (self.folder, *self.folder.parents):
