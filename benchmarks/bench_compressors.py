@@ -17,11 +17,12 @@ import argparse
 import bz2
 import json
 import lzma
-import os
 import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+
+from book_path import add_data_argument
 
 Coder = Callable[[bytes], bytes]
 PPMD_ORDERS = (4, 5, 6, 7, 8)
@@ -98,11 +99,7 @@ def table(figures: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--splits", default="book,contiguous", help="book, contiguous or both")
     args = parser.parse_args()

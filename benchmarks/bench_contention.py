@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from book_path import add_data_argument
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (epochs, overrides); "book" is the chapter's run (32 hidden, batch 1024 x 32 steps).
@@ -100,11 +102,7 @@ def measure_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--settings", default="book,h256", help=f"of {sorted(SETTINGS)}")
     parser.add_argument("--policies", default="torch,1,auto", help="threads= values")
     parser.add_argument("--repeats", type=int, default=1, help="rounds; the median is shown")

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from book_path import add_data_argument
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,11 +63,7 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import platform
 import statistics
 import sys
@@ -31,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
+from book_path import add_data_argument
 
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLM, RNNLMScratch
@@ -172,11 +172,7 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--settings", default="book,h256,h256s128,h1024")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model")
     parser.add_argument("--warmup", type=int, default=1)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import os
 import re
 import time
 
 import torch
+from book_path import add_data_argument
 from torch import nn
 from torch.nn import functional as F
 
@@ -164,11 +164,7 @@ def val_ppl(model, loader):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()

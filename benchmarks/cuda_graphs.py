@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from book_path import add_data_argument
 
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
@@ -77,11 +77,7 @@ def make_step(model: RNNLMScratch, compiled: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     parser.add_argument("--steps", type=int, default=50, help="timed steps (after 3 warm-up)")
     parser.add_argument("--hiddens", type=int, default=32)

@@ -22,15 +22,12 @@ import time
 from pathlib import Path
 
 from book_loop import BookRNNScratch  # the chapter's RNNScratch (d2l's copy lacks sigma)
+from book_path import add_data_argument
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt"),
-        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--plot", action="store_true")

@@ -63,10 +63,11 @@ def test_a_failed_step_is_recorded_and_the_others_still_run(tmp_path):
     assert figures["run-scratch"]["error"].startswith("error: data.num_train")  # its one line
 
 
-def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path):
+def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path, monkeypatch):
     import argparse
     import importlib.util
 
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its sibling book_path
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks/bench_run.py")
     bench_run = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_run)
