@@ -112,6 +112,21 @@ def dynamic_score(
     return total / tokens, tokens
 
 
+def dynamic_evaluation(models: list, dm, split: str, adaptation: Adaptation, read_first=()):
+    """Dynamic evaluation of part `split` of a data module's text (a `TimeMachine`'s), read as
+    `adaptation.streams` streams, after learning from the parts `read_first`; rms steps are
+    scaled by each model's mean squared gradients over the train part. Returns the mean loss,
+    the tokens scored and the streams read."""
+    squares = [None] * len(models)
+    if adaptation.method == "rms":
+        train = dm.streams("train", adaptation.bptt, dm.batch_size)
+        squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
+    first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
+    part = dm.streams(split, adaptation.bptt, adaptation.streams)
+    loss, tokens = dynamic_score(models, part, adaptation, squares, first)
+    return loss, tokens, part
+
+
 def adapt(models, batches, params, trained, scales) -> tuple[float, int]:
     """Score each batch, then let every model step on it: (the summed loss, the tokens)."""
     states, total, tokens = [None] * len(models), 0.0, 0
@@ -167,16 +182,11 @@ class DynamicTest(pl.Callback):
         self.read_first = list(read_first)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm, adaptation = trainer.datamodule, self.adaptation
         # The test loop runs in inference mode; dynamic evaluation needs gradients.
         with torch.inference_mode(False), torch.enable_grad():
-            squares = None
-            if adaptation.method == "rms":
-                train = dm.streams("train", adaptation.bptt, dm.batch_size)
-                squares = mean_squared_gradients(pl_module, train, adaptation.gradient_batches)
-            first = [dm.streams(p, adaptation.bptt, adaptation.streams) for p in self.read_first]
-            test = dm.streams("test", adaptation.bptt, adaptation.streams)
-            loss, _ = dynamic_score(pl_module, test, adaptation, squares, first)
+            loss, _, _ = dynamic_evaluation(
+                [pl_module], trainer.datamodule, "test", self.adaptation, self.read_first
+            )
         # The same on every rank (each scores the whole part): sync_dist spares the warning.
         pl_module.log("test/ppl_dynamic", math.exp(loss), sync_dist=True)
         pl_module.log("test/bpc_dynamic", loss / math.log(2), sync_dist=True)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
-from rnnlm.dynamic import Adaptation, dynamic_score, mean_squared_gradients
+from rnnlm.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.errors import UserError
 from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
@@ -70,15 +70,9 @@ def evaluate(cfg: DictConfig) -> float:
     if not cfg.get("dynamic"):
         return math.exp(loss)
     adaptation = Adaptation(**cfg.dynamic_eval)
-    part = dm.streams(cfg.split, adaptation.bptt, adaptation.streams)
-    squares = [None] * len(models)
-    if adaptation.method == "rms":
-        train = dm.streams("train", adaptation.bptt, dm.batch_size)
-        squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
     read_first = list(cfg.get("dynamic_eval_read_first") or [])
-    first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
-    loss, tokens = dynamic_score(models, part, adaptation, squares, first)
-    after = f", after learning from {' and '.join(read_first)}" if first else ""
+    loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first)
+    after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
         f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part)}), "

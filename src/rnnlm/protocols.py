@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from torch import nn
-
 
 class Core(Protocol):
     """A recurrent core (`rnnlm.rnn`): sizes for the thread and memory estimates."""
@@ -42,7 +40,7 @@ class Model(Protocol):
     """A LightningModule the task can train, select checkpoints for, and report on."""
 
     monitor: str  # the validation metric (lower is better) that selects and that sweeps minimise
-    rnn: nn.Module  # its core (a `Core`)
+    rnn: Core  # its recurrent core
 
     def results(self, metrics: Mapping[str, float]) -> dict[str, Any]:
         """What results.json keeps of the run's final metrics."""
