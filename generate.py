@@ -1,4 +1,5 @@
-"""Continue a prefix: python generate.py ckpt_path=PATH prefix="it has" [strategy=sample]"""
+"""Continue a prefix: python generate.py ckpt_path=PATH prefix="it has" [strategy=sample]
+(or prefix_file=PROMPT.txt, - for standard input: any text as it is)"""
 
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, report_user_errors, require_given
+from rnnlm.cli import check_command_line, quote_text_values, report_user_errors, require_given
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -21,5 +22,6 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_text_values(sys.argv[1:])
     check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "generate")
     main()

@@ -105,7 +105,10 @@ def run_settings(cfg: DictConfig) -> dict:
     """The settings that tell runs apart, flat (`model/rnn/num_hiddens`) for TensorBoard's
     HPARAMS tab: the model, the data's shape, the trainer's budget, the seed, and every key
     set on the command line (config groups by the option chosen, e.g. `experiment`)."""
-    keep_data = ("batch_size", "num_steps", "num_train", "num_val", "path", "split", "sampling")
+    keep_data = (
+        "batch_size", "num_steps", "num_train", "num_val", "path", "split", "sampling",
+        "preprocess", "token", "min_freq",
+    )  # fmt: skip
     trainer = ("max_epochs", "gradient_clip_val", "accelerator", "devices")
     settings = flatten(
         {

@@ -50,10 +50,14 @@ class TextSamples(pl.Callback):
             return
         for name, sampler in self.samplers.items():
             generator = torch.Generator(pl_module.device).manual_seed(self.seed)
-            lines = [
-                pl_module.generate(prefix, self.num_preds, sampler, generator=generator)[0]
-                for prefix in self.prefixes
-            ]
+            lines = []
+            for prefix in self.prefixes:
+                try:
+                    lines.append(
+                        pl_module.generate(prefix, self.num_preds, sampler, generator=generator)[0]
+                    )
+                except UserError as err:  # another text's vocabulary: say so, train on
+                    lines.append(f"(no sample: {err})")
             text = "\n".join(f"    {line}" for line in lines)  # markdown code block
             writer.add_text(f"samples/{name}", text, trainer.global_step)
 
@@ -169,5 +173,8 @@ class PrintPrediction(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not trainer.interrupted:
-            predicted = pl_module.predict(self.prefix, self.num_preds)
-            print(f"predict({self.prefix!r}, {self.num_preds}): {predicted!r}")
+            try:
+                predicted = repr(pl_module.predict(self.prefix, self.num_preds))
+            except UserError as err:  # a prefix of tokens this text's vocabulary lacks
+                predicted = f"no prediction ({err}; set prefix=... to one of this text)"
+            print(f"predict({self.prefix!r}, {self.num_preds}): {predicted}")

@@ -255,3 +255,33 @@ class CheckOutputDir(Callback):
                 file=sys.stderr,
             )
             raise SystemExit(2)
+
+
+def quote_text_values(argv: list[str], keys: tuple[str, ...] = ("prefix",)) -> list[str]:
+    """`argv` with each `key=VALUE` of `keys` that Hydra's override grammar cannot read (a
+    text with `!`, `(`, `:` ...) quoted so that it reads back as exactly VALUE: a prefix is
+    always text, so `prefix="It Has!"` needs no second layer of quotes. Arguments Hydra reads
+    already, and any whose quoted form would not read back the same, are left as they are."""
+    import re
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    quoted = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key in keys:
+            try:
+                parser.parse_override(arg)
+            except Exception:
+                # Hydra's quoted strings: \' is a quote; backslashes before a quote or at the
+                # end are doubled.
+                body = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+                candidate = f"{key}='{body.replace(chr(39), chr(92) + chr(39))}'"
+                try:
+                    if parser.parse_override(candidate).value() == value:
+                        arg = candidate
+                except Exception:
+                    pass
+        quoted.append(arg)
+    return quoted

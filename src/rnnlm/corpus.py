@@ -1,9 +1,10 @@
-"""Reading a text file into the book's character stream, vectorised and at any size.
+"""Reading a text file into token codes, vectorised and at any size (`rnnlm.text` says how).
 
-Follows d2l.ai §9.2 (`_preprocess`, `_tokenize`): every run of non-letters becomes one space,
-letters are lowercased, one token per character. Here that runs on bytes, 16 MB at a time:
-UTF-8 encodes every non-ASCII character as bytes >= 0x80, which are non-letters just like the
-character they stand for, so cleaning bytes gives exactly the book's cleaned string.
+The book's cleaning (d2l.ai §9.2: every run of non-letters becomes one space, letters are
+lowercased) runs on bytes, 16 MB at a time: UTF-8 encodes every non-ASCII character as bytes
+>= 0x80, which are non-letters just like the character they stand for, so cleaning bytes gives
+exactly the book's cleaned string. Its characters, and bytes, are coded by their byte value;
+the characters and words of other formats by the order they first appear in (`symbols`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from rnnlm.download import sha1sum
 from rnnlm.errors import UserError
+from rnnlm.text import BYTE_TOKENS, TextFormat
 
 CHUNK_BYTES = 1 << 24
 SPACE = ord(" ")
@@ -31,16 +33,27 @@ _TABLE = bytearray([SPACE]) * 256
 for _c in range(ord("a"), ord("z") + 1):
     _TABLE[_c] = _TABLE[_c - 32] = _c
 CLEAN_TABLE = bytes(_TABLE)
+BYTE_CHARS = tuple(chr(b) for b in range(256))  # the book's characters by their byte value
+BOOK = TextFormat()
 
 
 @dataclass
 class Corpus:
-    """The cleaned text: one uint8 character code per token (in memory or memory-mapped)."""
+    """The text as token codes (in memory or memory-mapped): code c stands for `symbols[c]`."""
 
-    chars: torch.Tensor  # (num_tokens,) uint8, ASCII codes of " " and "a".."z"
-    counts: dict[str, int]  # how often each character occurs
+    chars: torch.Tensor  # (num_tokens,) codes, in the smallest integer type that holds them
+    counts: dict[str, int]  # how often each token occurs in the whole text
     sha1: str  # of the file's bytes
+    symbols: tuple[str, ...]  # code -> token
     cache: Path | None = None  # the memory-mapped file, if any
+
+
+def code_dtype(num_symbols: int) -> np.dtype:
+    """The smallest integer type that holds codes 0 .. num_symbols - 1."""
+    for dtype in (np.uint8, np.int16, np.int32):
+        if num_symbols <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise UserError(f"{num_symbols} distinct tokens: more than 2**31 cannot be coded")
 
 
 def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
@@ -54,14 +67,19 @@ def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
     return mapped[keep], bool(space[-1])
 
 
-def chunks(path: Path) -> Iterator[bytes]:
-    """The file's bytes, 16 MB at a time; one-line errors for missing, empty, binary, non-UTF-8."""
+def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
+    """The file's bytes, 16 MB at a time; one-line errors for missing, empty, and (`text`)
+    binary or non-UTF-8 files."""
     if not path.is_file():
         raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
     decoder = codecs.getincrementaldecoder("utf-8")()
     done = 0
     with open(path, "rb") as f:
         while raw := f.read(CHUNK_BYTES):
+            if not text:
+                done += len(raw)
+                yield raw
+                continue
             if b"\x00" in raw:
                 raise UserError(
                     f"data.path={str(path)!r} is a binary file (a NUL byte at "
@@ -79,6 +97,8 @@ def chunks(path: Path) -> Iterator[bytes]:
             yield raw
     if done == 0:
         raise UserError(f"data.path={str(path)!r} is empty; a UTF-8 text file is needed")
+    if not text:
+        return
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -88,20 +108,80 @@ def chunks(path: Path) -> Iterator[bytes]:
         ) from None
 
 
-def clean_file(path: Path, out) -> tuple[dict[str, int], str]:
-    """Stream `path` through the cleaning into `out` (anything with `.write(bytes)`).
-
-    Returns the character counts and the SHA-1 of the file's bytes."""
-    digest, counts, after_space = hashlib.sha1(), torch.zeros(256, dtype=torch.int64), False
-    for raw in chunks(path):
+def prepared(path: Path, fmt: TextFormat, digest) -> Iterator[bytes]:
+    """The file's bytes after `fmt`'s preprocessing, a chunk at a time (`digest` sees the raw
+    bytes): the book's cleaning, or line endings made "\\n" (a "\\r" at the end of a chunk
+    waits for the next, which may start with "\\n")."""
+    after_space, pending = False, b""
+    for raw in chunks(path, text=not (fmt.token == "byte" and fmt.preprocess == "none")):
         digest.update(raw)
-        cleaned, after_space = clean_chunk(raw, after_space)
-        counts += torch.from_numpy(cleaned).bincount(minlength=256)
-        out.write(cleaned.tobytes())
-    found = {chr(c): int(n) for c, n in enumerate(counts.tolist()) if n}
-    if set(found) <= {" "}:
+        if fmt.preprocess == "book":
+            cleaned, after_space = clean_chunk(raw, after_space)
+            yield cleaned.tobytes()
+            continue
+        data, pending = pending + raw, b""
+        if data.endswith(b"\r"):
+            data, pending = data[:-1], b"\r"
+        yield data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if pending:
+        yield b"\n"
+
+
+class Coder:
+    """Characters or words -> codes in the order they first appear."""
+
+    def __init__(self, token: str) -> None:
+        self.token, self.index, self.carry = token, {}, ""
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def __call__(self, data: bytes, final: bool = False) -> np.ndarray:
+        text = self.decoder.decode(data, final=final)
+        index = self.index
+        if self.token == "char":
+            points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            found, inverse = np.unique(points, return_inverse=True)
+            codes = [index.setdefault(chr(p), len(index)) for p in found.tolist()]
+            return np.asarray(codes, dtype=np.int32)[inverse]
+        # Words: one that runs to the end of the chunk may go on in the next.
+        text = self.carry + text
+        words = text.split()
+        self.carry = words.pop() if words and not final and not text[-1].isspace() else ""
+        return np.asarray([index.setdefault(w, len(index)) for w in words], dtype=np.int32)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.index)
+
+
+def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int], str, tuple]:
+    """Stream `path` through `fmt` into `out` (anything with `.write(bytes)`): uint8 codes for
+    the book's characters and for bytes (their byte values), int32 codes for other characters
+    and words (`narrow` makes them smaller). Returns the token counts, the SHA-1 of the
+    file's bytes and the symbols (code -> token)."""
+    digest = hashlib.sha1()
+    byte_coded = fmt.token == "byte" or fmt == BOOK
+    coder = None if byte_coded else Coder(fmt.token)
+    counts = np.zeros(256, dtype=np.int64)
+    pieces = prepared(path, fmt, digest)
+    for data in pieces if byte_coded else [*pieces, None]:
+        codes = np.frombuffer(data, np.uint8) if byte_coded else coder(data or b"", data is None)
+        found = np.bincount(codes, minlength=len(counts))
+        if len(found) > len(counts):
+            counts = np.concatenate([counts, np.zeros(len(found) - len(counts), np.int64)])
+        counts[: len(found)] += found
+        out.write(codes.tobytes())
+    symbols = (BYTE_TOKENS if fmt.token == "byte" else BYTE_CHARS) if byte_coded else coder.symbols
+    found = {symbols[c]: int(n) for c, n in enumerate(counts.tolist()) if n}
+    if fmt == BOOK and set(found) <= {" "}:
         raise UserError(f"{path} contains no letters A-Z: nothing to learn from")
-    return found, digest.hexdigest()
+    if not found:
+        raise UserError(f"{path} has no {fmt.token}s ({fmt}): nothing to learn from")
+    return found, digest.hexdigest(), symbols
+
+
+def narrow(codes: np.ndarray, num_symbols: int) -> np.ndarray:
+    """`codes` in `code_dtype(num_symbols)`."""
+    return codes.astype(code_dtype(num_symbols), copy=False)
 
 
 def wants_cache(path: Path, min_cache_bytes: int) -> bool:
@@ -110,64 +190,89 @@ def wants_cache(path: Path, min_cache_bytes: int) -> bool:
 
 
 def load_corpus(
-    path: str | Path, cache_dirs: tuple[Path, ...] = (), min_cache_bytes: int = 0
+    path: str | Path,
+    cache_dirs: tuple[Path, ...] = (),
+    min_cache_bytes: int = 0,
+    fmt: TextFormat = BOOK,
 ) -> Corpus:
-    """Clean `path` into a `Corpus`.
+    """Read `path` as `fmt` (default: the book's characters) into a `Corpus`.
 
-    Files of at least `min_cache_bytes` are cleaned once into `<name>.<sha1>.chars` (with a
-    `.json` of counts), in the first writable folder of `cache_dirs`, and memory-mapped from
-    there: later runs only hash the text, and a corpus larger than memory never sits in it.
+    Files of at least `min_cache_bytes` are encoded once into `<name>.<sha1>.chars` (the
+    book's characters; `.<preprocess>-<token>.ids` for other formats) with a `.json` of counts
+    and symbols, in the first writable folder of `cache_dirs`, and memory-mapped from there:
+    later runs only hash the text, and a corpus larger than memory never sits in it.
     """
     path = Path(path)
     if not cache_dirs or not wants_cache(path, min_cache_bytes):
-        cleaned = io.BytesIO()
-        counts, sha1 = clean_file(path, cleaned)
-        return Corpus(torch.frombuffer(cleaned.getbuffer(), dtype=torch.uint8), counts, sha1)
+        encoded = io.BytesIO()
+        counts, sha1, symbols = encode_file(path, encoded, fmt)
+        codes = np.frombuffer(encoded.getbuffer(), dtype=_written_dtype(fmt))
+        return Corpus(torch.from_numpy(narrow(codes, len(symbols))), counts, sha1, symbols)
     sha1 = sha1sum(path)
     for folder in cache_dirs:
-        cached = _open_cache(folder, path.name, sha1)
+        cached = _open_cache(folder, path.name, sha1, fmt)
         if cached is not None:
             return cached
     errors = []
     for folder in cache_dirs:
         try:
-            return _write_cache(path, folder)
+            return _write_cache(path, folder, fmt)
         except OSError as err:
             errors.append(f"{folder}: {err.strerror}")
     raise UserError(f"cannot write the encoded cache of {path} ({'; '.join(errors)})")
 
 
-def _cache_paths(folder: Path, name: str, sha1: str) -> tuple[Path, Path]:
+def _written_dtype(fmt: TextFormat) -> np.dtype:
+    return np.dtype(np.uint8 if fmt.token == "byte" or fmt == BOOK else np.int32)
+
+
+def _cache_paths(folder: Path, name: str, sha1: str, fmt: TextFormat) -> tuple[Path, Path]:
+    suffix = ".chars" if fmt == BOOK else f".{fmt.preprocess}-{fmt.token}.ids"
     stem = folder / f"{name}.{sha1[:16]}"
-    return stem.with_name(stem.name + ".chars"), stem.with_name(stem.name + ".json")
+    return stem.with_name(stem.name + suffix), stem.with_name(stem.name + suffix + ".json")
 
 
-def _open_cache(folder: Path, name: str, sha1: str) -> Corpus | None:
-    chars_path, meta_path = _cache_paths(folder, name, sha1)
-    if not (chars_path.is_file() and meta_path.is_file()):
+def _open_cache(folder: Path, name: str, sha1: str, fmt: TextFormat) -> Corpus | None:
+    codes_path, meta_path = _cache_paths(folder, name, sha1, fmt)
+    if not (codes_path.is_file() and meta_path.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
-    if meta.get("sha1") != sha1 or meta.get("num_tokens") != chars_path.stat().st_size:
+    symbols = tuple(meta.get("symbols") or ())
+    dtype = code_dtype(len(symbols)) if symbols else None
+    if (
+        meta.get("sha1") != sha1
+        or dtype is None
+        or meta.get("num_tokens", -1) * dtype.itemsize != codes_path.stat().st_size
+    ):
         return None  # a stale or foreign pair: rewrite it
     # Copy-on-write mapping: pages are read on demand and never written back.
-    chars = torch.from_numpy(np.memmap(chars_path, dtype=np.uint8, mode="c"))
-    return Corpus(chars, meta["counts"], sha1, chars_path)
+    codes = torch.from_numpy(np.memmap(codes_path, dtype=dtype, mode="c"))
+    return Corpus(codes, meta["counts"], sha1, symbols, codes_path)
 
 
-def _write_cache(path: Path, folder: Path) -> Corpus:
-    """Clean into temp files renamed into place only when complete (the .json last)."""
+def _write_cache(path: Path, folder: Path, fmt: TextFormat) -> Corpus:
+    """Encode into temp files renamed into place only when complete (the .json last)."""
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+    narrowed, meta_tmp = Path(tmp + ".narrow"), Path(tmp).with_suffix(".json.part")
     try:
         with os.fdopen(fd, "wb") as out:
-            counts, sha1 = clean_file(path, out)
-        chars_path, meta_path = _cache_paths(folder, path.name, sha1)
-        meta = {"sha1": sha1, "num_tokens": sum(counts.values()), "counts": counts}
-        meta_tmp = Path(tmp).with_suffix(".json.part")
+            counts, sha1, symbols = encode_file(path, out, fmt)
+        written = np.memmap(tmp, dtype=_written_dtype(fmt), mode="r")
+        final = Path(tmp)
+        if code_dtype(len(symbols)) != written.dtype:  # int32 while coding: made smaller here
+            with open(narrowed, "wb") as out:
+                for first in range(0, len(written), CHUNK_BYTES):
+                    out.write(narrow(written[first : first + CHUNK_BYTES], len(symbols)).tobytes())
+            final = narrowed
+        num_tokens = len(written)
+        del written
+        codes_path, meta_path = _cache_paths(folder, path.name, sha1, fmt)
+        meta = {"sha1": sha1, "num_tokens": num_tokens, "counts": counts, "symbols": symbols}
         meta_tmp.write_text(json.dumps(meta))
-        os.replace(tmp, chars_path)
+        os.replace(final, codes_path)
         os.replace(meta_tmp, meta_path)
     finally:
-        for leftover in (Path(tmp), Path(tmp).with_suffix(".json.part")):
+        for leftover in (Path(tmp), narrowed, meta_tmp):
             leftover.unlink(missing_ok=True)
-    return _open_cache(folder, path.name, sha1)
+    return _open_cache(folder, path.name, sha1, fmt)

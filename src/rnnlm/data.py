@@ -9,18 +9,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.corpus import Corpus, load_corpus, wants_cache
 from rnnlm.download import DATA_SHA1, DATA_URL, download
 from rnnlm.errors import UserError, check_count, check_fractions, require_choice
 from rnnlm.streams import Streams, shard
+from rnnlm.text import TextFormat
 from rnnlm.vocab import Vocab
 from rnnlm.windows import Windows, WindowSampler, keep_batch, rank_and_world, resolve_count
 
 SPLITS = ("book", "contiguous")
 SAMPLINGS = ("windows", "sequential")
 PARTS = ("train", "val", "test")
+MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
+COUNT_CHUNK = 1 << 22  # tokens counted at a time (a memory-mapped text never sits in memory)
 
 
 class TimeMachine(pl.LightningDataModule):
@@ -60,6 +64,9 @@ class TimeMachine(pl.LightningDataModule):
         fractions: Sequence[float] = (0.8, 0.1, 0.1),
         sampling: str = "windows",
         eval_streams: int = 10,
+        preprocess: str = "book",
+        token: str = "char",
+        min_freq: int = 1,
     ) -> None:
         super().__init__()
         sizes = dict(batch_size=batch_size, num_steps=num_steps, eval_streams=eval_streams)
@@ -68,6 +75,13 @@ class TimeMachine(pl.LightningDataModule):
         require_choice("data.split", split, SPLITS)
         require_choice("data.sampling", sampling, SAMPLINGS)
         fractions = check_fractions(fractions)
+        self.format = TextFormat(preprocess, token)
+        if not isinstance(min_freq, int) or isinstance(min_freq, bool) or min_freq < 1:
+            raise UserError(
+                f"data.min_freq={min_freq!r} is not allowed: a whole number >= 1 (tokens of the "
+                "train part seen fewer times become <unk>)"
+            )
+        self.min_freq = min_freq
         self.save_hyperparameters(ignore=["vocab"])
         self.hparams.fractions = fractions  # plain floats in the checkpoint
         self.batch_size, self.num_steps = batch_size, num_steps
@@ -80,6 +94,7 @@ class TimeMachine(pl.LightningDataModule):
         self.memmap_min_mb = memmap_min_mb
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: Corpus | None = None
+        self.lut = None  # code -> vocabulary index
         self.num_unk = 0
 
     def text_file(self) -> Path:
@@ -90,7 +105,7 @@ class TimeMachine(pl.LightningDataModule):
     def load(self, text: Path | None = None) -> Corpus:
         text = text or self.text_file()
         folders = (text.parent, Path(self.root))  # next to the text, else the data cache
-        return load_corpus(text, folders, self.memmap_min_bytes)
+        return load_corpus(text, folders, self.memmap_min_bytes, self.format)
 
     @property
     def memmap_min_bytes(self) -> int:
@@ -107,15 +122,92 @@ class TimeMachine(pl.LightningDataModule):
         """Read the text once; for `fit`, check that every part holds what reads it."""
         if self.corpus is None:
             self.corpus = self.load()
-            if self.vocab is None:
-                self.vocab = Vocab(self.corpus.counts)
-            known = set(self.vocab.idx_to_token)
-            self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
             available = len(self.corpus.chars) - self.num_steps
             self.num_train = resolve_count(self.num_train, available)
             self.num_val = resolve_count(self.num_val, available)
+            if self.vocab is None:
+                self.vocab = self.train_vocabulary()
+            self.lut = self.vocab.lookup(self.corpus.symbols)
+            known = set(self.vocab.idx_to_token)
+            self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
         if stage == "fit":
             self.check_sizes()
+
+    def counts(self, start: int, stop: int) -> dict[str, int]:
+        """How often each token occurs in tokens [start, stop) of the text."""
+        found = torch.zeros(len(self.corpus.symbols), dtype=torch.int64)
+        for first in range(start, stop, COUNT_CHUNK):
+            part = self.corpus.chars[first : min(first + COUNT_CHUNK, stop)].long()
+            found += part.bincount(minlength=len(found))
+        symbols = self.corpus.symbols
+        return {symbols[c]: n for c, n in enumerate(found.tolist()) if n}
+
+    def train_vocabulary(self) -> Vocab:
+        """The vocabulary of the train part (d2l's `Vocab(tokens, min_freq)`): no token of the
+        validation or test parts enters it. The book's characters and bytes have a fixed one."""
+        start, stop = self.parts()["train"]
+        counts = self.counts(start, min(stop, len(self.corpus.chars)))
+        if len(counts) < 2:
+            raise UserError(
+                f"the train part of {self.text_file()} has {len(counts)} distinct "
+                f"{self.format.token}s ({self.format}): at least 2 are needed to learn anything"
+            )
+        fixed = self.format.fixed_alphabet
+        if fixed is not None:
+            return Vocab(reserved_tokens=fixed, unk=self.format.token != "byte")
+        vocab = Vocab(counts, self.min_freq)
+        if len(vocab) > MAX_VOCAB:
+            freqs = sorted(counts.values(), reverse=True)
+            fits = freqs[MAX_VOCAB - 1] + 1  # keeps at most MAX_VOCAB - 1 tokens and <unk>
+            raise UserError(
+                f"data.min_freq={self.min_freq} keeps {len(vocab)} {self.format.token}s of the "
+                f"train part, more than {MAX_VOCAB}: data.min_freq={fits} keeps "
+                f"{sum(f >= fits for f in freqs) + 1}"
+            )
+        return vocab
+
+    def unknown(self) -> dict[str, int]:
+        """Tokens of each part outside the vocabulary (read as <unk>)."""
+        known = set(self.vocab.idx_to_token)
+        n = len(self.corpus.chars)
+        found = {}
+        for name, (start, stop) in self.parts().items():
+            counts = self.counts(min(start, n), min(stop, n))
+            found[name] = sum(c for token, c in counts.items() if token not in known)
+        return found
+
+    def characters_per_token(self, name: str) -> float | None:
+        """Characters of the text per token scored in part `name` (what its loader reads,
+        every process's share): a word model's or a byte model's bits per token times this
+        is its bits per character. None for characters (1) and parts with nothing to read."""
+        if self.format.token == "char":
+            return None
+        weights = torch.tensor([self.format.characters(s) for s in self.corpus.symbols])
+        try:
+            examples = self.examples(name, training=False)
+        except UserError:
+            return None
+        chars = self.corpus.chars
+        if isinstance(examples, Streams):
+            starts = examples.starts.tolist()
+            spans = [(s + 1, s + examples.length, None) for s in starts]
+            tokens = examples.num_targets
+        else:  # window i's targets: start + i + 1 .. start + i + num_steps
+            count, steps = len(examples), examples.num_steps
+            spans = [(examples.start + 1, examples.start + count + steps, (count, steps))]
+            tokens = count * steps
+        total = 0
+        for first, stop, windows in spans:
+            for a in range(first, stop, COUNT_CHUNK):
+                b = min(a + COUNT_CHUNK, stop)
+                part = weights[chars[a:b].long()]
+                if windows is not None:  # position j is a target of this many windows
+                    count, steps = windows
+                    j = torch.arange(a - first + 1, b - first + 1)
+                    upper = torch.clamp(j - 1, max=count - 1)
+                    part = part * (upper - torch.clamp(j - steps, min=0) + 1)
+                total += int(part.sum())
+        return tokens / total if total and tokens else None
 
     def parts(self) -> dict[str, tuple[int, int]]:
         """The character ranges [start, stop) of train, val and test.
@@ -136,8 +228,8 @@ class TimeMachine(pl.LightningDataModule):
 
     def model_inputs(self) -> dict:
         """What the language model is built with from the data: the vocabulary (the model
-        sets its core's input size from it)."""
-        return {"vocab": self.vocab.idx_to_token}
+        sets its core's input size from it) and how the text was read (`rnnlm.text`)."""
+        return {"text": self.format.as_dict(), "vocab": self.vocab.idx_to_token}
 
     def batch_shape(self) -> tuple[int, int]:
         """(rows, time steps) of a training batch."""
@@ -179,7 +271,7 @@ class TimeMachine(pl.LightningDataModule):
         `test` or `all` (every window of the text). Training batches are windows or
         `batch_size` streams per process (`sampling`); scoring reads windows of `val`/`train`
         with `sampling=windows`, else `eval_streams` streams, and always for `test`."""
-        chars, lut = self.corpus.chars, self.vocab.byte_table()
+        chars, lut = self.corpus.chars, self.lut
         if name == "all":
             count = max(len(chars) - self.num_steps, 0)
             return Windows(chars, lut, self.num_steps, 0, count)
@@ -207,7 +299,7 @@ class TimeMachine(pl.LightningDataModule):
         (default `eval_streams`) read `num_steps` characters at a time, state carried."""
         start, stop = (0, len(self.corpus.chars)) if name == "all" else self.parts()[name]
         streams = num_streams or self.eval_streams
-        return Streams(self.corpus.chars, self.vocab.byte_table(), start, stop, streams, num_steps)
+        return Streams(self.corpus.chars, self.lut, start, stop, streams, num_steps)
 
     def has_test(self) -> bool:
         """Whether text is left for a test figure (the book's split on a short text may use

@@ -38,15 +38,25 @@ def evaluate(cfg: DictConfig) -> float:
     models += [load_lm(path, map_location=cfg.device) for path in paths[1:]]
     check_same_vocabulary(models, paths)
     model = models[0]
-    dm = TimeMachine(**data_settings(checkpoint, cfg.data), vocab=model.vocab.idx_to_token)
+    fmt = model.text_format
+    for key, value in fmt.as_dict().items():
+        given = cfg.data.get(key)
+        if given is not None and given != value:
+            raise UserError(
+                f"data.{key}={given} is not how ckpt_path={paths[0]!r} read its text "
+                f"({fmt}): leave data.{key} out, or give data.{key}={value}"
+            )
+    settings = {**data_settings(checkpoint, cfg.data), **fmt.as_dict()}
+    dm = TimeMachine(**settings, vocab=model.vocab.idx_to_token)
     dm.setup()
+    token = fmt.token_name
     if dm.num_unk and not cfg.allow_unk:
         outside = sorted(set(dm.corpus.counts) - set(model.vocab.idx_to_token))
+        shown = ", ".join(repr(t) for t in outside[:10]) + (" ..." if len(outside) > 10 else "")
         raise UserError(
-            f"data.path={str(dm.text_file())!r} has {dm.num_unk} characters outside the "
-            f"checkpoint's vocabulary of {len(model.vocab)} tokens ({''.join(outside)!r}): "
-            "evaluate on text of the same vocabulary, or pass allow_unk=true to score them "
-            "as <unk>"
+            f"data.path={str(dm.text_file())!r} has {dm.num_unk} {token}s outside the "
+            f"checkpoint's vocabulary of {len(model.vocab)} tokens ({shown}): evaluate on "
+            "text of the same vocabulary, or pass allow_unk=true to score them as <unk>"
         )
     loader = dm.loader(cfg.split, whole=True)
     examples = loader.dataset
@@ -63,10 +73,13 @@ def evaluate(cfg: DictConfig) -> float:
         (metrics,) = trainer.validate(scored, dataloaders=loader, verbose=False)
         loss, tokens = metrics["val/loss"], metrics["val/tokens"]
     print(
-        f"{dm.text_file()}: split={cfg.split} ({describe(examples)}), {tokens:.0f} tokens "
-        f"scored, {dm.num_unk} characters outside the checkpoint's vocabulary (<unk>)"
+        f"{dm.text_file()}: split={cfg.split} ({describe(examples, token)}), {tokens:.0f} tokens "
+        f"scored, {dm.num_unk} {token}s outside the checkpoint's vocabulary (<unk>)"
     )
     print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
+    ratio = dm.characters_per_token(cfg.split)
+    if ratio is not None:  # word and byte models: bits per character of the text
+        print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
     if not cfg.get("dynamic"):
         return math.exp(loss)
     adaptation = Adaptation(**cfg.dynamic_eval)
@@ -82,8 +95,8 @@ def evaluate(cfg: DictConfig) -> float:
     return math.exp(loss)
 
 
-def describe(examples: Windows | Streams) -> str:
+def describe(examples: Windows | Streams, token: str = "character") -> str:
     if isinstance(examples, Streams):
         streams = "1 stream" if examples.num_streams == 1 else f"{examples.num_streams} streams"
-        return f"{streams} of {examples.length} characters, state carried"
-    return f"{len(examples)} windows of {examples.num_steps} characters"
+        return f"{streams} of {examples.length} {token}s, state carried"
+    return f"{len(examples)} windows of {examples.num_steps} {token}s"

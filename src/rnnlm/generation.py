@@ -10,15 +10,17 @@ import torch
 
 from rnnlm.errors import UserError, require_count
 from rnnlm.sampling import Sampler
+from rnnlm.text import TextFormat, refuse_unknown
 from rnnlm.vocab import Vocab
 
 
 class Generation:
-    """What a language model needs to write text: `vocab`, `hidden(X_time_major, state)` ->
-    (outputs, state), `output_layer(outputs)` -> logits, and `device`. Mixed into the
-    LightningModules of `rnnlm.lm`."""
+    """What a language model needs to write text: `vocab`, `text_format` (how its text was
+    read), `hidden(X_time_major, state)` -> (outputs, state), `output_layer(outputs)` ->
+    logits, and `device`. Mixed into the LightningModules of `rnnlm.lm`."""
 
     vocab: Vocab
+    text_format: TextFormat
     device: torch.device
 
     def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -43,7 +45,17 @@ class Generation:
         steps = self.generate_tokens(prefix, num_preds, sampler, num_samples, generator)
         generated = list(steps)
         rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
-        return [prefix + "".join(self.vocab.idx_to_token[i] for i in row) for row in rows]
+        joiner = self.text_format.joiner
+        return [prefix + joiner()(self.vocab.to_tokens(row), final=True) for row in rows]
+
+    def prefix_tokens(self, prefix: str) -> list[int]:
+        """The indices of a (preprocessed) prefix's tokens; one line naming any the
+        vocabulary does not hold."""
+        tokens, kind = self.text_format.split(prefix), self.text_format.token_name
+        if not tokens:
+            raise UserError(f"prefix={prefix!r} holds no {kind}: give at least one")
+        refuse_unknown(prefix, tokens, self.vocab.token_to_idx, kind)
+        return self.vocab[tokens]
 
     def generate_tokens(
         self,
@@ -59,7 +71,7 @@ class Generation:
             raise UserError("prefix='' is not allowed: give at least one character")
         require_count("num_preds", num_preds, minimum=0)
         require_count("num_samples", num_samples)
-        tokens = torch.tensor(self.vocab[list(prefix)], device=self.device)
+        tokens = torch.tensor(self.prefix_tokens(prefix), device=self.device)
         X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
         return self._steps(X, num_preds, sampler or Sampler(), generator)
 

@@ -30,6 +30,7 @@ from rnnlm.metrics import (
 from rnnlm.output import output_cross_entropy
 from rnnlm.partials import SGD, optimizers, partial_config, plain
 from rnnlm.rnn import VariationalDropout
+from rnnlm.text import TextFormat
 from rnnlm.vocab import Vocab
 
 
@@ -39,7 +40,9 @@ class RNNLMScratch(Generation, pl.LightningModule):
     `rnn` is the core's config (e.g. `rnnlm.rnn.core(RNNScratch, num_hiddens=32)`): the LM
     builds the core and sets its input size (the vocabulary's, or the embedding's). `vocab` is
     the list of tokens (sorted, `<unk>` included): its length is the book's `vocab_size`, and
-    it makes a checkpoint self-contained (the arguments are its hyperparameters). Beyond the
+    it makes a checkpoint self-contained (the arguments are its hyperparameters), with `text`,
+    how the data read its text (`rnnlm.text.TextFormat`: preprocessing and kind of token;
+    absent: the book's characters). Beyond the
     book: `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors; `dropout`
     acts on the non-recurrent connections (Zaremba et al., 2014), `variational_dropout` with
     one mask per sequence (Gal and Ghahramani, 2016); `optimizer` and `lr_scheduler` are
@@ -60,6 +63,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
         lr_scheduler: Mapping[str, Any] | None = None,
         variational_dropout: bool = False,
         compile: bool = False,
+        text: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -76,8 +80,10 @@ class RNNLMScratch(Generation, pl.LightningModule):
         if lr_scheduler is not None:
             lr_scheduler = partial_config("model.lr_scheduler", lr_scheduler)
         vocab = list(vocab)
+        text = TextFormat.of(text).as_dict()
         self.save_hyperparameters()
         self.vocab = Vocab.from_tokens(vocab)
+        self.text_format = TextFormat.of(text)  # how its text was read: prompts are read alike
         self.vocab_size, self.lr = len(vocab), lr
         num_inputs = embedding or self.vocab_size  # what the core reads: one-hot rows or embeddings
         self.rnn = instantiate({**rnn, "num_inputs": num_inputs})
@@ -212,6 +218,20 @@ class RNNLMScratch(Generation, pl.LightningModule):
         if not self.trainer.sanity_checking and torch.isfinite(ppl):
             self.val_ppl_best.update(ppl)
             self.log("val/ppl_best", self.val_ppl_best.compute(), sync_dist=True)
+        self.log_bits_per_char("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_bits_per_char("test")
+
+    def log_bits_per_char(self, split: str) -> None:
+        """Word and byte models: `<split>/bits_per_char`, the bits of the split's text per
+        character (total bits / characters), comparable across kinds of token. The data module
+        counts the characters that its loader's targets stand for."""
+        per_token = getattr(self.trainer.datamodule, "characters_per_token", None)
+        ratio = per_token(split) if per_token is not None else None
+        if ratio is not None:
+            bits = torch.log2(self.figures.ppl(split)) * ratio
+            self.log(f"{split}/bits_per_char", bits, sync_dist=True)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Testing a checkpoint written with weight averaging: its "state_dict" holds the

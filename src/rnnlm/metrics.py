@@ -99,6 +99,8 @@ RESULTS = {
     "test_loss": "test/loss",
     "test_ppl": "test/ppl",
     "test_bpc": "test/bpc",
+    "val_bits_per_char": "val/bits_per_char",
+    "test_bits_per_char": "test/bits_per_char",
     "test_tokens": "test/tokens",
     "test_ppl_dynamic": "test/ppl_dynamic",
     "test_bpc_dynamic": "test/bpc_dynamic",
@@ -114,10 +116,22 @@ def language_model_summary(results: Mapping[str, Any]) -> list[str]:
     """The lines printed at the end of a language model's run: the last epoch's val/ppl beside
     the best (the checkpoint the test figure uses), and the test figure."""
     lines = [f"val/ppl {results['val_ppl']:.3f} (best {results['best_val_ppl']:.3f})"]
+    unit = "token" if "test_bits_per_char" in results else "character"  # words, bytes: tokens
     if "test_ppl" in results:
         lines.append(
-            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per character, "
-            f"{results['test_tokens']:.0f} characters, {results['test_checkpoint']})"
+            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per {unit}, "
+            f"{results['test_tokens']:.0f} {unit}s, {results['test_checkpoint']})"
+        )
+    if "test_bits_per_char" in results:
+        lines.append(
+            f"test/bits_per_char {results['test_bits_per_char']:.3f} (bits per character of the "
+            "text: comparable with a character model's)"
+        )
+    if results.get("unknown_tokens"):
+        unknown = results["unknown_tokens"]
+        lines.append(
+            "tokens outside the vocabulary, read as <unk>: "
+            + ", ".join(f"{part} {n}" for part, n in unknown.items())
         )
     if "test_ppl_dynamic" in results:
         lines.append(

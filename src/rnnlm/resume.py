@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 
 from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
 from rnnlm.errors import UserError, flatten
+from rnnlm.text import TextFormat
 
 
 def last_checkpoint(output_dir: Path) -> Path:
@@ -46,7 +47,15 @@ def check_resumable(
         )
     saved = checkpoint["hyper_parameters"]
     for key, value in inputs.items():
-        if saved.get(key) != value:
+        if key == "text":
+            was = TextFormat.of(saved.get(key))
+            if was != TextFormat.of(value):
+                raise UserError(
+                    f"ckpt_path={ckpt_path!r} was trained with {was}, and this run reads the "
+                    f"text with {TextFormat.of(value)}: resume with the settings it was trained "
+                    "with"
+                )
+        elif saved.get(key) != value:
             what = (
                 f"vocabulary ({len(saved.get(key) or [])} tokens, the data now has {len(value)})"
                 if key == "vocab"

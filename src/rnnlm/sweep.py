@@ -25,6 +25,8 @@ COLUMNS = [
     "train_ppl",
     "test_ppl",
     "test_bpc",
+    "val_bits_per_char",
+    "test_bits_per_char",
     "epochs",
     "seconds",
     "parameters",

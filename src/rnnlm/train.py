@@ -105,6 +105,9 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
         "fit_seconds": round(fit_seconds, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    unknown = getattr(dm, "unknown", None)
+    if unknown is not None:  # tokens each part reads as <unk> (a word vocabulary's rare words)
+        results["unknown_tokens"] = unknown()
     if dm.has_test():
         # With weight averaging the checkpoint holds the averaged weights (lm.on_load_checkpoint).
         (tested,) = trainer.test(model, datamodule=dm, ckpt_path=chosen, verbose=False)

@@ -33,17 +33,19 @@ class Vocab:
         tokens: Iterable[str] | Mapping[str, int] = (),
         min_freq: int = 0,
         reserved_tokens: Sequence[str] = (),
+        unk: bool = True,
     ) -> None:
         counter = collections.Counter(tokens)  # a mapping is taken as {token: count}
         self.token_freqs = sorted(counter.items(), key=lambda x: x[1], reverse=True)
         kept = [token for token, freq in self.token_freqs if freq >= min_freq]
-        self.idx_to_token = sorted({"<unk>", *reserved_tokens, *kept})
+        # Beyond the book: unk=False for a vocabulary that holds every possible token (bytes).
+        self.idx_to_token = sorted({*(["<unk>"] if unk else []), *reserved_tokens, *kept})
         self.token_to_idx = {token: idx for idx, token in enumerate(self.idx_to_token)}
 
     @classmethod
     def from_tokens(cls, idx_to_token: Sequence[str]) -> Vocab:
         """Rebuild a vocabulary saved as its list of tokens (e.g. from a checkpoint)."""
-        vocab = cls(reserved_tokens=idx_to_token)
+        vocab = cls(reserved_tokens=idx_to_token, unk="<unk>" in idx_to_token)
         if vocab.idx_to_token != list(idx_to_token):
             raise UserError("a saved vocabulary must be a sorted list of unique tokens")
         return vocab
@@ -62,18 +64,21 @@ class Vocab:
         return [self.idx_to_token[int(i)] for i in indices]
 
     @property
-    def unk(self) -> int:
-        return self.token_to_idx["<unk>"]
+    def unk(self) -> int | None:
+        """The index of `<unk>` (None in a vocabulary without one)."""
+        return self.token_to_idx.get("<unk>")
+
+    def lookup(self, symbols: Sequence[str]) -> torch.Tensor:
+        """(len(symbols),) code -> index of `symbols[code]` (`<unk>` for the rest): what a
+        corpus's codes are read through. uint8 when the vocabulary fits in it, so batches cut
+        through it stay one byte per token."""
+        dtype = torch.uint8 if len(self) <= 256 else torch.int32
+        unk = self.unk if self.unk is not None else 0
+        return torch.tensor([self.token_to_idx.get(s, unk) for s in symbols], dtype=dtype)
 
     def byte_table(self) -> torch.Tensor:
-        """(256,) byte -> index of that ASCII character (`<unk>` for the rest); uint8 when
-        the vocabulary fits in it, so batches cut through it stay one byte per token."""
-        dtype = torch.uint8 if len(self) <= 256 else torch.int64
-        table = torch.full((256,), self.unk, dtype=dtype)
-        for token, idx in self.token_to_idx.items():
-            if len(token) == 1 and ord(token) < 128:
-                table[ord(token)] = idx
-        return table
+        """(256,) byte -> index of that ASCII character (`<unk>` for the rest)."""
+        return self.lookup([chr(b) if b < 128 else "" for b in range(256)])
 
     def encode(self, text: str) -> torch.Tensor:
         """Indices of the characters of `text`, as one int64 tensor (vectorised for ASCII)."""
