@@ -2,13 +2,15 @@
 yardstick for the language models. zlib, bz2 and lzma from the standard library; PPMd orders
 4-8 with the optional extra (`pip install -e '.[compressors]'`, pyppmd).
 
-    python benchmarks/bench_compressors.py [--data FILE] [--json out.json]
+    python benchmarks/bench_compressors.py [--data FILE] [--json out.json] [--preprocess none]
 
 The bits of the test part after a prefix are 8 x (compressed size of prefix + test part -
 compressed size of the prefix), divided by the test part's characters: a coder that adapts as
 it codes, given the same text before the test part that a model trained on. Both splits of
 the cleaned book: `book` (the test part is the text after the book's validation windows) and
-`contiguous` (80/10/10), each preceded by the train part, and by train + val.
+`contiguous` (80/10/10), each preceded by the train part, and by train + val. With
+`--preprocess none`, the text as it is (`data.preprocess=none`: capitals, punctuation, line
+breaks), coded as UTF-8 and counted in characters.
 """
 
 from __future__ import annotations
@@ -52,27 +54,31 @@ def coded_bits(coder: Coder, prefix: bytes, text: bytes) -> int:
     return 8 * (len(coder(prefix + text)) - len(coder(prefix)))
 
 
-def parts(path: str, split: str) -> dict[str, tuple[int, int]]:
-    """The cleaned book's bytes and its parts, as a run with the default settings cuts them."""
+def parts(path: str, split: str, preprocess: str = "book") -> tuple[str, dict]:
+    """The book's text as a run reads it (cleaned, or as it is) and its parts, as a run with
+    the default settings cuts them (in characters)."""
     from rnnlm.data import TimeMachine
 
-    dm = TimeMachine(path=path, split=split)
+    dm = TimeMachine(path=path, split=split, preprocess=preprocess)
     dm.setup()
-    return dm.corpus.chars.numpy().tobytes(), dm.parts()
+    symbols = dm.corpus.symbols
+    return "".join(symbols[c] for c in dm.corpus.chars.tolist()), dm.parts()
 
 
-def measure(path: str, coders: dict[str, Coder], splits=("book", "contiguous")) -> dict:
+def measure(
+    path: str, coders: dict[str, Coder], splits=("book", "contiguous"), preprocess: str = "book"
+) -> dict:
     """{split: {"characters": n, "after train": {coder: bpc}, "after train + val": ...}}"""
     figures = {}
     for split in splits:
-        text, cut = parts(path, split)
+        text, cut = parts(path, split, preprocess)
         start, stop = cut["test"]
-        test = text[start:stop]
+        test = text[start:stop].encode()
         prefixes = {"after train": text[: cut["train"][1]], "after train + val": text[:start]}
-        figures[split] = {"characters": len(test)}
+        figures[split] = {"characters": stop - start}
         for name, prefix in prefixes.items():
             figures[split][name] = {
-                coder: round(coded_bits(code, prefix, test) / len(test), 4)
+                coder: round(coded_bits(code, prefix.encode(), test) / (stop - start), 4)
                 for coder, code in coders.items()
             }
     return figures
@@ -102,6 +108,9 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--splits", default="book,contiguous", help="book, contiguous or both")
+    parser.add_argument(
+        "--preprocess", default="book", choices=["book", "none"], help="data.preprocess"
+    )
     args = parser.parse_args()
     coders, missing = stdlib_coders(), None
     try:
@@ -111,7 +120,7 @@ def main() -> None:
             "error: pyppmd is not installed, so PPMd orders 4-8 were not measured (the "
             "standard library's coders were): pip install -e '.[compressors]'"
         )
-    figures = measure(args.data, coders, args.splits.split(","))
+    figures = measure(args.data, coders, args.splits.split(","), args.preprocess)
     print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

@@ -199,7 +199,6 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
 
     from rnnlm.lm import RNNLMScratch
     from rnnlm.rnn import RNNScratch, core
-
     from rnnlm.text import BOOK_ALPHABET
 
     torch.manual_seed(0)

@@ -53,7 +53,8 @@ def test_the_test_part_is_the_runs(tiny_corpus):
     start, stop = cut["test"]
     assert figures["contiguous"]["characters"] == stop - start
     zlib9 = module.stdlib_coders()["zlib -9"]
-    expected = module.coded_bits(zlib9, text[:start], text[start:stop]) / (stop - start)
+    expected = module.coded_bits(zlib9, text[:start].encode(), text[start:stop].encode())
+    expected /= stop - start
     assert figures["contiguous"]["after train + val"]["zlib -9"] == round(expected, 4)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rnnlm.cli import first_problem
+from rnnlm.cli import first_problem, quote_text_values
 
 from .conftest import CONF, ROOT
 
@@ -69,6 +69,7 @@ def test_every_documented_command_composes(page, command):
     words = shlex.split(command)
     name = words[1].removesuffix(".py")
     overrides = [w for w in words[2:] if not w.startswith("-")]
+    overrides = quote_text_values(overrides)  # as train.py and generate.py read a prefix
     assert first_problem(overrides, CONF, name) is None, f"{page}: {command}"
     # A sweep composes with the first value of each swept key, as its first job does.
     first = [

@@ -111,10 +111,14 @@ def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
 def prepared(path: Path, fmt: TextFormat, digest) -> Iterator[bytes]:
     """The file's bytes after `fmt`'s preprocessing, a chunk at a time (`digest` sees the raw
     bytes): the book's cleaning, or line endings made "\\n" (a "\\r" at the end of a chunk
-    waits for the next, which may start with "\\n")."""
+    waits for the next, which may start with "\\n"); bytes of `preprocess=none` as they are."""
     after_space, pending = False, b""
-    for raw in chunks(path, text=not (fmt.token == "byte" and fmt.preprocess == "none")):
+    as_read = fmt.token == "byte" and fmt.preprocess == "none"  # any bytes, kept exactly
+    for raw in chunks(path, text=not as_read):
         digest.update(raw)
+        if as_read:
+            yield raw
+            continue
         if fmt.preprocess == "book":
             cleaned, after_space = clean_chunk(raw, after_space)
             yield cleaned.tobytes()

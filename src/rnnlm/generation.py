@@ -81,10 +81,13 @@ class Generation:
         self.eval()  # no dropout while generating
         try:
             state = self.hidden(X[:-1])[1] if len(X) > 1 else None  # warm-up: state only
-            last = X[-1:]
+            last, unk = X[-1:], self.vocab.unk
             for _ in range(num_preds):
                 rnn_outputs, state = self.hidden(last, state)
-                choice = sampler(self.output_layer(rnn_outputs)[:, -1], generator)  # (samples,)
+                logits = self.output_layer(rnn_outputs)[:, -1]
+                if unk is not None:  # text, not a placeholder: <unk> is never written
+                    logits[:, unk] = float("-inf")
+                choice = sampler(logits, generator)  # (samples,)
                 yield choice
                 last = choice.view(1, -1)
         finally:

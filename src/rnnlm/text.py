@@ -4,6 +4,7 @@ carries, so that generation and evaluation treat new text the way training did.
 
 preprocess  book: d2l.ai §9.2's cleaning (every run of non-letters -> one space, lowercase)
             none: the text as it is (UTF-8; line endings "\\r\\n" and "\\r" become "\\n")
+                  (with token=byte: any bytes, exactly as they are)
 token       char: one token per character (d2l's `tokenize(lines, 'char')`)
             byte: one token per UTF-8 byte: a fixed vocabulary of 256, no unknown token
             word: one token per word, split at whitespace (d2l's `tokenize(lines, 'word')`)
@@ -63,7 +64,9 @@ class TextFormat:
 
     def clean(self, text: str) -> str:
         """`text` preprocessed as this format reads files."""
-        return preprocess_book(text) if self.preprocess == "book" else normalise_newlines(text)
+        if self.preprocess == "book":
+            return preprocess_book(text)
+        return text if self.token == "byte" else normalise_newlines(text)
 
     def split(self, text: str) -> list[str]:
         """The tokens of an already cleaned `text`."""
@@ -105,7 +108,6 @@ class Joiner:
             data = bytes(BYTE_INDEX.get(t, 0x3F) for t in tokens)
             return self.decoder.decode(data, final=final)
         return "".join(tokens)
-
 
 
 def refuse_unknown(prefix: str, tokens: list[str], known: Iterable[str], kind: str) -> None:
