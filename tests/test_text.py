@@ -60,7 +60,8 @@ def test_the_vocabulary_comes_from_the_train_part_only(tmp_path, token):
     fmt = TextFormat("none", token)
     train = len(fmt.split(TRAIN_PART)) / len(fmt.split(TRAIN_PART + LATER_PART))
     fractions = [train, (1 - train) / 2, (1 - train) / 2]
-    dm = data(path, preprocess="none", token=token, fractions=fractions, eval_streams=2)
+    settings = dict(fractions=fractions, eval_streams=2, batch_size=1, num_steps=2)
+    dm = data(path, preprocess="none", token=token, **settings)
     start, stop = dm.parts()["train"]
     seen_in_train = set(tokens_of(dm)[start:stop])
     assert set(dm.vocab.idx_to_token) == seen_in_train | {"<unk>"}
@@ -207,6 +208,7 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
     overrides = [o for o in TINY_OVERRIDES if not o.startswith(("data.num_", "data.batch"))]
     cfg = compose_train(
         f"data.path={path}", *overrides, "data.split=contiguous", "data.batch_size=4",
+        "data.num_steps=8",
         "data.sampling=sequential", "data.preprocess=none", f"data.token={token}",
         "trainer.max_epochs=2", "prefix=the",
     )  # fmt: skip
@@ -320,3 +322,14 @@ def test_a_prefix_from_standard_input_is_taken_as_it_is(monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("def f(x):\n    return x  # ok!\n"))
     cfg = OmegaConf.create({"prefix": "it has", "prefix_file": "-"})
     assert read_prefix(cfg) == "def f(x):\n    return x  # ok!\n"
+
+
+def test_an_ensemble_needs_one_way_of_reading_text():
+    from rnnlm.ensemble import check_same_vocabulary
+
+    vocab = Vocab(list("ab ")).idx_to_token
+    raw = random_model(vocab, TextFormat("none", "char"))
+    book = random_model(vocab, TextFormat())
+    with pytest.raises(UserError, match="read its text with data.preprocess=book"):
+        check_same_vocabulary([raw, book], ["raw.ckpt", "book.ckpt"])
+    check_same_vocabulary([raw, raw], ["raw.ckpt", "raw.ckpt"])

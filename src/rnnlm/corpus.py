@@ -4,7 +4,8 @@ The book's cleaning (d2l.ai §9.2: every run of non-letters becomes one space, l
 lowercased) runs on bytes, 16 MB at a time: UTF-8 encodes every non-ASCII character as bytes
 >= 0x80, which are non-letters just like the character they stand for, so cleaning bytes gives
 exactly the book's cleaned string. Its characters, and bytes, are coded by their byte value;
-the characters and words of other formats by the order they first appear in (`symbols`).
+the characters and words of other formats by their place in the sorted list of those the text
+holds (`symbols`).
 """
 
 from __future__ import annotations
@@ -183,8 +184,21 @@ def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int]
     return found, digest.hexdigest(), symbols
 
 
-def narrow(codes: np.ndarray, num_symbols: int) -> np.ndarray:
-    """`codes` in `code_dtype(num_symbols)`."""
+def sorted_codes(symbols: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The symbols in sorted order, and the table that recodes first-appearance codes to it
+    (None when nothing moves): a text's codes do not depend on how it was read in chunks."""
+    order = sorted(range(len(symbols)), key=symbols.__getitem__)
+    if order == list(range(len(symbols))):
+        return symbols, None
+    recode = np.empty(len(symbols), dtype=np.int64)
+    recode[order] = np.arange(len(symbols))
+    return tuple(symbols[i] for i in order), recode
+
+
+def narrow(codes: np.ndarray, num_symbols: int, recode: np.ndarray | None = None) -> np.ndarray:
+    """`codes` (recoded by `recode`) in `code_dtype(num_symbols)`."""
+    if recode is not None:
+        codes = recode[codes]
     return codes.astype(code_dtype(num_symbols), copy=False)
 
 
@@ -211,7 +225,9 @@ def load_corpus(
         encoded = io.BytesIO()
         counts, sha1, symbols = encode_file(path, encoded, fmt)
         codes = np.frombuffer(encoded.getbuffer(), dtype=_written_dtype(fmt))
-        return Corpus(torch.from_numpy(narrow(codes, len(symbols))), counts, sha1, symbols)
+        symbols, recode = sorted_codes(symbols)
+        codes = narrow(codes, len(symbols), recode)
+        return Corpus(torch.from_numpy(codes), counts, sha1, symbols)
     sha1 = sha1sum(path)
     for folder in cache_dirs:
         cached = _open_cache(folder, path.name, sha1, fmt)
@@ -263,11 +279,13 @@ def _write_cache(path: Path, folder: Path, fmt: TextFormat) -> Corpus:
         with os.fdopen(fd, "wb") as out:
             counts, sha1, symbols = encode_file(path, out, fmt)
         written = np.memmap(tmp, dtype=_written_dtype(fmt), mode="r")
+        symbols, recode = sorted_codes(symbols)
         final = Path(tmp)
-        if code_dtype(len(symbols)) != written.dtype:  # int32 while coding: made smaller here
-            with open(narrowed, "wb") as out:
+        if recode is not None or code_dtype(len(symbols)) != written.dtype:
+            with open(narrowed, "wb") as out:  # int32 first-appearance codes while coding
                 for first in range(0, len(written), CHUNK_BYTES):
-                    out.write(narrow(written[first : first + CHUNK_BYTES], len(symbols)).tobytes())
+                    part = written[first : first + CHUNK_BYTES]
+                    out.write(narrow(part, len(symbols), recode).tobytes())
             final = narrowed
         num_tokens = len(written)
         del written

@@ -258,7 +258,8 @@ class TimeMachine(pl.LightningDataModule):
                     else f"data.num_train={self.num_train}"
                 )
                 raise UserError(
-                    f"{setting} leaves the {name} part {stop - start} of the {n} characters of "
+                    f"{setting} leaves the {name} part {stop - start} of the {n} "
+                    f"{self.format.token_name}s of "
                     f"{self.text_file()}, fewer than data.batch_size * (data.num_steps + 1) = "
                     f"{self.batch_size} * {self.num_steps + 1} = {smallest}: give it more "
                     "text, or lower data.batch_size or data.num_steps"

@@ -31,8 +31,13 @@ def average_nll(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def check_same_vocabulary(models: Sequence, paths: Sequence[str]) -> None:
-    first = models[0].vocab.idx_to_token
+    first, fmt = models[0].vocab.idx_to_token, models[0].text_format
     for model, path in zip(models[1:], paths[1:], strict=True):
+        if model.text_format != fmt:
+            raise UserError(
+                f"ckpt_path={path!r} read its text with {model.text_format} and {paths[0]!r} "
+                f"with {fmt}: an ensemble needs checkpoints that read text the same way"
+            )
         if model.vocab.idx_to_token != first:
             raise UserError(
                 f"ckpt_path={path!r} has a vocabulary of {len(model.vocab)} tokens and "

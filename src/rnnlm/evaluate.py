@@ -88,7 +88,7 @@ def evaluate(cfg: DictConfig) -> float:
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
-        f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part)}), "
+        f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part, token)}), "
         f"{tokens} tokens scored"
     )
     print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
