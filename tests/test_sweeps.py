@@ -150,7 +150,7 @@ def test_grad_norm_is_logged_before_clipping(compose_train, tiny_corpus, tmp_pat
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_trains(name, compose_train, tiny_corpus, tmp_path):
     # The tiny text's 10% parts hold 138 characters: room for 4 streams of 8 steps, not 64.
-    streams = ["data.batch_size=4"] if name == "whole_book" else []
+    streams = ["data.batch_size=4"] if name in ("whole_book", "raw_book") else []
     cfg = compose_train(
         f"data.path={tiny_corpus}",
         f"experiment={name}",

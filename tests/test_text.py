@@ -21,7 +21,8 @@ from rnnlm.text import BYTE_TOKENS, TextFormat
 from rnnlm.train import train
 from rnnlm.vocab import Vocab, preprocess
 
-from .conftest import TINY_OVERRIDES, cli
+from .conftest import TINY_OVERRIDES, cli, sweep_args
+from .helpers import read_rows
 
 # Sentences written for these tests: capitals, punctuation, digits, a line break, non-ASCII.
 RAW = (
@@ -333,3 +334,26 @@ def test_an_ensemble_needs_one_way_of_reading_text():
     with pytest.raises(UserError, match="read its text with data.preprocess=book"):
         check_same_vocabulary([raw, book], ["raw.ckpt", "book.ckpt"])
     check_same_vocabulary([raw, raw], ["raw.ckpt", "raw.ckpt"])
+
+
+@pytest.mark.slow
+def test_a_sweep_over_kinds_of_token_compares_bits_per_character(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text(RAW * 40)
+    sweep = tmp_path / "sweep"
+    out = cli(
+        "train.py", "-m", "data.token=char,byte,word", *sweep_args(path, sweep),
+        "data.preprocess=none", "data.split=contiguous", "data.batch_size=4",
+        "trainer.max_epochs=1", "prefix=The", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {
+        r["overrides"].split("data.token=")[1].split()[0]: r
+        for r in read_rows(sweep / "summary.csv")
+    }
+    assert sorted(rows) == ["byte", "char", "word"] and all(
+        r["status"] == "ok" for r in rows.values()
+    )
+    assert rows["char"]["test_bits_per_char"] == ""  # a character model's test_bpc is per character
+    for token in ("byte", "word"):
+        assert 0 < float(rows[token]["test_bits_per_char"]) < float(rows[token]["test_bpc"]) + 1
