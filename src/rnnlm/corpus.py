@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -168,7 +169,7 @@ def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int]
     coder = None if byte_coded else Coder(fmt.token)
     counts = np.zeros(256, dtype=np.int64)
     pieces = prepared(path, fmt, digest)
-    for data in pieces if byte_coded else [*pieces, None]:
+    for data in pieces if byte_coded else itertools.chain(pieces, [None]):  # None: the end
         codes = np.frombuffer(data, np.uint8) if byte_coded else coder(data or b"", data is None)
         found = np.bincount(codes, minlength=len(counts))
         if len(found) > len(counts):

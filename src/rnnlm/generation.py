@@ -81,11 +81,13 @@ class Generation:
         self.eval()  # no dropout while generating
         try:
             state = self.hidden(X[:-1])[1] if len(X) > 1 else None  # warm-up: state only
-            last, unk = X[-1:], self.vocab.unk
+            # The book's characters: the book's argmax over every token. Other texts write
+            # text, never the <unk> placeholder of their rare tokens.
+            last, unk = X[-1:], None if self.text_format == TextFormat() else self.vocab.unk
             for _ in range(num_preds):
                 rnn_outputs, state = self.hidden(last, state)
                 logits = self.output_layer(rnn_outputs)[:, -1]
-                if unk is not None:  # text, not a placeholder: <unk> is never written
+                if unk is not None:
                     logits[:, unk] = float("-inf")
                 choice = sampler(logits, generator)  # (samples,)
                 yield choice
