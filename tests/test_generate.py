@@ -15,7 +15,7 @@ from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
-from rnnlm.vocab import Vocab, preprocess
+from rnnlm.vocab import Vocab
 
 from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
 from .helpers import SEQUENTIAL, books_predict, events, refused, scalars, scored
@@ -155,7 +155,9 @@ def test_generate_cli(trained, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    assert "preprocessed as in training: 'it has '" in lines[0]
+    assert (
+        "preprocessed as in training (data.preprocess=book data.token=char): 'it has '" in lines[0]
+    )
     assert len(lines) == 4 and all(len(x) == len("it has ") + 15 for x in lines[1:])
     assert list(tmp_path.iterdir()) == []  # writes nothing
 
@@ -191,11 +193,17 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     ppl = float(out.stdout.split("ppl ")[-1].split()[0])
     assert ppl == pytest.approx(val_ppl, abs=1e-3)
+    # The book's cleaning leaves 26 letters and a space, all in its vocabulary: another text
+    # has characters outside a vocabulary when read as it is (data.preprocess=none).
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(TINY_TEXT)
+    train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES, "data.preprocess=none"), tmp_path)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
     other = tmp_path / "other.txt"
     other.write_text("Quixotic jazz: 42 zebras vex quick kings. " * 30)
     args = [f"ckpt_path={ckpt}", f"data.path={other}", "split=all"]
     known = set(load_lm(ckpt).vocab.idx_to_token)
-    unknown = sum(c not in known for c in preprocess(other.read_text()))
+    unknown = sum(c not in known for c in other.read_text())
     assert unknown > 0
     # Another vocabulary: one line naming the file, the count and the way out.
     out = cli("eval.py", *args, cwd=tmp_path)
