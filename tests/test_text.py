@@ -235,6 +235,13 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
     assert float(found.group(1)) == pytest.approx(
         bits_per_char_by_hand(dm, "test", loss / math.log(2)), abs=2e-4
     )
+    # generate.py: the prefix as it is, continued in this model's tokens.
+    made = cli("generate.py", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+               "prefix=The river", "num_preds=12", "strategy=sample", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines()[0].startswith("The river")
+    if token == "word":
+        assert len(made.stdout.split()) == 2 + 12
     refused = cli("eval.py", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
                   "data.token=char", cwd=tmp_path)  # fmt: skip
     assert refused.returncode == 2
