@@ -29,7 +29,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from rnnlm.errors import flatten
 
 # Scalars the HPARAMS tab shows for every run (their last value).
-METRICS = ("val/ppl_best", "val/ppl", "test/ppl", "test/bpc", "train/ppl")
+METRICS = ("val/ppl_best", "val/ppl", "test/ppl", "test/bpc", "test/bits_per_char", "train/ppl")
 
 
 class TensorBoard(TensorBoardLogger):
