@@ -202,6 +202,7 @@ def bits_per_char_by_hand(dm: TimeMachine, name: str, bits_per_token: float) -> 
     return bits_per_token * examples.num_targets / characters
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("token", ["word", "byte"])
 def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path, token):
     path = tmp_path / "raw.txt"
@@ -300,6 +301,7 @@ def test_prefixes_are_quoted_for_hydra_exactly():
     assert quote_text_values(["prefix=it has", "num_preds=3"]) == ["prefix=it has", "num_preds=3"]
 
 
+@pytest.mark.slow
 def test_generate_takes_any_prefix_and_says_what_has_no_effect(trained_run, tmp_path):
     _, ckpt = trained_run
     run = cli("generate.py", f"ckpt_path={ckpt}", "prefix=It Has!", "temperature=0.5",
