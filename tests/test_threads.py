@@ -113,3 +113,30 @@ def test_a_bad_thread_count_is_one_line(script, tmp_path):
     out = cli(script, "threads=0", cwd=tmp_path)
     assert_one_line_error(out, "threads=0 is not allowed: use auto, torch, or an integer >= 1")
     assert list(tmp_path.iterdir()) == []  # no run folder, no log
+
+
+@pytest.mark.parametrize("value, shares", [("auto", True), (1, False)])
+def test_training_shares_free_cores_also_for_small_steps(
+    value, shares, compose_train, tiny_corpus, tmp_path, monkeypatch, restore_threads
+):
+    # The book's setting starts on one thread; while training, ShareCores may take every core
+    # this process is allotted (two here), and a fixed count is left alone.
+    from rnnlm.callbacks import ShareCores
+    from rnnlm.train import build
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, f"threads={value}")
+    _, _, trainer = build(cfg, tmp_path)
+    assert torch.get_num_threads() == 1
+    sharing = [c for c in trainer.callbacks if isinstance(c, ShareCores)]
+    assert [c.most for c in sharing] == ([2] if shares else [])
+    busy = {"elsewhere": 0.0}
+    if shares:
+        (share,) = sharing
+        monkeypatch.setattr(share.watch, "cores", lambda: busy["elsewhere"])
+        share.next_check = 0
+        share.on_train_batch_end(trainer)
+        assert torch.get_num_threads() == 2  # the machine is free: both cores
+        busy["elsewhere"], share.next_check = 1.0, 0
+        share.on_train_batch_end(trainer)
+        assert torch.get_num_threads() == 1  # another process took one: give it back

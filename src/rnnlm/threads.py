@@ -1,8 +1,9 @@
 """How many CPU threads torch computes with: the `threads` setting of every entry point.
 
-    threads=auto   (default) one thread when the model's steps are too small to share;
-                   otherwise one per core, fewer while other processes keep cores busy
-                   (benchmarks/bench_contention.py measures why)
+    threads=auto   (default) starts with one thread when the model's steps are small,
+                   otherwise one per core; while training, every core that other processes
+                   leave free, fewer while they keep cores busy (the `ShareCores` callback;
+                   benchmarks/bench_contention.py measures why)
     threads=torch  torch's own default: one OpenMP thread per core, spinning between ops
     threads=N      exactly N threads
 

@@ -56,12 +56,14 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
     model = instantiate(cfg.model, _recursive_=False, **dm.model_inputs())
     rows, steps = dm.batch_shape()
     check_memory(rows, steps, model)
-    count = threads.choose(cfg.threads, step_work(model, rows), local_processes(cfg.trainer))
+    processes = local_processes(cfg.trainer)
+    threads.choose(cfg.threads, step_work(model, rows), processes)
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
-    if cfg.threads == "auto" and count > 1:
-        callbacks.append(ShareCores(most=count))
+    most = threads.per_process(threads.SHARE_FROM, processes)  # this process's share of the cores
+    if cfg.threads == "auto" and most > 1:  # also small steps: every core left free, while free
+        callbacks.append(ShareCores(most=most))
     callbacks.append(precision)
     trainer = build_trainer(
         cfg.trainer,
