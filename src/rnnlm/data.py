@@ -95,6 +95,7 @@ class TimeMachine(pl.LightningDataModule):
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: Corpus | None = None
         self.lut = None  # code -> vocabulary index
+        self.per_token: dict[str, float | None] = {}  # characters_per_token by part
         self.num_unk = 0
 
     def text_file(self) -> Path:
@@ -182,6 +183,11 @@ class TimeMachine(pl.LightningDataModule):
         is its bits per character. None for characters (1) and parts with nothing to read."""
         if self.format.token == "char":
             return None
+        if name not in self.per_token:  # the same every epoch: counted once
+            self.per_token[name] = self.count_characters_per_token(name)
+        return self.per_token[name]
+
+    def count_characters_per_token(self, name: str) -> float | None:
         weights = torch.tensor([self.format.characters(s) for s in self.corpus.symbols])
         try:
             examples = self.examples(name, training=False)
