@@ -4,6 +4,7 @@ every language model adds to its runs); `ShareCores` for `threads=auto`; `Matmul
 
 from __future__ import annotations
 
+import atexit
 import time
 from collections.abc import Sequence
 
@@ -87,6 +88,22 @@ class ShareCores(pl.Callback):
             wanted = threads.sharing(self.most, elsewhere)
             if wanted != torch.get_num_threads():
                 torch.set_num_threads(wanted)
+
+
+class ProcessGroupCleanup(pl.Callback):
+    """In every process of a distributed run: destroy the process group when the process exits
+    normally, before the interpreter tears down. Lightning leaves the group to the interpreter's
+    finalization, where gloo's worker threads may still hold Python objects and the rank aborts
+    ("terminate called without an active exception"; pytorch/pytorch#190489)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.register(destroy_process_group_if_any)
+
+
+def destroy_process_group_if_any() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 MATMUL_PRECISIONS = ("highest", "high", "medium")

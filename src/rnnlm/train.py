@@ -22,7 +22,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm import threads
 from rnnlm.board import TensorBoard, run_settings
-from rnnlm.callbacks import MatmulPrecision, ShareCores
+from rnnlm.callbacks import MatmulPrecision, ProcessGroupCleanup, ShareCores
 from rnnlm.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.errors import UserError, unwrap_user_errors
 from rnnlm.protocols import DataModule, Model
@@ -64,7 +64,7 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
     most = threads.per_process(threads.SHARE_FROM, processes)  # this process's share of the cores
     if cfg.threads == "auto" and most > 1:  # also small steps: every core left free, while free
         callbacks.append(ShareCores(most=most))
-    callbacks.append(precision)
+    callbacks += [precision, ProcessGroupCleanup()]
     trainer = build_trainer(
         cfg.trainer,
         default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
