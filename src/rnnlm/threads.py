@@ -57,8 +57,11 @@ def prepare(value: object) -> int | str:
 def per_process(work: int, processes: int = 1) -> int:
     """Threads for `threads=auto`: one for steps of fewer than `SHARE_FROM` multiply-adds,
     else the cores shared out among the processes of the run (DDP ranks on one machine)."""
-    if work < SHARE_FROM:
-        return 1
+    return 1 if work < SHARE_FROM else share(processes)
+
+
+def share(processes: int = 1) -> int:
+    """This process's share of the cores among the `processes` of its run (DDP ranks)."""
     return max(1, cores() // max(1, processes))
 
 

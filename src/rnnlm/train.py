@@ -61,7 +61,7 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
-    most = threads.per_process(threads.SHARE_FROM, processes)  # this process's share of the cores
+    most = threads.share(processes)
     if cfg.threads == "auto" and most > 1:  # also small steps: every core left free, while free
         callbacks.append(ShareCores(most=most))
     callbacks += [precision, ProcessGroupCleanup()]
