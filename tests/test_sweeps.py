@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from rnnlm.sweep import safe_dirname, short_labels
 from rnnlm.train import train
 
 from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args
-from .helpers import hparams_plugin, read_rows, scalars
+from .helpers import events, hparams_plugin, read_rows, scalars
 
 # The language-model experiments (experiment=sine has its own data: tests/test_sine.py).
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "sine")
@@ -184,3 +185,23 @@ def test_optuna_sweep_two_trials(tiny_corpus, tmp_path):
     assert math.isfinite(value) and value > 1
     rows = read_rows(sweep / "summary.csv")
     assert len(rows) == 2 and all(math.isfinite(float(r["val_ppl"])) for r in rows)
+
+
+def test_custom_scalars_layout_opens_on_train_and_val_perplexity(
+    compose_train, tiny_corpus, tmp_path
+):
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    train(compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES), tmp_path)
+    run = events(tmp_path)
+    (written,) = run.Tensors(metadata.CONFIG_SUMMARY_TAG)  # once per run
+    layout = layout_pb2.Layout.FromString(written.tensor_proto.string_val[0])
+    first = layout.category[0]
+    assert first.title == "perplexity" and not first.closed
+    (pattern,) = first.chart[0].multiline.tag
+    logged = scalars(tmp_path)
+    assert sorted(t for t in logged if re.search(pattern, t)) == ["train/ppl", "val/ppl"]
+    # Every chart of the layout draws something this run logged.
+    for category in layout.category:
+        for chart in category.chart:
+            assert any(re.search(p, t) for p in chart.multiline.tag for t in logged), chart.title

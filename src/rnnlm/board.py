@@ -6,6 +6,8 @@
   as written (not `32.000`), and as metrics the last values of the run's `METRICS` scalars.
   A single run writes no HPARAMS experiment: TensorBoard would pick one run's at random and
   show its columns for every run.
+  Its CUSTOM SCALARS tab opens on `LAYOUT`: train and val perplexity on one chart first.
+  (TensorBoard's Time Series tab opens the first two groups by name, `test` and `train`.)
 - `write_experiment`: a sweep's HPARAMS experiment, written in each job's folder when the job
   starts (TensorBoard takes it from any run; in the sweep folder it would be an empty run):
   the keys the sweep varies as the columns shown, and `METRICS`.
@@ -31,12 +33,34 @@ from rnnlm.errors import flatten
 # Scalars the HPARAMS tab shows for every run (their last value).
 METRICS = ("val/ppl_best", "val/ppl", "test/ppl", "test/bpc", "test/bits_per_char", "train/ppl")
 
+# The CUSTOM SCALARS tab, in the order a user reads a run: category -> chart -> tag patterns.
+LAYOUT = {
+    "perplexity": {
+        "train and val perplexity": ["Multiline", [r"^(train|val)/ppl$"]],
+        "best val perplexity so far": ["Multiline", [r"^val/ppl_best$"]],
+        "test perplexity (static and dynamic)": ["Multiline", [r"^test/ppl"]],
+    },
+    "bits per character": {
+        "every part": ["Multiline", [r"^(train|val|test)/(bpc|bits_per_char)"]],
+    },
+    "training": {
+        "loss": ["Multiline", [r"^(train|val|test)/loss$"]],
+        "learning rate": ["Multiline", [r"^train/lr$"]],
+        "gradient norm before clipping": ["Multiline", [r"^train/grad_norm$"]],
+    },
+}
+
 
 class TensorBoard(TensorBoardLogger):
     """Lightning's TensorBoardLogger, events straight in the run folder, no `epoch` scalar,
     settings as a row of the HPARAMS tab (`log_run_settings`)."""
 
+    @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if not getattr(self, "_layout_written", False):
+            # Lightning's logger has no hook for a dashboard layout: written with the first scalars.
+            self.experiment.add_custom_scalars(LAYOUT)
+            self._layout_written = True
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
     @rank_zero_only
