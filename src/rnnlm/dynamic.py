@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
-from rnnlm.ensemble import average_nll, token_log_probs
+from rnnlm.ensemble import average_log_probs, token_log_probs
 from rnnlm.errors import UserError, require_choice, require_count
 
 METHODS = ("rms", "sgd")
@@ -78,12 +78,15 @@ def dynamic_score(
     adaptation: Adaptation,
     squares: list | None,
     read_first: Iterable[Iterable[tuple]] = (),
+    mixture=None,
 ) -> tuple[float, int]:
     """The token-weighted mean loss of `batches` (streamed segments, in order) under dynamic
     evaluation, and the tokens scored, after learning the same way from each of `read_first`
     (e.g. the validation part, which the test part follows); the weights are put back at the
     end. `model` may be a list of models (an ensemble: each token's probability is the average
-    of theirs, each learns from its own loss; `squares` then has one list per model).
+    of theirs, each learns from its own loss; `squares` then has one list per model). With a
+    `mixture` (`rnnlm.ppm.PPMMixture` on the streams of `batches`), the scored probability is
+    the mixture's; each model still learns from its own loss.
 
     Lightning's test loop scores without gradients and never changes the weights; learning
     from each segment right after scoring it needs a loop of its own.
@@ -99,7 +102,7 @@ def dynamic_score(
     try:
         for text in read_first:
             adapt(models, text, params, trained, scales)
-        total, tokens = adapt(models, batches, params, trained, scales)
+        total, tokens = adapt(models, batches, params, trained, scales, mixture)
     finally:
         with torch.no_grad():
             for ps, p0s in zip(params, trained, strict=True):
@@ -112,10 +115,13 @@ def dynamic_score(
     return total / tokens, tokens
 
 
-def dynamic_evaluation(models: list, dm, split: str, adaptation: Adaptation, read_first=()):
+def dynamic_evaluation(
+    models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None
+):
     """Dynamic evaluation of part `split` of a data module's text (a `TimeMachine`'s), read as
     `adaptation.streams` streams, after learning from the parts `read_first`; rms steps are
-    scaled by each model's mean squared gradients over the train part. Returns the mean loss,
+    scaled by each model's mean squared gradients over the train part; with a `mixture`, the
+    models' probabilities mixed with a PPM model's (on these streams). Returns the mean loss,
     the tokens scored and the streams read."""
     squares = [None] * len(models)
     if adaptation.method == "rms":
@@ -123,31 +129,37 @@ def dynamic_evaluation(models: list, dm, split: str, adaptation: Adaptation, rea
         squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
     first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
     part = dm.streams(split, adaptation.bptt, adaptation.streams)
-    loss, tokens = dynamic_score(models, part, adaptation, squares, first)
+    if mixture is not None:
+        mixture.use(part.starts)
+    loss, tokens = dynamic_score(models, part, adaptation, squares, first, mixture)
     return loss, tokens, part
 
 
-def adapt(models, batches, params, trained, scales) -> tuple[float, int]:
+def adapt(models, batches, params, trained, scales, mixture=None) -> tuple[float, int]:
     """Score each batch, then let every model step on it: (the summed loss, the tokens)."""
     states, total, tokens = [None] * len(models), 0.0, 0
+    fused = len(models) == 1 and mixture is None  # one model alone: the fused loss of training
     for X, Y, position in batches:
         log_probs = []
         for i, model in enumerate(models):
             X, Y = X.to(model.device), Y.to(model.device)
             carried = states[i] if position else None
             with torch.enable_grad():
-                if len(models) == 1:  # one model: the fused loss of training
+                if fused:
                     loss, states[i] = model.batch_loss(X, Y, carried)
                 else:
                     log_p, states[i] = token_log_probs(model, X, Y, carried)
                     loss = -log_p.mean()
                     log_probs.append(log_p.detach())
                 grads = torch.autograd.grad(loss, params[i])
-            scored = loss.detach() if len(models) == 1 else None
+            scored = loss.detach() if fused else None
             step(params[i], grads, trained[i], *scales[i])
             states[i] = detach_state(states[i])
         if scored is None:
-            scored = average_nll(log_probs)
+            log_p = average_log_probs(log_probs)
+            if mixture is not None:
+                log_p = mixture.mix(log_p, position)
+            scored = -log_p.mean()
         total += float(scored) * Y.numel()  # scored before the weights learned from it
         tokens += Y.numel()
     return total, tokens

@@ -1,5 +1,6 @@
 """Ensembles: several language models' probabilities for each token, averaged (the mixture
-with equal weights). Their vocabularies must be the same."""
+with equal weights), optionally mixed with a PPM model's (`rnnlm.ppm.PPMMixture`). Their
+vocabularies must be the same."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ def token_log_probs(model, X: torch.Tensor, Y: torch.Tensor, state: Any = None):
     return log_p.gather(-1, Y.long().unsqueeze(-1)).squeeze(-1), state
 
 
-def average_nll(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The mean negative log of the models' averaged probabilities."""
+def average_log_probs(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The log of the models' averaged probabilities of each token."""
+    if len(log_probs) == 1:
+        return log_probs[0]
     stacked = torch.stack(list(log_probs))
-    return -(torch.logsumexp(stacked, 0) - math.log(len(stacked))).mean()
+    return torch.logsumexp(stacked, 0) - math.log(len(stacked))
 
 
 def check_same_vocabulary(models: Sequence, paths: Sequence[str]) -> None:
@@ -48,9 +51,12 @@ def check_same_vocabulary(models: Sequence, paths: Sequence[str]) -> None:
 
 class Ensemble(pl.LightningModule):
     """Language models scored together through Lightning's validation and test loops: each
-    token's probability is the average of theirs; each model carries its own state."""
+    token's probability is the average of theirs (one model: its own), then mixed with a PPM
+    model's when `mixture` is given; each model carries its own state."""
 
-    def __init__(self, models: Sequence[pl.LightningModule], paths: Sequence[str]) -> None:
+    def __init__(
+        self, models: Sequence[pl.LightningModule], paths: Sequence[str], mixture=None
+    ) -> None:
         super().__init__()
         if not models:
             raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
@@ -58,6 +64,7 @@ class Ensemble(pl.LightningModule):
         self.models = nn.ModuleList(models)
         self.figures = SplitFigures()
         self.carried = [CarriedStates() for _ in models]
+        self.mixture = mixture
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> None:
         X, Y, *position = batch
@@ -68,7 +75,10 @@ class Ensemble(pl.LightningModule):
             if position:
                 carried.keep(split, int(position[0]) + X.shape[1], state)
             log_probs.append(log_p)
-        self.figures.update(split, average_nll(log_probs), Y.numel())
+        log_p = average_log_probs(log_probs)
+        if self.mixture is not None:
+            log_p = self.mixture.mix(log_p, int(position[0]))
+        self.figures.update(split, -log_p.mean(), Y.numel())
         if batch_idx == 0:
             self.figures.log(self, split)
 

@@ -14,6 +14,7 @@ from rnnlm.data import TimeMachine
 from rnnlm.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.errors import UserError
+from rnnlm.ppm import PPMMixture, check_weight, ppm_log_probs
 from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
 from rnnlm.streams import Streams
 from rnnlm.windows import Windows
@@ -64,14 +65,10 @@ def evaluate(cfg: DictConfig) -> float:
     threads.choose(cfg.threads, step_work(model, rows))
     quiet_known_noise(device_lines=True)
     trainer = bare_trainer(accelerator=cfg.device, devices=1)
+    mixture = ppm_mixture(cfg, dm, len(model.vocab), examples)
+    adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None
     scored = model if len(models) == 1 else Ensemble(models, paths)
-    # The test part through the test loop (as after training), any other through validation.
-    if cfg.split == "test":
-        (metrics,) = trainer.test(scored, dataloaders=loader, verbose=False)
-        loss, tokens = metrics["test/loss"], metrics["test/tokens"]
-    else:
-        (metrics,) = trainer.validate(scored, dataloaders=loader, verbose=False)
-        loss, tokens = metrics["val/loss"], metrics["val/tokens"]
+    loss, tokens = score(trainer, scored, loader, cfg.split)
     print(
         f"{dm.text_file()}: split={cfg.split} ({describe(examples, token)}), {tokens:.0f} tokens "
         f"scored, {dm.num_unk} {token}s outside the checkpoint's vocabulary (<unk>)"
@@ -80,19 +77,66 @@ def evaluate(cfg: DictConfig) -> float:
     ratio = dm.characters_per_token(cfg.split)
     if ratio is not None:  # word and byte models: bits per character of the text
         print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
-    if not cfg.get("dynamic"):
+    if mixture is not None:
+        loss, _ = score(trainer, Ensemble(models, paths, mixture), loader, cfg.split)
+        report_mixture(mixture, cfg.split, loss)
+    if adaptation is None:
         return math.exp(loss)
-    adaptation = Adaptation(**cfg.dynamic_eval)
     read_first = list(cfg.get("dynamic_eval_read_first") or [])
-    loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first)
+    loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first, mixture)
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
         f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part, token)}), "
         f"{tokens} tokens scored"
     )
-    print(f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}")
+    alone = mixture.losses()[0] if mixture is not None else loss
+    print(f"loss {alone:.4f}  ppl {math.exp(alone):.4f}  bpc {alone / math.log(2):.4f}")
+    if mixture is not None:
+        report_mixture(mixture, cfg.split, loss)
     return math.exp(loss)
+
+
+def score(trainer, scored, loader, split: str) -> tuple[float, float]:
+    """The mean loss and the tokens of a part: the test part through Lightning's test loop (as
+    after training), any other through its validation loop."""
+    if split == "test":
+        (metrics,) = trainer.test(scored, dataloaders=loader, verbose=False)
+        return metrics["test/loss"], metrics["test/tokens"]
+    (metrics,) = trainer.validate(scored, dataloaders=loader, verbose=False)
+    return metrics["val/loss"], metrics["val/tokens"]
+
+
+def ppm_mixture(cfg: DictConfig, dm: TimeMachine, vocab_size: int, examples):
+    """The PPM model of `cfg.ppm_mixture` over the text up to the end of the scored part (each
+    token predicted from the tokens before it), or None when `ppm_mixture.order` is null."""
+    settings = cfg.get("ppm_mixture") or {}
+    order = settings.get("order")
+    if order is None:
+        return None
+    weight = check_weight(settings.get("weight"))
+    if not isinstance(examples, Streams):
+        raise UserError(
+            f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
+            "data.sampling=sequential (the test part is always read as streams)"
+        )
+    stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
+    ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()
+    return PPMMixture(ppm_log_probs(ids, vocab_size, order), weight, examples.starts, order)
+
+
+def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
+    order = mixture.order
+    print(
+        f"mixed with PPM order {order} (the model's weight {mixture.weight:g}): "
+        f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
+    )
+    if split == "val":  # weights are chosen on validation; never shown for the test part
+        weight, best = mixture.best_weight()
+        print(
+            f"the weight this part would choose: ppm_mixture.weight={weight:.3f} "
+            f"(bpc {best / math.log(2):.4f})"
+        )
 
 
 def describe(examples: Windows | Streams, token: str = "character") -> str:

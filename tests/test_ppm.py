@@ -1,0 +1,98 @@
+"""The PPM model (rnnlm.ppm): a distribution at every position, learned from the past only,
+and its mixture with a model: weights 1 and 0 give each part, the weight chosen is the best."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rnnlm.errors import UserError
+from rnnlm.ppm import PPMMixture, mixed, ppm_log_probs
+
+from .conftest import compose_config
+
+SENTENCE = "a clock on the wall ticked while the kettle sang of tea and rain "
+
+
+def ids_of(text: str) -> tuple[list[int], int]:
+    symbols = sorted(set(text))
+    return [symbols.index(c) for c in text], len(symbols)
+
+
+@pytest.mark.parametrize("order", [0, 2, 5])
+def test_every_position_is_a_distribution_over_the_vocabulary(order):
+    ids, size = ids_of(SENTENCE * 2)
+    for t in (0, 1, 7, 40, 90):
+        probs = [math.exp(ppm_log_probs([*ids[:t], v], size, order)[-1]) for v in range(size)]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-9) and min(probs) > 0
+
+
+def test_a_token_is_predicted_from_the_tokens_before_it_only():
+    ids, size = ids_of(SENTENCE * 3)
+    whole = ppm_log_probs(ids, size, 4)
+    for n in (1, 30, len(SENTENCE) + 5):
+        assert torch.equal(ppm_log_probs(ids[:n], size, 4), whole[:n])
+    # It learns as it reads: the repeats cost a fraction of the first reading.
+    n = len(SENTENCE)
+    first, again = -whole[:n].mean(), -whole[n : 2 * n].mean()
+    assert again < 0.3 * first and first > 0.5 * math.log(size)
+
+
+def test_mixture_weights_one_and_zero_are_each_part_and_the_chosen_weight_is_best():
+    torch.manual_seed(0)
+    table = torch.log(torch.rand(50, dtype=torch.float64) * 0.9 + 0.05)
+    starts = torch.tensor([0, 25])
+    model = torch.log(torch.rand(2, 4) * 0.9 + 0.05)  # targets 4..7 and 29..32 of the text
+    offsets = torch.tensor([[4, 5, 6, 7], [29, 30, 31, 32]])
+    assert torch.allclose(PPMMixture(table, 1, starts, 3).mix(model, 3), model)
+    assert torch.allclose(PPMMixture(table, 0, starts, 3).mix(model, 3).double(), table[offsets])
+    half = PPMMixture(table, 0.5, starts, 3)
+    expected = torch.log((model.double().exp() + table[offsets].exp()) / 2)
+    assert torch.allclose(half.mix(model, 3).double(), expected, atol=1e-6)
+    weight, loss = half.best_weight()
+    grid = [float(-mixed(*half.tokens(), w / 100).mean()) for w in range(101)]
+    assert loss <= min(grid) + 1e-7 and 0 <= weight <= 1
+    assert half.losses()[0] == pytest.approx(float(-model.mean()), abs=1e-6)
+
+
+def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
+    from rnnlm.evaluate import evaluate
+
+    _, ckpt = trained_run
+    base = [f"ckpt_path={ckpt}", "split=test", "ppm_mixture.order=3"]
+    alone = evaluate(compose_config(f"ckpt_path={ckpt}", "split=test", name="eval"))
+    model_only = evaluate(compose_config(*base, "ppm_mixture.weight=1", name="eval"))
+    assert model_only == pytest.approx(alone, rel=1e-6)
+    ppm_only = evaluate(compose_config(*base, "ppm_mixture.weight=0", name="eval"))
+    # The PPM's loss on the scored characters, computed here from the text alone.
+    from rnnlm.data import TimeMachine
+
+    saved = torch.load(ckpt, weights_only=True)["datamodule_hyper_parameters"]
+    dm = TimeMachine(**{k: v for k, v in saved.items() if k != "seed"})
+    dm.setup()
+    streams = dm.streams("test", 5)
+    stop = dm.parts()["test"][1]
+    table = ppm_log_probs(dm.lut[dm.corpus.chars[:stop].long()].tolist(), len(dm.vocab), 3)
+    scored = torch.cat([table[s + 1 : s + streams.length] for s in streams.starts.tolist()])
+    assert ppm_only == pytest.approx(math.exp(-scored.mean()), rel=1e-6)
+    both = evaluate(compose_config(*base, "ppm_mixture.weight=0.5", name="eval"))
+    assert both < (alone * ppm_only) ** 0.5  # mixing beats the mean of the two losses
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("ppm_mixture.weight=1.5", "ppm_mixture.weight=1.5 is not allowed: it must be a number"),
+        ("ppm_mixture.order=-1", "ppm_mixture.order=-1 is not allowed: it must be an integer >= 0"),
+        ("split=val", "ppm_mixture.order=3 needs split=val read as streams"),
+    ],
+)
+def test_bad_mixture_settings(trained_run, override, message):
+    from rnnlm.evaluate import evaluate
+
+    _, ckpt = trained_run
+    order = [] if override.startswith("ppm_mixture.order") else ["ppm_mixture.order=3"]
+    with pytest.raises(UserError, match=message.replace("[", r"\[")):
+        evaluate(compose_config(f"ckpt_path={ckpt}", "split=test", *order, override, name="eval"))
