@@ -4,12 +4,14 @@
 #   bash benchmarks/gpu_check.sh [--dry-run] [--data FILE] [--out DIR]
 #
 # (a) the device, torch and CUDA versions; (b) the book's 100-epoch runs of model=scratch and
-# model=concise on trainer=gpu, val/ppl and whole-run seconds; (c) bench_train.py --device cuda
+# model=concise on trainer=gpu, val/ppl and whole-run seconds, eager and with
+# model.cuda_graphs=true, and experiment=whole_book on the GPU; (c) bench_train.py --device cuda
 # at the book's setting, 256 and 1024 hidden units (scratch, concise with cuDNN, the book's
 # loop); (d) CUDA graphs for the scratch step (benchmarks/cuda_graphs.py); (e) a 1-device
 # trainer=ddp run; (f) one JSON, benchmarks/results/gpu_check.json, and a table.
 #
-# --dry-run runs the same steps on the CPU with 1 epoch and tiny sizes (under 3 minutes), into
+# --dry-run runs the same steps on the CPU with 1 epoch and tiny sizes (under 3 minutes; the
+# CUDA-graph runs without the option, which needs a GPU), into
 # outputs/gpu_check_dry_run.json (git-ignored) unless --out says where: proof that the script
 # works before a GPU is available.
 set -euo pipefail
@@ -55,10 +57,15 @@ if [ "$DRY" = 1 ]; then
     SIZES=(data.num_train=200 data.num_val=100 data.batch_size=64 ~callbacks.text_samples)
     SETTINGS=tiny; BENCH=(--epochs 1 --warmup 0); GRAPHS=(--steps 2 --batch 64 --num-steps 8 --hiddens 8)
     DDP=(trainer=ddp trainer.accelerator=cpu trainer.devices=1)
+    CUDA_GRAPHS=()  # recorded only on a GPU: the dry run takes the step without them
+    WHOLE=(trainer.max_epochs=1 model.rnn.num_hiddens=16 data.batch_size=8 data.num_steps=16
+        +callbacks.dynamic_test.gradient_batches=2)
 else
     DEVICE=cuda; TRAINER=(trainer=gpu); EPOCHS=100; NAME=gpu_check; SIZES=()
     SETTINGS=book,h256,h1024; BENCH=(--epochs 3 --warmup 1); GRAPHS=(--steps 50)
     DDP=(trainer=ddp trainer.accelerator=gpu trainer.devices=1)
+    CUDA_GRAPHS=(model.cuda_graphs=true)
+    WHOLE=(trainer.max_time=00:00:04:00)  # a bound that keeps the whole check within 8 minutes
 fi
 COMMON=(data.path="$DATA" ~callbacks.progress_bar ~callbacks.model_summary ~logger)
 
@@ -71,6 +78,16 @@ for model in scratch concise; do
         --run-dir "$WORK/$model" -- "$PY" train.py model="$model" "${TRAINER[@]}" \
         trainer.max_epochs="$EPOCHS" "${SIZES[@]}" "${COMMON[@]}" hydra.run.dir="$WORK/$model"
 done
+
+for model in scratch concise; do
+    step "run-$model-graphs" "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-$model-graphs.json" \
+        --run-dir "$WORK/$model-graphs" -- "$PY" train.py model="$model" "${TRAINER[@]}" \
+        "${CUDA_GRAPHS[@]}" trainer.max_epochs="$EPOCHS" "${SIZES[@]}" "${COMMON[@]}" \
+        hydra.run.dir="$WORK/$model-graphs"
+done
+step run-whole-book "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-whole-book.json" \
+    --run-dir "$WORK/whole-book" -- "$PY" train.py experiment=whole_book "${TRAINER[@]}" \
+    "${WHOLE[@]}" "${COMMON[@]}" hydra.run.dir="$WORK/whole-book"
 
 echo "== (c) training throughput"
 step bench_train "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" \

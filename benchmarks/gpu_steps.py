@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> dict:
     results = Path(args.run_dir) / "results.json" if args.run_dir else None
     if results is not None and results.is_file():
         saved = json.loads(results.read_text())
-        row.update({k: saved[k] for k in ("val_ppl", "test_ppl", "epochs") if k in saved})
+        kept = ("val_ppl", "test_ppl", "test_bpc", "test_bpc_dynamic", "epochs")
+        row.update({k: saved[k] for k in kept if k in saved})
     if out.returncode != 0:
         row["error"] = (out.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
     print(f"{row['command'][:100]}: {'ok' if row['ok'] else 'FAILED'} in {seconds:.1f} s")

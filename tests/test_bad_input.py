@@ -445,3 +445,23 @@ def test_a_short_text_is_told_the_fractions_that_fit_it(compose_train, tiny_corp
     assert advice in str(err.value)
     fractions = ["data.num_train=0.8", "data.num_val=0.1", "trainer.max_epochs=1"]
     assert train(compose_train(f"data.path={tiny_corpus}", *fast, *fractions), tmp_path / "ok") > 1
+
+
+def test_cuda_graphs_without_a_gpu_is_one_line(tmp_path, tiny_corpus):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = run(f"data.path={tiny_corpus}", *FAST, "model.cuda_graphs=true", cwd=tmp_path)
+    assert_one_line_error(out, "model.cuda_graphs=true needs a CUDA GPU and this machine has none")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cuda_graphs_and_compile_are_one_or_the_other(compose_train, tiny_corpus):
+    from rnnlm.runtime import check_run_settings
+
+    cfg = compose_train(f"data.path={tiny_corpus}", "model.cuda_graphs=true", "model.compile=true")
+    from rnnlm.errors import UserError
+
+    with pytest.raises(UserError, match="model.cuda_graphs=true and model.compile=true are not"):
+        check_run_settings(cfg)

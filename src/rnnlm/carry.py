@@ -51,6 +51,11 @@ class CarriedStates:
 
 def detach_state(state: Any) -> Any:
     """A state (a tensor, or a tuple of them for the LSTM) cut from the graph that made it."""
+    return map_state(state, torch.Tensor.detach)
+
+
+def map_state(state: Any, fn) -> Any:
+    """`fn` applied to every tensor of a state (a tensor, or nested tuples of them)."""
     if isinstance(state, torch.Tensor):
-        return state.detach()
-    return tuple(detach_state(s) for s in state)
+        return fn(state)
+    return tuple(map_state(s, fn) for s in state)

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torchmetrics import MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
-from rnnlm.carry import CarriedStates
+from rnnlm.carry import CarriedStates, map_state
 from rnnlm.errors import UserError, require_positive
 from rnnlm.generation import Generation
 from rnnlm.metrics import (
@@ -47,7 +47,10 @@ class RNNLMScratch(Generation, pl.LightningModule):
     acts on the non-recurrent connections (Zaremba et al., 2014), `variational_dropout` with
     one mask per sequence (Gal and Ghahramani, 2016); `optimizer` and `lr_scheduler` are
     partial configs of any torch.optim (lr_scheduler) class, the scheduler stepped every epoch
-    (`ReduceLROnPlateau` watches `val/ppl`); `compile` runs batches through `torch.compile`.
+    (`ReduceLROnPlateau` watches `val/ppl`); `compile` runs batches through `torch.compile`;
+    `cuda_graphs` records the batch loss's forward and backward kernels as CUDA graphs and
+    replays them (`torch.compile`'s reduce-overhead mode: static shapes, a graph of its own for
+    an epoch's shorter last batch; the clipping and the optimizer's step run as Lightning's).
     """
 
     monitor = "val/ppl"  # what selects checkpoints and what a sweep optimises
@@ -64,6 +67,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
         variational_dropout: bool = False,
         compile: bool = False,
         text: Mapping[str, str] | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -165,10 +169,26 @@ class RNNLMScratch(Generation, pl.LightningModule):
         batch loss (dynamic shapes: an epoch's last batch is smaller), built here so that DDP
         spawn pickles, and weight averaging copies, a plain module."""
         own_metric_states(self)
-        if self.hparams.get("compile") and "compiled_batch_loss" not in self.__dict__:
+        if "compiled_batch_loss" in self.__dict__:
+            return
+        if self.hparams.get("cuda_graphs"):
+            # Gradients owned before the first step: a backward into a `None` gradient would
+            # keep the graph's output as `.grad`, which the next replay overwrites.
+            for param in self.parameters():
+                if param.grad is None:
+                    param.grad = torch.zeros_like(param)
+            self.__dict__["compiled_batch_loss"] = graph_replayed(
+                torch.compile(self.eager_batch_loss, mode="reduce-overhead", dynamic=False)
+            )
+        elif self.hparams.get("compile"):
             self.__dict__["compiled_batch_loss"] = torch.compile(
                 self.eager_batch_loss, dynamic=True
             )
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer, *args) -> None:
+        # Recorded backward graphs write into the same gradient tensors at every replay:
+        # they are zeroed, not freed (Lightning's default sets them to None).
+        optimizer.zero_grad(set_to_none=not self.hparams.get("cuda_graphs"))
 
     def step_loss(self, batch: tuple, split: str) -> torch.Tensor:
         """The mean loss of a batch: windows `(X, Y)` start from a zero state; streamed
@@ -263,6 +283,19 @@ class RNNLMScratch(Generation, pl.LightningModule):
     def summary(self, results: Mapping[str, Any]) -> list[str]:
         """The lines printed at the end of a run."""
         return language_model_summary(results)
+
+
+def graph_replayed(compiled):
+    """The batch loss through recorded CUDA graphs: each call is a new step (a replay may
+    overwrite the last one's outputs), so the state it returns is copied out of the graph's
+    memory before the next batch carries it on."""
+
+    def batch_loss(X: torch.Tensor, Y: torch.Tensor, state: Any = None):
+        torch.compiler.cudagraph_mark_step_begin()
+        loss, state = compiled(X, Y, state)
+        return loss, None if state is None else map_state(state, torch.Tensor.clone)
+
+    return batch_loss
 
 
 class RNNLM(RNNLMScratch):

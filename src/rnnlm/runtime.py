@@ -131,11 +131,33 @@ def check_run_settings(cfg: DictConfig) -> None:
             "all of them, a list of device indices, or auto"
         )
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    check_cuda_graphs(cfg.get("model") or {}, accelerator, on_cpu)
     cores = os.cpu_count() or 1
     if on_cpu and isinstance(devices, int) and not isinstance(devices, bool) and devices > cores:
         raise UserError(
             f"trainer.devices={devices} CPU processes on a machine with {cores} cores: each "
             f"process needs a core of its own; use at most trainer.devices={cores}"
+        )
+
+
+def check_cuda_graphs(model: DictConfig, accelerator: str, on_cpu: bool) -> None:
+    """`model.cuda_graphs=true` replays recorded CUDA graphs: a CUDA device is needed."""
+    if not model.get("cuda_graphs"):
+        return
+    if model.get("compile"):
+        raise UserError(
+            "model.cuda_graphs=true and model.compile=true are not allowed together: CUDA "
+            "graphs compile the batch loss themselves; give one of them"
+        )
+    if not torch.cuda.is_available():
+        raise UserError(
+            "model.cuda_graphs=true needs a CUDA GPU and this machine has none that torch can "
+            f"use (torch {torch.__version__}): leave model.cuda_graphs=false"
+        )
+    if on_cpu or accelerator not in ("gpu", "cuda", "auto"):
+        raise UserError(
+            f"model.cuda_graphs=true with trainer.accelerator={accelerator}: CUDA graphs run on "
+            "a GPU; give trainer=gpu, or leave model.cuda_graphs=false"
         )
 
 
