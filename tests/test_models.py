@@ -346,3 +346,23 @@ def test_the_graph_replayed_loss_equals_the_eager_one():
     optimizer = torch.optim.SGD(model.parameters(), lr=1)
     model.optimizer_zero_grad(0, 0, optimizer)
     assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+
+
+def test_a_cuda_graphs_checkpoint_is_scored_eagerly_on_a_cpu(trained_run, tmp_path):
+    from rnnlm.checkpoints import load_lm
+    from rnnlm.data import TimeMachine
+
+    from .helpers import scored
+
+    _, ckpt = trained_run
+    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint["hyper_parameters"]["cuda_graphs"] = True  # as trained on a GPU with the option
+    graphs = tmp_path / "graphs.ckpt"
+    torch.save(checkpoint, graphs)
+    saved = {k: v for k, v in checkpoint["datamodule_hyper_parameters"].items() if k != "seed"}
+    dm = TimeMachine(**saved)
+    dm.setup()
+    model = load_lm(graphs)
+    assert model.hparams.cuda_graphs
+    assert scored(model, dm.loader("test")) == scored(load_lm(ckpt), dm.loader("test"))
+    assert "compiled_batch_loss" not in model.__dict__  # no graphs without CUDA
