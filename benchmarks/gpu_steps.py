@@ -70,7 +70,9 @@ def report(args: argparse.Namespace) -> dict:
     print(f"\n{name} ({kind}), torch {dev.get('torch')}, CUDA {dev.get('cuda')}")
     print("| step | figure |\n|---|---|")
     for name, row in merged.items():
-        if name.startswith("run-"):
+        if name.startswith("run-") and row.get("skipped"):
+            print(f"| {name} | skipped: {row['skipped']} |")
+        elif name.startswith("run-"):
             ppl = row.get("val_ppl")
             figure = f"{row.get('seconds')} s, val/ppl " + (f"{ppl:.3f}" if ppl else "-")
             print(f"| {name} | {figure if row.get('ok') else 'FAILED: ' + row.get('error', '')} |")

@@ -170,3 +170,14 @@ def test_an_ensemble_needs_checkpoints_of_one_vocabulary():
         Ensemble([lstm(12), lstm(9)], ["a.ckpt", "b.ckpt"])
     with pytest.raises(UserError, match=r"ckpt_path=\[\] is not allowed"):
         Ensemble([], [])
+
+
+def test_the_parts_read_first():
+    from rnnlm.evaluate import parts_read_first
+
+    assert parts_read_first("auto", "test") == ["val"] and parts_read_first("auto", "val") == []
+    assert parts_read_first([], "test") == [] and parts_read_first(["val"], "test") == ["val"]
+    with pytest.raises(UserError, match=r"dynamic_eval_read_first=\['test'\] is not allowed"):
+        parts_read_first(["test"], "test")  # learning from the part it then scores
+    with pytest.raises(UserError, match="among train, val and test"):
+        parts_read_first(["vla"], "test")

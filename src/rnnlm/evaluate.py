@@ -82,7 +82,7 @@ def evaluate(cfg: DictConfig) -> float:
         report_mixture(mixture, cfg.split, loss)
     if adaptation is None:
         return math.exp(loss)
-    read_first = list(cfg.get("dynamic_eval_read_first") or [])
+    read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
     loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first, mixture)
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
@@ -95,6 +95,21 @@ def evaluate(cfg: DictConfig) -> float:
     if mixture is not None:
         report_mixture(mixture, cfg.split, loss)
     return math.exp(loss)
+
+
+def parts_read_first(value, split: str) -> list[str]:
+    """The parts dynamic evaluation learns from before `split`: `auto` is the validation part
+    before the test part (the text that precedes it, which the model never trained on, as the
+    coders are given it) and nothing before any other part."""
+    if value == "auto":
+        return ["val"] if split == "test" else []
+    names = list(value or [])
+    if any(name not in ("train", "val", "test") or name == split for name in names):
+        raise UserError(
+            f"dynamic_eval_read_first={names} is not allowed: give auto, or a list of parts "
+            f"among train, val and test other than split={split}"
+        )
+    return names
 
 
 def score(trainer, scored, loader, split: str) -> tuple[float, float]:
