@@ -181,3 +181,5 @@ def test_the_parts_read_first():
         parts_read_first(["test"], "test")  # learning from the part it then scores
     with pytest.raises(UserError, match="among train, val and test"):
         parts_read_first(["vla"], "test")
+    with pytest.raises(UserError, match=r"\(\[\] for split=all\)"):
+        parts_read_first(["val"], "all")  # `all` holds the validation part
