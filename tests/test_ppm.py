@@ -54,7 +54,7 @@ def test_mixture_weights_one_and_zero_are_each_part_and_the_chosen_weight_is_bes
     weight, loss = half.best_weight()
     grid = [float(-mixed(*half.tokens(), w / 100).mean()) for w in range(101)]
     assert loss <= min(grid) + 1e-7 and 0 <= weight <= 1
-    assert half.losses()[0] == pytest.approx(float(-model.mean()), abs=1e-6)
+    assert half.model_loss() == pytest.approx(float(-model.mean()), abs=1e-6)
 
 
 def test_eval_mixes_a_checkpoint_with_ppm(trained_run):

@@ -67,6 +67,7 @@ def evaluate(cfg: DictConfig) -> float:
     trainer = bare_trainer(accelerator=cfg.device, devices=1)
     mixture = ppm_mixture(cfg, dm, len(model.vocab), examples)
     adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None
+    read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
     scored = model if len(models) == 1 else Ensemble(models, paths)
     loss, tokens = score(trainer, scored, loader, cfg.split)
     print(
@@ -82,7 +83,6 @@ def evaluate(cfg: DictConfig) -> float:
         report_mixture(mixture, cfg.split, loss)
     if adaptation is None:
         return math.exp(loss)
-    read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
     loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first, mixture)
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
@@ -90,7 +90,7 @@ def evaluate(cfg: DictConfig) -> float:
         f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; {describe(part, token)}), "
         f"{tokens} tokens scored"
     )
-    alone = mixture.losses()[0] if mixture is not None else loss
+    alone = mixture.model_loss() if mixture is not None else loss
     print(f"loss {alone:.4f}  ppl {math.exp(alone):.4f}  bpc {alone / math.log(2):.4f}")
     if mixture is not None:
         report_mixture(mixture, cfg.split, loss)

@@ -171,25 +171,26 @@ class RNNLMScratch(Generation, pl.LightningModule):
         own_metric_states(self)
         if "compiled_batch_loss" in self.__dict__:
             return
-        if self.hparams.get("cuda_graphs") and self.runs_on_cuda():
-            # Gradients owned before the first step: a backward into a `None` gradient would
-            # keep the graph's output as `.grad`, which the next replay overwrites.
-            for param in self.parameters():
-                if param.grad is None:
-                    param.grad = torch.zeros_like(param)
-            self.__dict__["compiled_batch_loss"] = graph_replayed(
-                torch.compile(self.eager_batch_loss, mode="reduce-overhead", dynamic=False)
-            )
+        if self.hparams.get("cuda_graphs"):
+            # Recorded on CUDA only: a checkpoint trained with them and scored on a CPU
+            # (eval.py) runs eagerly.
+            if self.trainer.strategy.root_device.type == "cuda":
+                self.record_cuda_graphs()
         elif self.hparams.get("compile"):
             self.__dict__["compiled_batch_loss"] = torch.compile(
                 self.eager_batch_loss, dynamic=True
             )
 
-    def runs_on_cuda(self) -> bool:
-        """Whether the trainer runs this model on a CUDA device (no trainer: as if it did, for
-        the CPU test of the graphs' path). A checkpoint trained with `cuda_graphs` and scored
-        on a CPU (eval.py) runs eagerly."""
-        return self._trainer is None or self.trainer.strategy.root_device.type == "cuda"
+    def record_cuda_graphs(self) -> None:
+        """The batch loss from now on through CUDA graphs (`graph_replayed`), recorded per shape
+        at its first call. Gradients are owned before the first step: a backward into a `None`
+        gradient would keep the graph's output as `.grad`, which the next replay overwrites."""
+        for param in self.parameters():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        self.__dict__["compiled_batch_loss"] = graph_replayed(
+            torch.compile(self.eager_batch_loss, mode="reduce-overhead", dynamic=False)
+        )
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer, *args) -> None:
         # Recorded backward graphs write into the same gradient tensors at every replay:

@@ -107,18 +107,16 @@ class PPMMixture:
         self.order = order
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def losses(self) -> tuple[float, float]:
-        """The mean loss of the model alone and of the mixture over the pairs mixed so far."""
-        model, ppm = self.tokens()
-        return float(-model.mean()), float(-mixed(model, ppm, self.weight).mean())
+    def model_loss(self) -> float:
+        """The mean loss of the model alone over the tokens mixed so far."""
+        return float(-self.tokens()[0].mean())
 
     def tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.cat([m for m, _ in self.pairs]), torch.cat([p for _, p in self.pairs])
 
-    def use(self, starts: torch.Tensor) -> PPMMixture:
+    def use(self, starts: torch.Tensor) -> None:
         """Mix on a part read as other streams, from scratch (the pairs kept are dropped)."""
         self.starts, self.pairs = starts, []
-        return self
 
     def mix(self, model_log_p: torch.Tensor, position: int) -> torch.Tensor:
         """The mixture's log p of each target of a streamed batch (rows, steps) whose inputs
