@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, report_user_errors, require_given
+from rnnlm.cli import check_command_line, report_user_errors, require_given, run_entry_point
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -22,4 +22,4 @@ def main(cfg: DictConfig):
 
 if __name__ == "__main__":
     check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "eval")
-    main()
+    run_entry_point(main)

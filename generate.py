@@ -8,7 +8,13 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, quote_text_values, report_user_errors, require_given
+from rnnlm.cli import (
+    check_command_line,
+    quote_text_values,
+    report_user_errors,
+    require_given,
+    run_entry_point,
+)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -24,4 +30,4 @@ def main(cfg: DictConfig):
 if __name__ == "__main__":
     sys.argv[1:] = quote_text_values(sys.argv[1:])
     check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "generate")
-    main()
+    run_entry_point(main)

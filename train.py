@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, quote_text_values, report_user_errors
+from rnnlm.cli import check_command_line, quote_text_values, report_user_errors, run_entry_point
 from rnnlm.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
@@ -29,4 +29,4 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     sys.argv[1:] = quote_text_values(sys.argv[1:])  # prefix="It Has!" reads as it is
     check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "train")
-    main()
+    run_entry_point(main, " before training started")

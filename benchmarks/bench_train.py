@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     tune_allocator()
-    quiet_known_noise(device_lines=True)  # no tips, no device lines: one Trainer per measurement
+    quiet_known_noise()  # no tips, no device lines: one Trainer per measurement
     rows = [measure(args, name) for name in args.settings.split(",")]
     print(f"\n{machine(args.device)}, torch {torch.__version__}; median of {args.epochs} epochs")
     print(

@@ -24,6 +24,32 @@ TINY_TEXT = (
 ) * 4
 
 
+# The extras of pyproject.toml, each with a module that tells whether it is installed.
+EXTRAS = {
+    "optuna": "hydra_plugins.hydra_optuna_sweeper",
+    "slurm": "hydra_plugins.hydra_submitit_launcher",
+    "compressors": "pyppmd",
+}
+
+
+def extra_installed(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(EXTRAS[name]) is not None
+    except ModuleNotFoundError:  # a missing parent package (hydra_plugins)
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.extra("optuna")`: the test needs that extra; without it, it skips and
+    says how to install it (`.ci/run` runs these again with every extra: `-m extra`)."""
+    for marker in item.iter_markers("extra"):
+        for name in marker.args:
+            if not extra_installed(name):
+                pytest.skip(f"needs the {name!r} extra: pip install -e '.[{name}]'")
+
+
 def book_path() -> Path | None:
     """The real corpus: $RNNLM_TIMEMACHINE, else data/timemachine.txt (the download's cache)."""
     candidates = [os.environ.get("RNNLM_TIMEMACHINE"), ROOT / "data" / "timemachine.txt"]

@@ -60,7 +60,7 @@ def test_checksum_mismatch_keeps_no_cache_and_downloads_again(tmp_path, tiny_cor
         ("data.batch_size=-4", "data.batch_size=-4"),
         ("model.rnn.num_hiddens=0", "model.rnn.num_hiddens=0"),
         ("model.lr=0", "model.lr=0"),
-        ("data.num_train=100000", "1376 tokens"),
+        ("data.num_train=0.9", "1376 tokens"),  # counts alone would fall back to fractions
         ("data.fractions=[0.5,0.5]", "data.fractions=[0.5, 0.5] is not allowed: give three"),
         ("data.fractions=[0.8,0.3,-0.1]", "three fractions > 0"),
         ("data.split=random", "data.split='random' is not allowed: use one of ['book', "),
@@ -307,32 +307,38 @@ def test_a_refused_run_keeps_what_its_folder_held_before(tmp_path, tiny_corpus):
 
 
 def test_run_folder_record_removes_only_what_the_run_made(tmp_path):
-    from rnnlm.cli import RunFolder
+    from rnnlm.cli import LOCK, RunFolder
 
     # A folder Hydra creates, two levels of it: removed up to the first it created.
     (tmp_path / "outputs").mkdir()
     (tmp_path / "outputs" / "keep.txt").write_text("")
-    fresh = RunFolder(tmp_path / "outputs" / "day" / "run")
+    fresh = RunFolder(tmp_path / "outputs" / "day" / "run", ".hydra")
     (tmp_path / "outputs" / "day" / "run" / ".hydra").mkdir(parents=True)
     (tmp_path / "outputs" / "day" / "run" / "train.log").write_text("")
-    fresh.discard(".hydra")
+    (tmp_path / "outputs" / "day" / "run" / LOCK).write_text("")
+    assert fresh.discard()
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["keep.txt"]
     # A folder that existed: its own entries stay, even Hydra-like ones; new ones go.
     old = tmp_path / "old"
     (old / ".hydra").mkdir(parents=True)
     (old / "train.log").write_text("earlier")
     (old / "notes.log").write_text("")
-    record = RunFolder(old)
+    record = RunFolder(old, ".hydra")
     (old / "eval.log").write_text("")
-    (old / "checkpoints").mkdir()  # not Hydra's: a refused run never made it, so it stays
-    record.discard(".hydra")
+    assert not record.discard()
+    assert sorted(p.name for p in old.iterdir()) == [".hydra", "notes.log", "train.log"]
+    assert (old / "train.log").read_text() == "earlier"
+    # A run that wrote something of its own (a checkpoint) keeps all it wrote.
+    (old / "eval.log").write_text("")
+    (old / "checkpoints").mkdir()
+    assert not record.discard()
     assert sorted(p.name for p in old.iterdir()) == [
         ".hydra",
         "checkpoints",
+        "eval.log",
         "notes.log",
         "train.log",
     ]
-    assert (old / "train.log").read_text() == "earlier"
 
 
 def test_impossible_memory_is_refused_with_the_estimate(compose_train, tiny_corpus, tmp_path):
@@ -431,20 +437,6 @@ def test_ckpt_path_last_without_a_last_checkpoint_says_it_starts_fresh(
         f"ckpt_path=last: there is no {run_dir}/checkpoints/last.ckpt yet, so this run starts "
         "fresh" in capsys.readouterr().out
     )
-
-
-def test_a_short_text_is_told_the_fractions_that_fit_it(compose_train, tiny_corpus, tmp_path):
-    from rnnlm.errors import UserError
-    from rnnlm.train import train
-
-    # The book's 10,000 + 5,000 windows do not fit 1,376 characters; the fractions it names do.
-    fast = [o for o in FAST if not o.startswith(("data.num_train", "data.num_val"))]
-    with pytest.raises(UserError) as err:
-        train(compose_train(f"data.path={tiny_corpus}", *fast), tmp_path / "refused")
-    advice = "fractions of the text fit any length: data.num_train=0.8 data.num_val=0.1"
-    assert advice in str(err.value)
-    fractions = ["data.num_train=0.8", "data.num_val=0.1", "trainer.max_epochs=1"]
-    assert train(compose_train(f"data.path={tiny_corpus}", *fast, *fractions), tmp_path / "ok") > 1
 
 
 def test_cuda_graphs_without_a_gpu_is_one_line(tmp_path, tiny_corpus):

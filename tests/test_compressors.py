@@ -58,8 +58,8 @@ def test_the_test_part_is_the_runs(tiny_corpus):
     assert figures["contiguous"]["after train + val"]["zlib -9"] == round(expected, 4)
 
 
+@pytest.mark.extra("compressors")
 def test_ppmd_orders_when_installed():
-    pytest.importorskip("pyppmd")
     coders = bench().ppmd_coders()
     assert list(coders) == [f"PPMd order {k}" for k in (4, 5, 6, 7, 8)]
     text = b"it has a strange strange story " * 20

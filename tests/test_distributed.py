@@ -216,8 +216,8 @@ def torch_load_epoch(path) -> int:
     return torch.load(path, weights_only=True)["epoch"]
 
 
+@pytest.mark.extra("slurm")
 def test_slurm_launcher_starts_one_task_per_device():
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
 
     from .conftest import CONF
@@ -231,9 +231,9 @@ def test_slurm_launcher_starts_one_task_per_device():
 
 
 @pytest.mark.slow
+@pytest.mark.extra("slurm")
 def test_submitit_local_launcher_runs_a_sweep(tiny_corpus, tmp_path):
     """The cluster path (jobs pickled and run by submitit's executor) on this machine."""
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from .conftest import sweep_args
     from .helpers import read_rows
 

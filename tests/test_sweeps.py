@@ -166,8 +166,8 @@ def test_every_experiment_composes_and_trains(name, compose_train, tiny_corpus, 
 
 
 @pytest.mark.slow
+@pytest.mark.extra("optuna")
 def test_optuna_sweep_two_trials(tiny_corpus, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "sweep"
     out = cli(
         "train.py",

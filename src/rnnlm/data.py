@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.corpus import Corpus, load_corpus, wants_cache
@@ -25,6 +26,11 @@ SAMPLINGS = ("windows", "sequential")
 PARTS = ("train", "val", "test")
 MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
 COUNT_CHUNK = 1 << 22  # tokens counted at a time (a memory-mapped text never sits in memory)
+
+
+@rank_zero_only
+def say(line: str) -> None:
+    print(line)
 
 
 class TimeMachine(pl.LightningDataModule):
@@ -124,6 +130,7 @@ class TimeMachine(pl.LightningDataModule):
         if self.corpus is None:
             self.corpus = self.load()
             available = len(self.corpus.chars) - self.num_steps
+            self.fit_counts(available)
             self.num_train = resolve_count(self.num_train, available)
             self.num_val = resolve_count(self.num_val, available)
             if self.vocab is None:
@@ -236,6 +243,24 @@ class TimeMachine(pl.LightningDataModule):
         """What the language model is built with from the data: the vocabulary (the model
         sets its core's input size from it) and how the text was read (`rnnlm.text`)."""
         return {"text": self.format.as_dict(), "vocab": self.vocab.idx_to_token}
+
+    # What window counts that do not fit a text of one's own become.
+    FALLBACK = (0.8, 0.1)
+
+    def fit_counts(self, available: int) -> None:
+        """With `data.path` (a text of one's own), counts of windows that do not fit it (the
+        book's 10,000 + 5,000 on a short text) become `FALLBACK`'s fractions, said in a line."""
+        counts = (self.num_train, self.num_val)
+        if self.path is None or self.split != "book" or isinstance(self.num_train, float):
+            return
+        if isinstance(self.num_val, float) or sum(counts) <= available or available < 3:
+            return
+        self.num_train, self.num_val = self.FALLBACK
+        say(
+            f"data.num_train={counts[0]} + data.num_val={counts[1]} windows do not fit the "
+            f"{max(available, 0)} windows of {self.text_file()}: training on "
+            f"data.num_train={self.num_train} data.num_val={self.num_val} of them instead"
+        )
 
     def batch_shape(self) -> tuple[int, int]:
         """(rows, time steps) of a training batch."""

@@ -63,7 +63,7 @@ def evaluate(cfg: DictConfig) -> float:
     examples = loader.dataset
     rows = examples.num_streams if isinstance(examples, Streams) else dm.batch_size
     threads.choose(cfg.threads, step_work(model, rows))
-    quiet_known_noise(device_lines=True)
+    quiet_known_noise(cfg.get("verbose", False))
     trainer = bare_trainer(accelerator=cfg.device, devices=1)
     mixture = ppm_mixture(cfg, dm, len(model.vocab), examples)
     adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None

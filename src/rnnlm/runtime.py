@@ -33,19 +33,21 @@ class DropLines(logging.Filter):
         return not record.getMessage().startswith(self.starts)
 
 
-def quiet_known_noise(device_lines: bool = False) -> None:
+def quiet_known_noise(verbose: bool = False) -> None:
     """Silence what other libraries print that does not apply here, at its source: Lightning's
-    advertising tips and its tensor-core advice always; with `device_lines` (a sweep's jobs,
-    scoring a checkpoint) its lines about the devices found, which say nothing new there."""
+    advertising tips and its tensor-core advice always; unless `verbose` (or a logging level
+    of DEBUG for `pytorch_lightning`: `hydra.verbose=pytorch_lightning`), its INFO lines
+    (devices found, checkpoints restored, why fit stopped), which the run's own lines say."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     rank_zero.filters = [f for f in rank_zero.filters if not isinstance(f, DropLines)]
     # The tensor-core advice names a torch call: here it is the `matmul_precision` setting.
     noise = ["\N{ELECTRIC LIGHT BULB} Tip:", "You are using a CUDA device"]
     # The models' own callbacks (configure_callbacks) meet themselves again in trainer.test.
     noise += ["The following callbacks returned in `LightningModule.configure_callbacks`"]
-    if device_lines:
-        noise += ["GPU available:", "TPU available:", "HPU available:"]
     rank_zero.addFilter(DropLines(*noise))
+    # Lightning sets its own logger to INFO; hydra.verbose=pytorch_lightning sets DEBUG.
+    chosen = logging.getLogger("pytorch_lightning").isEnabledFor(logging.DEBUG)
+    rank_zero.setLevel(logging.NOTSET if verbose or chosen else logging.WARNING)
     quiet_known_warnings()
 
 
@@ -53,6 +55,8 @@ def quiet_known_warnings() -> None:
     """Silence Lightning warnings that do not apply here."""
     # Batches are cut by tensor indexing in the main process: workers would only add overhead.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # A short text's few batches per epoch: the logger records the epoch's figures anyway.
+    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
@@ -89,11 +93,11 @@ def bare_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(**{**quiet, **kwargs})
 
 
-def slurm_plugins() -> list | None:
+def slurm_plugins() -> list:
     """Under SLURM, requeueing on timeout is submitit's (hydra/launcher=slurm,
     max_num_timeout): Lightning's own SIGUSR1 handler would replace submitit's and write
     hpc_ckpt files into the working folder, shared by every job of a sweep."""
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def check_run_settings(cfg: DictConfig) -> None:

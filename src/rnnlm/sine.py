@@ -9,6 +9,7 @@ the `tau` lags. `k_step` predicts k steps ahead by feeding a model its own predi
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 from torchmetrics import MeanSquaredError, MinMetric
 
 from rnnlm.errors import UserError, require_count, require_positive
+from rnnlm.files import write_bytes
 from rnnlm.metrics import own_metric_states
 from rnnlm.partials import ADAM, optimizers, partial_config, plain
 
@@ -140,7 +142,9 @@ class PredictionsFigure(pl.Callback):
         if not trainer.is_global_zero or not pl_module.predicted:
             return
         figure = plot_predictions(pl_module.predicted, trainer.datamodule)
-        figure.savefig(Path(trainer.default_root_dir) / "predictions.png", dpi=100)
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=100)
+        write_bytes(Path(trainer.default_root_dir) / "predictions.png", png.getvalue())
         add_figure = getattr(trainer.logger and trainer.logger.experiment, "add_figure", None)
         if add_figure is not None:
             add_figure("predictions", figure, trainer.global_step)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import re
@@ -15,6 +16,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from rnnlm.files import write_bytes, write_json
 
 COLUMNS = [
     "job",
@@ -81,7 +84,7 @@ class SweepSummary(Callback):
         else:
             row["status"] = "failed"
             row["error"] = str(job_return._return_value).splitlines()[0][:300]
-        (job_dir / "job.json").write_text(json.dumps(row, indent=2))
+        write_json(job_dir / "job.json", row)
         write_summary(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -115,12 +118,11 @@ def job_rows(sweep_dir: Path) -> list[dict]:
 
 def write_summary(sweep_dir: Path) -> None:
     rows = job_rows(sweep_dir)
-    tmp = sweep_dir / ".summary.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(sweep_dir / "summary.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes(sweep_dir / "summary.csv", table.getvalue().encode())
     plot_summary(sweep_dir, rows)
 
 
@@ -182,7 +184,7 @@ def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
     bars.set(xlabel="best val/ppl (red: failed)", title="best validation perplexity per job")
     if shared:
         fig.suptitle(textwrap.fill(f"every job: {shared}", 180), fontsize=8)
-    tmp = sweep_dir / ".summary.png.tmp"
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(sweep_dir / "summary.png")
+    write_bytes(sweep_dir / "summary.png", png.getvalue())

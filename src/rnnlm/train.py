@@ -8,7 +8,6 @@ a callback or a model hook that the experiment's config chooses (`rnnlm.protocol
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -23,8 +23,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rnnlm import threads
 from rnnlm.board import TensorBoard, run_settings
 from rnnlm.callbacks import MatmulPrecision, ProcessGroupCleanup, ShareCores
+from rnnlm.checkpoints import AtomicCheckpointIO
 from rnnlm.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.errors import UserError, unwrap_user_errors
+from rnnlm.files import write_json
 from rnnlm.protocols import DataModule, Model
 from rnnlm.resume import (
     check_resumable,
@@ -46,8 +48,11 @@ from rnnlm.runtime import (
 
 
 @unwrap_user_errors
-def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trainer]:
-    """Everything `fit` needs; run-time objects are passed as keyword arguments."""
+def build(
+    cfg: DictConfig, output_dir: Path, ckpt_path: str | None = None
+) -> tuple[DataModule, Model, pl.Trainer]:
+    """Everything `fit` needs, with the checkpoint to resume from checked before the Trainer
+    is built (its lines come after); run-time objects are passed as keyword arguments."""
     precision = MatmulPrecision(cfg.get("matmul_precision", "highest"))  # checked before data
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -56,11 +61,16 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
     model = instantiate(cfg.model, _recursive_=False, **dm.model_inputs())
     rows, steps = dm.batch_shape()
     check_memory(rows, steps, model)
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, model, dm.model_inputs(), cfg.trainer.get("max_epochs"))
     processes = local_processes(cfg.trainer)
     threads.choose(cfg.threads, step_work(model, rows), processes)
     # ~logger on the command line removes the group: no events, no TensorBoard
     logger = instantiate(cfg.logger, save_dir=str(output_dir)) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    quiet = {} if cfg.get("verbose") else {"enable_model_summary": False}
+    if quiet:  # the model summary table is Lightning's too: shown with verbose=true
+        callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
     most = threads.share(processes)
     if cfg.threads == "auto" and most > 1:  # also small steps: every core left free, while free
         callbacks.append(ShareCores(most=most))
@@ -70,7 +80,8 @@ def build(cfg: DictConfig, output_dir: Path) -> tuple[DataModule, Model, pl.Trai
         default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
         logger=logger,
         callbacks=callbacks,
-        plugins=slurm_plugins(),
+        plugins=[AtomicCheckpointIO(), *slurm_plugins()],
+        **quiet,
     )
     return dm, model, trainer
 
@@ -81,7 +92,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     output_dir = Path(output_dir)
     check_run_settings(cfg)
     tune_allocator()
-    quiet_known_noise(device_lines=in_multirun())
+    quiet_known_noise(cfg.get("verbose", False))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
         raise UserError(
@@ -89,10 +100,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
             "rank: use trainer=ddp_spawn for sweeps on one node, or hydra/launcher=slurm, "
             "which starts one SLURM task per device"
         )
-    dm, model, trainer = build(cfg, output_dir)
     ckpt_path = resume_path(cfg.get("ckpt_path"), output_dir)
-    if ckpt_path is not None:
-        check_resumable(ckpt_path, model, dm.model_inputs(), cfg.trainer.get("max_epochs"))
+    dm, model, trainer = build(cfg, output_dir, ckpt_path)
     start = time.perf_counter()
     fit(trainer, model, dm, ckpt_path, output_dir)
     fit_seconds = time.perf_counter() - start
@@ -124,6 +133,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
 
 def fit(trainer: pl.Trainer, model: Model, dm: DataModule, ckpt_path, output_dir: Path) -> None:
     """`trainer.fit`, with what a stopped run says and its exit status (`rnnlm.resume`)."""
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
         with contextlib.suppress(SIGTERMException):
@@ -147,9 +158,7 @@ def selected_checkpoint(trainer: pl.Trainer, metric: str) -> str | None:
 @rank_zero_only
 def finish(cfg: DictConfig, output_dir: Path, trainer, model: Model, results: dict) -> None:
     """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
-    tmp = output_dir / ".results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(output_dir / "results.json")
+    write_json(output_dir / "results.json", results)
     if isinstance(trainer.logger, TensorBoard):
         trainer.logger.log_run_settings(run_settings(cfg), status="success")
     elif trainer.logger is not None:

@@ -1,0 +1,60 @@
+"""Writing a file whole or not at all: checkpoints, results.json, sweep reports, figures.
+
+A file is written to a temporary file in its own folder (a rename across filesystems would be
+a copy, which a full disk or a kill can cut short), flushed to the disk, then renamed over the
+old one with `os.replace`. A failed write leaves the old file as it was and removes the
+temporary one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from rnnlm.errors import UserError
+
+_umask = os.umask(0)
+os.umask(_umask)  # read once: mkstemp makes 0600 files, a plain open() makes these
+FILE_MODE = 0o666 & ~_umask
+
+
+def write_file(path: str | Path, write: Callable[[BinaryIO], object], kept: str = "") -> None:
+    """Call `write(f)` on a temporary file beside `path`, then rename it over `path`. An
+    OSError (disk full, permission denied, a read-only folder) becomes a `UserError` that
+    names the file and the reason, followed by `kept` (what is left whole)."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        remove(tmp)
+        reason = err.strerror or type(err).__name__
+        raise UserError(f"writing {path} failed ({reason}){kept}") from None
+    except BaseException:  # Ctrl-C or an error in `write`: the old file stays as it was
+        remove(tmp)
+        raise
+
+
+def remove(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes, kept: str = "") -> None:
+    write_file(path, lambda f: f.write(data), kept)
+
+
+def write_json(path: str | Path, value: object) -> None:
+    write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
