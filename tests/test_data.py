@@ -191,10 +191,17 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
 
 
 def test_too_many_windows_names_corpus_size(tiny_corpus: Path):
-    dm = TimeMachine(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
+    dm = TimeMachine(num_steps=8, num_train=0.9, num_val=5000, path=str(tiny_corpus))
     dm.setup()
-    with pytest.raises(UserError, match=r"15000 windows, but .* has \d+ tokens"):
+    with pytest.raises(UserError, match=r"\d+ \+ 5000 = \d+ windows, but .* has \d+ tokens"):
         dm.train_dataloader()
+
+
+def test_counts_that_do_not_fit_a_text_of_ones_own_become_fractions(tiny_corpus: Path):
+    dm = TimeMachine(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
+    dm.setup("fit")
+    available = 1376 - 8
+    assert (dm.num_train, dm.num_val) == (int(0.8 * available), int(0.1 * available))
 
 
 @pytest.mark.parametrize("name", ["batch_size", "num_steps", "num_train", "num_val"])

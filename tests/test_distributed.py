@@ -117,7 +117,7 @@ def test_cli_ddp_spawn_run_reports_the_best_checkpoints_figure(tiny_corpus, tmp_
     assert results["best_val_ppl"] == pytest.approx(float(selecting["best_model_score"]), rel=1e-6)
     assert f"ppl{results['best_val_ppl']:.3f}.ckpt" in best.name
     assert results["test_checkpoint"] == str(best)
-    assert scalars(run)["test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
+    assert scalars(run)["~test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
 
 
 @pytest.mark.slow

@@ -225,7 +225,7 @@ def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp
     # The book's split tests on the text after its last validation window, as streams.
     assert results["test_tokens"] == 10 * ((1376 - (600 + 300 + 8)) // 10 - 1)
     logged = scalars(ckpt.parents[1])
-    assert logged["test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
+    assert logged["~test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
     out = cli("eval.py", f"ckpt_path={best}", "split=test", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "10 streams of 46 characters, state carried" in out.stdout

@@ -184,8 +184,8 @@ def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
     train(cfg, tmp_path)
     logged = scalars(tmp_path)
     assert len(logged["train/loss"]) == 3 and logged["train/loss"][-1] < logged["train/loss"][0]
-    (test_ppl,) = logged["test/ppl"]
-    assert logged["test/bpc"][0] == pytest.approx(math.log2(test_ppl), rel=1e-5)
+    (test_ppl,) = logged["~test/ppl"]
+    assert logged["~test/bpc"][0] == pytest.approx(math.log2(test_ppl), rel=1e-5)
     (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
     dm = TimeMachine(**torch.load(best, weights_only=True)["datamodule_hyper_parameters"])
     dm.setup()

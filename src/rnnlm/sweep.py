@@ -55,19 +55,8 @@ class SweepSummary(Callback):
         self.started: dict[int, float] = {}
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """The sweep's HPARAMS experiment (what it varies, as the columns TensorBoard shows),
-        in the job's own folder: one in the sweep folder would be a run of its own, empty.
-        The sweep's overrides are in its multirun.yaml (this may be a launcher's process)."""
-        if config.hydra.mode.name != "MULTIRUN":
-            return
-        self.started[config.hydra.job.num] = time.perf_counter()
-        sweep = Path(config.hydra.sweep.dir) / "multirun.yaml"
-        if sweep.is_file():
-            from rnnlm.board import write_experiment
-
-            job_dir = Path(config.hydra.runtime.output_dir)
-            job_dir.mkdir(parents=True, exist_ok=True)
-            write_experiment(job_dir, swept_keys(OmegaConf.load(sweep)))
+        if config.hydra.mode.name == "MULTIRUN":
+            self.started[config.hydra.job.num] = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode.name != "MULTIRUN":
@@ -91,24 +80,6 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         write_summary(sweep_dir)
         print(f"sweep summary: {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.png'}")
-
-
-def override_keys(overrides: list[str], sweeps_only: bool = False) -> list[str]:
-    """The keys of Hydra command-line overrides (`model.lr=1,2` -> `model.lr`), in order;
-    with `sweeps_only`, only those given several values (a list, a range, an interval)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    keys = [o.get_key_element() for o in parsed if o.is_sweep_override() or not sweeps_only]
-    return [key.lstrip("+~") for key in keys if not key.startswith(("hydra.", "+hydra."))]
-
-
-def swept_keys(config: DictConfig) -> list[str]:
-    """The keys a multirun varies: sweeps on the command line, and the search space of a
-    sweeper that has one (Optuna's `hydra.sweeper.params`)."""
-    keys = override_keys(list(config.hydra.overrides.task), sweeps_only=True)
-    params = config.hydra.sweeper.get("params") or {}
-    return list(dict.fromkeys([*keys, *params]))
 
 
 def job_rows(sweep_dir: Path) -> list[dict]:

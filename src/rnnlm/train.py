@@ -160,7 +160,7 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model: Model, results: di
     """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
     write_json(output_dir / "results.json", results)
     if isinstance(trainer.logger, TensorBoard):
-        trainer.logger.log_run_settings(run_settings(cfg), status="success")
+        trainer.logger.log_run_settings(run_settings(cfg))
     elif trainer.logger is not None:
         trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
