@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, report_user_errors, require_given, run_entry_point
+from rnnlm.ops.cli import check_command_line, report_user_errors, require_given, run_entry_point
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import (
+from rnnlm.ops.cli import (
     check_command_line,
     quote_text_values,
     report_user_errors,

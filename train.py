@@ -9,8 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnnlm import threads
-from rnnlm.cli import check_command_line, quote_text_values, report_user_errors, run_entry_point
-from rnnlm.sweep import register_resolvers
+from rnnlm.ops.cli import check_command_line, quote_text_values, report_user_errors, run_entry_point
+from rnnlm.ops.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
 # Optuna's storage layer imports alembic, which logs every plugin it sets up at INFO.

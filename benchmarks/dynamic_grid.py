@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
-from rnnlm.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 from rnnlm.evaluate import data_settings
+from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 
 
 def floats(text: str) -> list[float]:

@@ -104,7 +104,7 @@ def test_what_hydra_catches_is_one_line_too(tmp_path, tiny_corpus, override, mes
     ],
 )
 def test_unknown_options_and_keys_in_every_entry_point(config, override, message):
-    from rnnlm.cli import first_problem
+    from rnnlm.ops.cli import first_problem
 
     from .conftest import CONF
 
@@ -307,7 +307,7 @@ def test_a_refused_run_keeps_what_its_folder_held_before(tmp_path, tiny_corpus):
 
 
 def test_run_folder_record_removes_only_what_the_run_made(tmp_path):
-    from rnnlm.cli import LOCK, RunFolder
+    from rnnlm.ops.cli import LOCK, RunFolder
 
     # A folder Hydra creates, two levels of it: removed up to the first it created.
     (tmp_path / "outputs").mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rnnlm.cli import first_problem, quote_text_values
+from rnnlm.ops.cli import first_problem, quote_text_values
 
 from .conftest import CONF, ROOT
 

@@ -1,4 +1,4 @@
-"""Dynamic evaluation (rnnlm.dynamic): each segment scored before the weights learn from it,
+"""Dynamic evaluation (rnnlm.scoring.dynamic): each segment scored before the weights learn from it,
 step size 0 equal to static scoring, the weights put back, bad settings refused."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from rnnlm.data import TimeMachine
-from rnnlm.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
 from rnnlm.rnn import LSTM, core
+from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 
 from .helpers import scored, tokens
 
@@ -110,7 +110,7 @@ def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
         f"data.path={tiny_corpus}",
         *TINY_OVERRIDES,
         *SEQUENTIAL,
-        "+callbacks.dynamic_test._target_=rnnlm.dynamic.DynamicTest",
+        "+callbacks.dynamic_test._target_=rnnlm.scoring.dynamic.DynamicTest",
         "+callbacks.dynamic_test.read_first=[val]",
         *dynamic,
     )
@@ -134,9 +134,9 @@ def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
 
 
 def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
-    from rnnlm.ensemble import Ensemble
     from rnnlm.lm import RNNLMScratch
     from rnnlm.rnn import RNNScratch
+    from rnnlm.scoring.ensemble import Ensemble
 
     dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
@@ -164,7 +164,7 @@ def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
 
 
 def test_an_ensemble_needs_checkpoints_of_one_vocabulary():
-    from rnnlm.ensemble import Ensemble
+    from rnnlm.scoring.ensemble import Ensemble
 
     with pytest.raises(UserError, match=r"ckpt_path='b.ckpt' has a vocabulary of 9 tokens and "):
         Ensemble([lstm(12), lstm(9)], ["a.ckpt", "b.ckpt"])

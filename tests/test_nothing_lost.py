@@ -30,7 +30,7 @@ def only_line(out: subprocess.CompletedProcess, *fragments: str) -> None:
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
-    from rnnlm.files import write_bytes, write_file
+    from rnnlm.ops.files import write_bytes, write_file
 
     target = tmp_path / "results.json"
     write_bytes(target, b"the good one\n")
@@ -63,7 +63,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(
     last.ckpt still loads and equals the one before."""
     import shutil
 
-    import rnnlm.files
+    import rnnlm.ops.files
     from rnnlm.train import train
 
     corpus, last = trained_run
@@ -75,7 +75,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(rnnlm.files.os, "fsync", full)
+    monkeypatch.setattr(rnnlm.ops.files.os, "fsync", full)
     cfg = compose_train(f"data.path={corpus}", *FAST, "trainer.max_epochs=5", "ckpt_path=last")
     with pytest.raises(UserError) as err:
         train(cfg, run)
@@ -91,7 +91,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(
 
 def hold_in_another_process(folder: Path) -> subprocess.Popen:
     code = (
-        "import sys, time; from pathlib import Path; from rnnlm.cli import hold_lock; "
+        "import sys, time; from pathlib import Path; from rnnlm.ops.cli import hold_lock; "
         "hold_lock(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)"
     )
     holder = subprocess.Popen(
@@ -102,12 +102,12 @@ def hold_in_another_process(folder: Path) -> subprocess.Popen:
 
 
 def test_a_folder_held_by_a_live_run_is_refused_and_freed_when_it_dies(tmp_path, capsys):
-    import rnnlm.cli
+    import rnnlm.ops.cli
 
     holder = hold_in_another_process(tmp_path / "run")
     try:
         with pytest.raises(SystemExit) as stop:
-            rnnlm.cli.hold_lock(tmp_path / "run")
+            rnnlm.ops.cli.hold_lock(tmp_path / "run")
         assert stop.value.code == 2
         assert capsys.readouterr().err == (
             f"error: hydra.run.dir='{tmp_path}/run' is in use by a live run (process "
@@ -116,9 +116,9 @@ def test_a_folder_held_by_a_live_run_is_refused_and_freed_when_it_dies(tmp_path,
     finally:
         holder.kill()  # killed, not ended: the kernel releases its lock
         holder.wait()
-    rnnlm.cli.hold_lock(tmp_path / "run")  # its own resume is not blocked
-    assert (tmp_path / "run" / rnnlm.cli.LOCK).read_text() == f"{os.getpid()}\n"
-    os.close(rnnlm.cli._lock)
+    rnnlm.ops.cli.hold_lock(tmp_path / "run")  # its own resume is not blocked
+    assert (tmp_path / "run" / rnnlm.ops.cli.LOCK).read_text() == f"{os.getpid()}\n"
+    os.close(rnnlm.ops.cli._lock)
 
 
 @pytest.mark.slow

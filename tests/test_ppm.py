@@ -1,4 +1,4 @@
-"""The PPM model (rnnlm.ppm): a distribution at every position, learned from the past only,
+"""The PPM model (rnnlm.scoring.ppm): a distribution at every position, learned from the past only,
 and its mixture with a model: weights 1 and 0 give each part, the weight chosen is the best."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.ppm import PPMMixture, mixed, ppm_log_probs
+from rnnlm.scoring.ppm import PPMMixture, mixed, ppm_log_probs
 
 from .conftest import compose_config
 

@@ -11,8 +11,8 @@ import torch
 from rnnlm.errors import UserError
 from rnnlm.rnn import RNN, RNNScratch, core
 from rnnlm.runtime import bare_trainer
-from rnnlm.series import SineSeries
-from rnnlm.sine import SineRNN, k_step, linear_fit
+from rnnlm.sine.model import SineRNN, k_step, linear_fit
+from rnnlm.sine.series import SineSeries
 
 from .conftest import TINY_OVERRIDES, cli
 from .helpers import assert_one_line_error, events

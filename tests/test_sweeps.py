@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm.sweep import safe_dirname, short_labels
+from rnnlm.ops.sweep import safe_dirname, short_labels
 from rnnlm.train import train
 
 from .conftest import CONF, TINY_OVERRIDES, cli, sweep_args

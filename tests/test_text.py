@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.cli import quote_text_values
 from rnnlm.corpus import load_corpus
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLMScratch
+from rnnlm.ops.cli import quote_text_values
 from rnnlm.rnn import RNNScratch, core
 from rnnlm.text import BYTE_TOKENS, TextFormat
 from rnnlm.train import train
@@ -335,7 +335,7 @@ def test_a_prefix_from_standard_input_is_taken_as_it_is(monkeypatch):
 
 
 def test_an_ensemble_needs_one_way_of_reading_text():
-    from rnnlm.ensemble import check_same_vocabulary
+    from rnnlm.scoring.ensemble import check_same_vocabulary
 
     vocab = Vocab(list("ab ")).idx_to_token
     raw = random_model(vocab, TextFormat("none", "char"))

@@ -1,5 +1,4 @@
-"""Checkpoints written by train.py: written whole or not at all, read safely, and a model
-rebuilt from one alone.
+"""Checkpoints written by train.py: read safely, and a model rebuilt from one alone.
 
 A checkpoint carries the model's class (`rnnlm_class`), its constructor arguments
 (`hyper_parameters`, the core's as a `_target_` mapping) and its weights; it is read with
@@ -9,41 +8,12 @@ A checkpoint carries the model's class (`rnnlm_class`), its constructor argument
 from __future__ import annotations
 
 import importlib
-import io
 from pathlib import Path
 
 import torch
-from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from rnnlm.errors import UserError
-from rnnlm.files import write_bytes
 from rnnlm.lm import RNNLMScratch
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, with the file written in its own folder and renamed
-    over the old one (`rnnlm.files`): Lightning's own goes through fsspec's transaction,
-    which writes to the system's temp folder and moves the file, a copy when the run folder
-    is on another filesystem, so a full disk or a kill leaves a truncated checkpoint."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        if "://" in str(path):  # object storage: fsspec's writer is the one that can
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
-        torch.save(checkpoint, buffer)
-        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
-
-
-def last_good(path: Path) -> str:
-    """What a failed write of `path` leaves whole, as the error says it."""
-    if path.is_file():
-        return f": {path} is kept as it was, the last good checkpoint"
-    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if others:
-        return f": the last good checkpoint is {others[-1]}"
-    return ": no checkpoint had been written yet"
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -2,7 +2,7 @@
 
 A `UserError` is a mistake a user can fix: its message names the bad value and what is
 allowed. This module imports nothing of Hydra or Lightning, so the plain `nn.Module` cores use
-it too; the CLI layer (`rnnlm.cli`) turns a `UserError` into one line and exit code 2.
+it too; the CLI layer (`rnnlm.ops.cli`) turns a `UserError` into one line and exit code 2.
 """
 
 from __future__ import annotations

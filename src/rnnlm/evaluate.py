@@ -11,11 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
-from rnnlm.dynamic import Adaptation, dynamic_evaluation
-from rnnlm.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.errors import UserError
-from rnnlm.ppm import PPMMixture, check_weight, ppm_log_probs
 from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
+from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
+from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
+from rnnlm.scoring.ppm import PPMMixture, check_weight, ppm_log_probs
 from rnnlm.streams import Streams
 from rnnlm.windows import Windows
 

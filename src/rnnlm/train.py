@@ -21,20 +21,20 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm import threads
-from rnnlm.board import TensorBoard, run_settings
 from rnnlm.callbacks import MatmulPrecision, ProcessGroupCleanup, ShareCores
-from rnnlm.checkpoints import AtomicCheckpointIO
-from rnnlm.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.errors import UserError, unwrap_user_errors
-from rnnlm.files import write_json
-from rnnlm.protocols import DataModule, Model
-from rnnlm.resume import (
+from rnnlm.ops.board import TensorBoard, run_settings
+from rnnlm.ops.cli import in_multirun  # the Hydra mode query (no Lightning import)
+from rnnlm.ops.files import write_json
+from rnnlm.ops.resume import (
+    AtomicCheckpointIO,
     check_resumable,
     epochs_trained,
     last_checkpoint,
     resume_path,
     stopped,
 )
+from rnnlm.protocols import DataModule, Model
 from rnnlm.runtime import (
     build_trainer,
     check_memory,
@@ -132,7 +132,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
 
 
 def fit(trainer: pl.Trainer, model: Model, dm: DataModule, ckpt_path, output_dir: Path) -> None:
-    """`trainer.fit`, with what a stopped run says and its exit status (`rnnlm.resume`)."""
+    """`trainer.fit`, with what a stopped run says and its exit status (`rnnlm.ops.resume`)."""
     if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:

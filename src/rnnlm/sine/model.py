@@ -1,5 +1,5 @@
 """The concise chapter's last exercise: d2l.ai §9.1's autoregressive model with an RNN, on
-the series of `rnnlm.series`.
+the series of `rnnlm.sine.series`.
 
 `SineRNN` feeds the `tau` values to one of the project's cores unchanged (`RNNScratch`,
 `torch.nn.RNN`, ...; one input per step, from a zero state) and reads the prediction from
@@ -22,12 +22,12 @@ from torch import nn
 from torchmetrics import MeanSquaredError, MinMetric
 
 from rnnlm.errors import UserError, require_count, require_positive
-from rnnlm.files import write_bytes
 from rnnlm.metrics import own_metric_states
+from rnnlm.ops.files import write_bytes
 from rnnlm.partials import ADAM, optimizers, partial_config, plain
 
 if TYPE_CHECKING:
-    from rnnlm.series import SineSeries
+    from rnnlm.sine.series import SineSeries
 
 HORIZONS = (1, 4, 16, 64)
 

@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlm.files import write_bytes, write_json
+from rnnlm.ops.files import write_bytes, write_json
 
 COLUMNS = [
     "job",

@@ -18,8 +18,8 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
-from rnnlm.ensemble import average_log_probs, token_log_probs
 from rnnlm.errors import UserError, require_choice, require_count
+from rnnlm.scoring.ensemble import average_log_probs, token_log_probs
 
 METHODS = ("rms", "sgd")
 
@@ -85,7 +85,7 @@ def dynamic_score(
     (e.g. the validation part, which the test part follows); the weights are put back at the
     end. `model` may be a list of models (an ensemble: each token's probability is the average
     of theirs, each learns from its own loss; `squares` then has one list per model). With a
-    `mixture` (`rnnlm.ppm.PPMMixture` on the streams of `batches`), the scored probability is
+    `mixture` (`ppm.PPMMixture` on the streams of `batches`), the scored probability is
     the mixture's; each model still learns from its own loss.
 
     Lightning's test loop scores without gradients and never changes the weights; learning

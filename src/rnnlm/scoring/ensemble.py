@@ -1,5 +1,5 @@
 """Ensembles: several language models' probabilities for each token, averaged (the mixture
-with equal weights), optionally mixed with a PPM model's (`rnnlm.ppm.PPMMixture`). Their
+with equal weights), optionally mixed with a PPM model's (`rnnlm.scoring.ppm.PPMMixture`). Their
 vocabularies must be the same."""
 
 from __future__ import annotations

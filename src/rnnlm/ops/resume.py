@@ -1,18 +1,48 @@
-"""Carrying a run on: `ckpt_path=last`, the checks before resuming, what a stopped run says,
-and what a finished run's checkpoints tell."""
+"""Carrying a run on: checkpoints written whole, `ckpt_path=last`, the checks before resuming,
+what a stopped run says, and what a finished run's checkpoints tell."""
 
 from __future__ import annotations
 
+import io
 import shlex
 import signal
 import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
 from rnnlm.errors import UserError, flatten
+from rnnlm.ops.files import write_bytes
 from rnnlm.text import TextFormat
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, with the file written in its own folder and renamed
+    over the old one (`rnnlm.ops.files`): Lightning's own goes through fsspec's transaction,
+    which writes to the system's temp folder and moves the file, a copy when the run folder
+    is on another filesystem, so a full disk or a kill leaves a truncated checkpoint."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if "://" in str(path):  # object storage: fsspec's writer is the one that can
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
+        torch.save(checkpoint, buffer)
+        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
+
+
+def last_good(path: Path) -> str:
+    """What a failed write of `path` leaves whole, as the error says it."""
+    if path.is_file():
+        return f": {path} is kept as it was, the last good checkpoint"
+    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if others:
+        return f": the last good checkpoint is {others[-1]}"
+    return ": no checkpoint had been written yet"
 
 
 def last_checkpoint(output_dir: Path) -> Path:
