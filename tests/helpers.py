@@ -131,6 +131,12 @@ def books_predict(model, prefix, num_preds, vocab):
     return "".join([vocab.idx_to_token[i] for i in outputs])
 
 
+def core(cls, **arguments) -> dict:
+    """A core's config as the language models take it: `core(RNNScratch, num_hiddens=32)` is
+    `{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}` (the model sets `num_inputs`)."""
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
+
+
 def tokens(size: int) -> list[str]:
     """A vocabulary of `size` tokens as the models take it (sorted, `<unk>` included)."""
     from rnnlm.vocab import Vocab

@@ -33,13 +33,7 @@ def test_vocab_sorted_with_unk_and_round_trip():
     assert "".join(vocab.to_tokens(indices)) == "hello"
     assert vocab["z"] == vocab.unk  # unseen character
     assert Vocab.from_tokens(vocab.idx_to_token).token_to_idx == vocab.token_to_idx
-    assert vocab.encode("hello zz").tolist() == vocab[list("hello zz")]
-
-
-def test_vocab_encode_non_ascii_matches_lookup():
-    vocab = Vocab(tokenize("café au lait"))
-    text = "au café, über"
-    assert vocab.encode(text).tolist() == vocab[list(text)]
+    assert vocab[list("hello zz")][-2:] == [vocab.unk, vocab.unk]
 
 
 def test_windows_are_shifted_by_one():
@@ -117,7 +111,7 @@ def test_datamodule_splits_batches_and_shuffle(tiny_corpus: Path):
     assert [len(x) for x, _ in train] == [64] * 9 + [24]
     assert all(x.shape == y.shape for x, y in train)
     # Every training window is seen exactly once per epoch, in shuffled order.
-    tokens = dm.vocab.encode(bytes(dm.corpus.chars.numpy()).decode())
+    tokens = torch.tensor(dm.vocab[list(bytes(dm.corpus.chars.numpy()).decode())])
     starts = torch.cat([x[:, :3] for x, _ in train]).long()
     expected = torch.stack([tokens[i : i + 3] for i in range(600)])
     assert sorted(map(tuple, starts.tolist())) == sorted(map(tuple, expected.tolist()))

@@ -17,12 +17,12 @@ from torchmetrics import Metric
 import rnnlm.windows
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
-from rnnlm.rnn import RNNScratch, core
+from rnnlm.rnn import RNNScratch
 from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
-from .helpers import SEQUENTIAL, scalars, two_cpu_processes
+from .helpers import SEQUENTIAL, core, scalars, two_cpu_processes
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])

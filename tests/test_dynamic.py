@@ -9,10 +9,10 @@ import torch
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
-from rnnlm.rnn import LSTM, core
+from rnnlm.rnn import LSTM
 from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 
-from .helpers import scored, tokens
+from .helpers import core, scored, tokens
 
 
 def lstm(vocab_size: int = 12) -> RNNLM:

@@ -12,13 +12,13 @@ from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch, core
+from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.sampling import Sampler
 from rnnlm.train import train
 from rnnlm.vocab import Vocab
 
 from .conftest import TINY_OVERRIDES, TINY_TEXT, cli, compose_config
-from .helpers import SEQUENTIAL, books_predict, events, refused, scalars, scored
+from .helpers import SEQUENTIAL, books_predict, core, events, refused, scalars, scored
 
 VOCAB = Vocab(list("the time machine by h g wells"))
 

@@ -7,10 +7,10 @@ import torch
 from torch.nn import functional as F
 
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch, core
+from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.vocab import Vocab
 
-from .helpers import books_predict, tokens
+from .helpers import books_predict, core, tokens
 
 
 def check_len(a, n):

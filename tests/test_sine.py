@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.rnn import RNN, RNNScratch, core
+from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.runtime import bare_trainer
 from rnnlm.sine.model import SineRNN, k_step, linear_fit
 from rnnlm.sine.series import SineSeries
 
 from .conftest import TINY_OVERRIDES, cli
-from .helpers import assert_one_line_error, events
+from .helpers import assert_one_line_error, core, events
 
 
 def test_series_and_examples():

@@ -13,13 +13,13 @@ from rnnlm.checkpoints import load_lm
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch, core
+from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
 from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard
 from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES
-from .helpers import SEQUENTIAL, scalars, scored, tokens
+from .helpers import SEQUENTIAL, core, scalars, scored, tokens
 
 CODES = torch.arange(200, dtype=torch.uint8) % 97  # distinct enough to trace every character
 IDENTITY = torch.arange(256)
@@ -116,7 +116,7 @@ def test_no_gradient_crosses_a_batch_boundary(kind):
     X = torch.randint(0, 12, (3, 17))
     first, second = (X[:, :8], X[:, 1:9], 0), (X[:, 8:16], X[:, 9:17], 8)
     model.step_loss(first, "train")
-    carried = model.carried["train"].state
+    carried = model.carried.by_split["train"].state
     tensors = [carried] if torch.is_tensor(carried) else list(carried)
     assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
     model.zero_grad()

@@ -16,13 +16,13 @@ from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLMScratch
 from rnnlm.ops.cli import quote_text_values
-from rnnlm.rnn import RNNScratch, core
+from rnnlm.rnn import RNNScratch
 from rnnlm.text import BYTE_TOKENS, TextFormat
 from rnnlm.train import train
 from rnnlm.vocab import Vocab, preprocess
 
 from .conftest import TINY_OVERRIDES, cli, sweep_args
-from .helpers import read_rows
+from .helpers import core, read_rows
 
 # Sentences written for these tests: capitals, punctuation, digits, a line break, non-ASCII.
 RAW = (

@@ -15,7 +15,7 @@ from rnnlm.lm import RNNLMScratch
 from rnnlm.train import build, train
 
 from .conftest import TINY_OVERRIDES, cli, sweep_args
-from .helpers import scalars
+from .helpers import core, scalars
 
 
 @pytest.mark.parametrize("model", ["scratch", "concise"])
@@ -192,7 +192,7 @@ def test_matmul_precision_is_set_and_checked_first(compose_train, tiny_corpus, t
 
 def test_an_optimizer_is_given_one_way_a_partial_config():
     from rnnlm.errors import UserError
-    from rnnlm.rnn import RNNScratch, core
+    from rnnlm.rnn import RNNScratch
 
     from .helpers import tokens
 

@@ -45,9 +45,6 @@ class CarriedStates:
         """Keep `state`, cut from the graph that made it, for the batch at `next_position`."""
         self.by_split[split] = Carried(next_position, detach_state(state))
 
-    def __getitem__(self, split: str) -> Carried:
-        return self.by_split[split]
-
 
 def detach_state(state: Any) -> Any:
     """A state (a tensor, or a tuple of them for the LSTM) cut from the graph that made it."""

@@ -37,7 +37,7 @@ from rnnlm.vocab import Vocab
 class RNNLMScratch(Generation, pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
-    `rnn` is the core's config (e.g. `rnnlm.rnn.core(RNNScratch, num_hiddens=32)`): the LM
+    `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`): the LM
     builds the core and sets its input size (the vocabulary's, or the embedding's). `vocab` is
     the list of tokens (sorted, `<unk>` included): its length is the book's `vocab_size`, and
     it makes a checkpoint self-contained (the arguments are its hyperparameters), with `text`,
@@ -76,7 +76,8 @@ class RNNLMScratch(Generation, pl.LightningModule):
         if not isinstance(rnn, Mapping) or "num_inputs" in rnn:
             raise UserError(
                 "model.rnn is the core's config without num_inputs (the model feeds its core "
-                "the embedding's size, else the vocabulary's): see rnnlm.rnn.core"
+                "the embedding's size, else the vocabulary's), e.g. "
+                "{'_target_': 'rnnlm.rnn.RNNScratch', 'num_hiddens': 32}"
             )
         # Plain containers (interpolations resolved): what the checkpoint keeps.
         rnn = plain(rnn)
@@ -214,7 +215,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
         """`step_loss`, added to the split's figures (token-weighted). The metric objects are
         handed to `self.log` in the epoch's first step: Lightning keeps them and computes them
-        when the epoch ends (a call per step would cost ~0.4 ms each, for nothing)."""
+        when the epoch ends (a call per step would cost time, for nothing)."""
         loss = self.step_loss(batch, split)
         self.figures.update(split, loss, batch[1].numel())
         if batch_idx == 0:

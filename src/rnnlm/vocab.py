@@ -75,16 +75,3 @@ class Vocab:
         dtype = torch.uint8 if len(self) <= 256 else torch.int32
         unk = self.unk if self.unk is not None else 0
         return torch.tensor([self.token_to_idx.get(s, unk) for s in symbols], dtype=dtype)
-
-    def byte_table(self) -> torch.Tensor:
-        """(256,) byte -> index of that ASCII character (`<unk>` for the rest)."""
-        return self.lookup([chr(b) if b < 128 else "" for b in range(256)])
-
-    def encode(self, text: str) -> torch.Tensor:
-        """Indices of the characters of `text`, as one int64 tensor (vectorised for ASCII)."""
-        if not text:
-            return torch.empty(0, dtype=torch.int64)
-        if text.isascii():
-            codes = torch.frombuffer(bytearray(text.encode("ascii")), dtype=torch.uint8)
-            return self.byte_table()[codes.long()].long()
-        return torch.tensor(self[tokenize(text)], dtype=torch.int64)
