@@ -11,6 +11,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from rnnlm.rnn import core  # noqa: F401  (the tests' models, as the benchmarks build theirs)
+
 
 class ThreadProbe(pl.Callback):
     """Records, in every process of a run, the CPU threads torch computes with and the
@@ -129,12 +131,6 @@ def books_predict(model, prefix, num_preds, vocab):
             Y = model.output_layer(rnn_outputs)
             outputs.append(int(torch.reshape(torch.argmax(Y, axis=2), (1,))))
     return "".join([vocab.idx_to_token[i] for i in outputs])
-
-
-def core(cls, **arguments) -> dict:
-    """A core's config as the language models take it: `core(RNNScratch, num_hiddens=32)` is
-    `{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}` (the model sets `num_inputs`)."""
-    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
 
 
 def tokens(size: int) -> list[str]:

@@ -20,6 +20,13 @@ from rnnlm.errors import UserError, require_count
 ACTIVATIONS = ("tanh", "relu")
 
 
+def core(cls: type[nn.Module], **arguments: Any) -> dict[str, Any]:
+    """A core's config, as the language models take it: `core(RNNScratch, num_hiddens=32)` is
+    `{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}` (the model sets `num_inputs`);
+    the benchmarks build their models with it."""
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
+
+
 class RNNScratch(nn.Module):
     """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book.
 
