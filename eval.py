@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rnnlm import threads
+from rnnlm.fast import threads
 from rnnlm.ops.cli import check_command_line, report_user_errors, require_given, run_entry_point
 
 

@@ -8,7 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rnnlm import threads
+from rnnlm.fast import threads
 from rnnlm.ops.cli import check_command_line, quote_text_values, report_user_errors, run_entry_point
 from rnnlm.ops.sweep import register_resolvers
 

@@ -87,11 +87,12 @@ def train_some(dm, batches: int) -> dict:
     """`batches` real training steps (Trainer, clipping) on the big corpus, memory sampled."""
     import pytorch_lightning as pl
 
-    from rnnlm.lm import RNNLMScratch
-    from rnnlm.rnn import RNNScratch, core
-    from rnnlm.runtime import bare_trainer
+    from rnnlm.fast.core import FastRNNScratch
+    from rnnlm.fast.lm import FastRNNLMScratch
+    from rnnlm.ops.trainer import bare_trainer
+    from rnnlm.rnn import core
 
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=32), dm.vocab.idx_to_token, lr=1)
+    model = FastRNNLMScratch(core(FastRNNScratch, num_hiddens=32), dm.vocab.idx_to_token, lr=1)
     anon = []
 
     class Sample(pl.Callback):

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_path import add_data_argument
 
 from rnnlm.data import TimeMachine
-from rnnlm.lm import RNNLM
+from rnnlm.fast.lm import FastRNNLM
 from rnnlm.rnn import LSTM, core
 
 FORMATS = [("book", "char"), ("none", "char"), ("none", "byte"), ("none", "word")]
@@ -42,7 +42,7 @@ def measure(path: str, preprocess: str, token: str, batches: int, warmup: int = 
     dm.setup()
     torch.manual_seed(0)
     rnn = core(LSTM, num_hiddens=384, num_layers=2, dropout=0.25, weight_drop=0.25)
-    model = RNNLM(rnn, dropout=0.25, embedding=64, lr=0.003, **dm.model_inputs())
+    model = FastRNNLM(rnn, dropout=0.25, embedding=64, lr=0.003, **dm.model_inputs())
     optim = torch.optim.Adam(model.parameters(), lr=0.003)
     train = dm.examples("train", training=True)
     timed = []

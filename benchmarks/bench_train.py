@@ -33,9 +33,11 @@ from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 from book_path import add_data_argument
 
 from rnnlm.data import TimeMachine
-from rnnlm.lm import RNNLM, RNNLMScratch
-from rnnlm.rnn import RNN, RNNScratch, core
-from rnnlm.runtime import bare_trainer, quiet_known_noise, tune_allocator
+from rnnlm.fast.core import FastRNNScratch
+from rnnlm.fast.cpu import tune_allocator
+from rnnlm.fast.lm import FastRNNLM, FastRNNLMScratch
+from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
+from rnnlm.rnn import RNN, core
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {
@@ -88,9 +90,11 @@ def time_rnnlm(
     dm.setup()
     vocab = dm.vocab.idx_to_token
     if concise:
-        model = RNNLM(core(RNN, num_hiddens=hiddens), vocab, lr=1)
+        model = FastRNNLM(core(RNN, num_hiddens=hiddens), vocab, lr=1)
     else:
-        model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), vocab, lr=1, compile=compile)
+        model = FastRNNLMScratch(
+            core(FastRNNScratch, num_hiddens=hiddens), vocab, lr=1, compile=compile
+        )
     timer = EpochTimer(args.device)
     trainer = bare_trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -111,7 +115,7 @@ def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[f
     dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
     vocab = dm.vocab.idx_to_token
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=hiddens), vocab, lr=1)
+    model = FastRNNLMScratch(core(FastRNNScratch, num_hiddens=hiddens), vocab, lr=1)
     model = model.to(args.device).train()
     optim = torch.optim.SGD(model.parameters(), lr=1)
     times = []

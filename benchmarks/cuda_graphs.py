@@ -23,8 +23,9 @@ import torch
 from book_path import add_data_argument
 
 from rnnlm.data import TimeMachine
-from rnnlm.lm import RNNLMScratch
-from rnnlm.rnn import RNNScratch, core
+from rnnlm.fast.core import FastRNNScratch
+from rnnlm.fast.lm import FastRNNLMScratch
+from rnnlm.rnn import core
 
 
 def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, list[str]]:
@@ -48,7 +49,7 @@ def time_steps(step, batches: list, device: str) -> list[float]:
     return times
 
 
-def make_step(model: RNNLMScratch, compiled: bool):
+def make_step(model: FastRNNLMScratch, compiled: bool):
     optim = torch.optim.SGD(model.parameters(), lr=1)
     for param in model.parameters():
         # Own gradient buffers from the start: backward into a `None` gradient would keep the
@@ -95,7 +96,7 @@ def main() -> None:
     }
     for name, compiled in (("eager", False), ("reduce-overhead", True)):
         torch.manual_seed(0)
-        model = RNNLMScratch(core(RNNScratch, num_hiddens=args.hiddens), vocab, lr=1).to(
+        model = FastRNNLMScratch(core(FastRNNScratch, num_hiddens=args.hiddens), vocab, lr=1).to(
             args.device
         )
         try:

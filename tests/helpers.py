@@ -142,7 +142,7 @@ def tokens(size: int) -> list[str]:
 
 def scored(model, loader) -> tuple[float, int]:
     """`test/loss` and `test/tokens` of `model` over `loader`, through Lightning's test loop."""
-    from rnnlm.runtime import bare_trainer
+    from rnnlm.ops.trainer import bare_trainer
 
     trainer = bare_trainer(accelerator="cpu", devices=1)
     (metrics,) = trainer.test(model, dataloaders=loader, verbose=False)

@@ -387,8 +387,8 @@ def test_a_run_folder_holding_another_run_is_refused(trained_run, tmp_path):
     [
         ("model.rnn.num_hiddens=64", "holds another shape of model (model.rnn.num_hiddens 16 in "
          "the checkpoint, 64 now): resume with the model settings it was trained with"),
-        ("model=concise", "holds a character language model (RNNLMScratch), and this run builds "
-         "a character language model (RNNLM)"),
+        ("model=concise", "holds a character language model (FastRNNLMScratch), and this run "
+         "builds a character language model (FastRNNLM)"),
         ("model.embedding=8", "model.embedding None in the checkpoint, 8 now"),
     ],
 )  # fmt: skip
@@ -449,7 +449,7 @@ def test_cuda_graphs_without_a_gpu_is_one_line(tmp_path, tiny_corpus):
 
 
 def test_cuda_graphs_and_compile_are_one_or_the_other(compose_train, tiny_corpus):
-    from rnnlm.runtime import check_run_settings
+    from rnnlm.ops.trainer import check_run_settings
 
     cfg = compose_train(f"data.path={tiny_corpus}", "model.cuda_graphs=true", "model.compile=true")
     from rnnlm.errors import UserError

@@ -17,8 +17,8 @@ from torchmetrics import Metric
 import rnnlm.windows
 from rnnlm.data import TimeMachine
 from rnnlm.lm import RNNLMScratch
+from rnnlm.ops.trainer import bare_trainer
 from rnnlm.rnn import RNNScratch
-from rnnlm.runtime import bare_trainer
 from rnnlm.windows import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli

@@ -23,7 +23,7 @@ def lstm(vocab_size: int = 12) -> RNNLM:
 def segments(text: torch.Tensor, bptt: int) -> list[tuple]:
     """One stream of `text` as streamed batches of `bptt` characters."""
     return [
-        (text[None, k : k + bptt], text[None, k + 1 : k + bptt + 1], k)
+        (text[None, k : min(k + bptt, len(text) - 1)], text[None, k + 1 : k + bptt + 1], k)
         for k in range(0, len(text) - 1, bptt)
     ]
 

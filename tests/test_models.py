@@ -1,4 +1,4 @@
-"""Models: the book's shape checks, the fused path == the book's loop == nn.RNN, LM, prediction."""
+"""Models: the book's shape checks, rnnlm.fast == the book's classes == nn.RNN, LM, prediction."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from rnnlm.fast.core import FastRNNScratch, Recurrence
+from rnnlm.fast.lm import Fast, FastRNNLM, FastRNNLMScratch
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.vocab import Vocab
@@ -22,8 +24,8 @@ def check_shape(a, shape):
 
 
 def books_loop(rnn: RNNScratch) -> RNNScratch:
-    """The same weights, run by the book's step-by-step loop (`fused=False`)."""
-    book = RNNScratch(rnn.num_inputs, rnn.num_hiddens, activation=rnn.activation, fused=False)
+    """The same weights, run by the book's step-by-step loop."""
+    book = RNNScratch(rnn.num_inputs, rnn.num_hiddens, activation=rnn.activation)
     book.load_state_dict(rnn.state_dict())
     return book
 
@@ -43,7 +45,7 @@ def torch_rnn_like(rnn: RNNScratch) -> torch.nn.RNN:
     return ref
 
 
-@pytest.mark.parametrize("core", [RNNScratch, RNN])
+@pytest.mark.parametrize("core", [RNNScratch, FastRNNScratch, RNN])
 def test_books_shape_checks(core):
     batch_size, num_inputs, num_hiddens, num_steps = 2, 16, 32, 100
     rnn = core(num_inputs, num_hiddens)
@@ -65,7 +67,7 @@ def test_scratch_init_as_book():
 def test_scratch_equals_literal_formula_and_nn_rnn(with_state: bool):
     torch.manual_seed(0)
     num_inputs, num_hiddens, num_steps, batch = 28, 32, 12, 5
-    rnn = RNNScratch(num_inputs, num_hiddens, sigma=0.3)
+    rnn = FastRNNScratch(num_inputs, num_hiddens, sigma=0.3)
     with torch.no_grad():
         rnn.b_h.normal_(0, 0.1)
     tokens = torch.randint(0, num_inputs, (num_steps, batch))
@@ -85,14 +87,13 @@ def test_scratch_equals_literal_formula_and_nn_rnn(with_state: bool):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("with_state", [False, True])
 def test_fused_path_equals_the_books_loop(activation, with_state):
-    """model.rnn.fused=true (the default) computes the book's loop: outputs, the last state
+    """FastRNNScratch (model=scratch) computes the book's loop: outputs, the last state
     and the gradients of every parameter and of a carried state are equal."""
     torch.manual_seed(2)
-    fused = RNNScratch(12, 16, sigma=0.3, activation=activation)
+    fused = FastRNNScratch(12, 16, sigma=0.3, activation=activation)
     with torch.no_grad():
         fused.b_h.normal_(0, 0.1)
     book = books_loop(fused)
-    assert fused.fused and not book.fused
     tokens = torch.randint(0, 12, (7, 3))
     state = torch.randn(3, 16, requires_grad=True) if with_state else None
     weights = torch.randn(7, 3, 16)
@@ -109,25 +110,25 @@ def test_fused_path_equals_the_books_loop(activation, with_state):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_the_books_loop_trains_the_scratch_lm():
-    """`model.rnn.fused=false`: the language model trains through the book's loop (autograd)."""
+def test_the_books_classes_train_as_the_fast_ones():
+    """`model=scratch_book`: the book's LM and loop give model=scratch's loss and gradients."""
     torch.manual_seed(0)
     vocab = tokens(12)
     X, Y = torch.randint(0, 12, (2, 4, 9))
     losses = {}
-    for fused in (True, False):
+    for lm, cell in ((FastRNNLMScratch, FastRNNScratch), (RNNLMScratch, RNNScratch)):
         torch.manual_seed(0)
-        model = RNNLMScratch(core(RNNScratch, num_hiddens=8, fused=fused), vocab)
-        loss = model.batch_loss(X, Y)[0]
+        model = lm(core(cell, num_hiddens=8), vocab)
+        loss = model.loss(model(X), Y)
         loss.backward()
-        losses[fused] = (loss.item(), model.rnn.W_hh.grad.clone())
-    assert losses[True][0] == pytest.approx(losses[False][0], abs=1e-6)
-    torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-5, atol=1e-7)
+        losses[lm] = (loss.item(), [p.grad.clone() for p in model.parameters()])
+    (fast, fast_grads), (book, book_grads) = losses.values()
+    assert fast == pytest.approx(book, abs=1e-6)
+    for a, b in zip(fast_grads, book_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_recurrence_gradcheck_in_double():
-    from rnnlm.rnn import Recurrence
-
     xw = torch.randn(5, 3, 4, dtype=torch.double, requires_grad=True)
     W_hh = torch.randn(4, 4, dtype=torch.double, requires_grad=True)
     state = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
@@ -142,6 +143,8 @@ def test_recurrence_gradcheck_in_double():
     [
         lambda V: RNNLMScratch(core(RNNScratch, num_hiddens=32), tokens(V)),
         lambda V: RNNLM(core(RNN, num_hiddens=32), tokens(V)),
+        lambda V: FastRNNLMScratch(core(FastRNNScratch, num_hiddens=32), tokens(V)),
+        lambda V: FastRNNLM(core(RNN, num_hiddens=32), tokens(V)),
     ],
 )
 def test_lm_logits_shape_and_one_hot_path(make):
@@ -165,12 +168,20 @@ def test_concise_head_is_a_plain_linear():
     assert model.linear.weight.shape == (28, 32)  # materialised: no lazy parameters (DDP)
 
 
-@pytest.mark.parametrize("lm, cell", [(RNNLMScratch, RNNScratch), (RNNLM, RNN)])
+@pytest.mark.parametrize(
+    "lm, cell",
+    [
+        (RNNLMScratch, RNNScratch),
+        (RNNLM, RNN),
+        (FastRNNLMScratch, FastRNNScratch),
+        (FastRNNLM, RNN),
+    ],
+)
 def test_predict_equals_books_loop(lm, cell):
     torch.manual_seed(3)
     vocab = Vocab(list("the time machine by h g wells"))
     model = lm(
-        core(cell, num_hiddens=32, **({"sigma": 0.5} if cell is RNNScratch else {})),
+        core(cell, num_hiddens=32, **({"sigma": 0.5} if cell is not RNN else {})),
         vocab.idx_to_token,
     )
     with torch.no_grad():
@@ -182,27 +193,31 @@ def test_predict_equals_books_loop(lm, cell):
     assert got == expected and got.startswith("it has") and len(got) == 26
 
 
-@pytest.mark.parametrize("make", [RNNLMScratch, RNNLM], ids=["scratch", "concise"])
-def test_fused_output_loss_equals_logits_then_cross_entropy(make):
-    """Training's one-node output layer + cross-entropy gives the book's loss and gradients."""
+@pytest.mark.parametrize(
+    "fast, book", [(FastRNNLMScratch, RNNLMScratch), (FastRNNLM, RNNLM)], ids=["scratch", "concise"]
+)
+def test_class_major_output_loss_equals_logits_then_cross_entropy(fast, book):
+    """The fast output layer and loss (one matmul, class-major) give the book's loss and
+    gradients; the logits handed on are the book's too."""
     torch.manual_seed(0)
     V = 28
-    cell = (
-        core(RNNScratch, num_hiddens=16, sigma=0.3)
-        if make is RNNLMScratch
-        else core(RNN, num_hiddens=16)
+    cell = core(FastRNNScratch, num_hiddens=16, sigma=0.3) if fast is FastRNNLMScratch else None
+    cell = cell or core(RNN, num_hiddens=16)
+    model = fast(cell, tokens(V), lr=1)
+    reference = book(
+        {**cell, "_target_": "rnnlm.rnn.RNNScratch"} if book is RNNLMScratch else cell, tokens(V)
     )
-    model = make(cell, tokens(V), lr=1)
+    reference.load_state_dict(model.state_dict())
     X = torch.randint(0, V, (5, 7), dtype=torch.uint8)  # batches travel as uint8
     Y = torch.randint(0, V, (5, 7), dtype=torch.uint8)
-    book = model.loss(model(X), Y)  # logits (batch, steps, vocab), then F.cross_entropy
-    book_grads = torch.autograd.grad(book, list(model.parameters()))
-    fused = model.batch_loss(X, Y)[0]
-    fused_grads = torch.autograd.grad(fused, list(model.parameters()))
-    assert torch.allclose(fused, book, atol=1e-6)
-    for a, b in zip(fused_grads, book_grads, strict=True):
+    expected = reference.loss(reference(X), Y)  # logits (batch, steps, vocab), F.cross_entropy
+    expected_grads = torch.autograd.grad(expected, list(reference.parameters()))
+    loss = model.batch_loss(X, Y)[0]
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    assert torch.allclose(loss, expected, atol=1e-6)
+    for a, b in zip(grads, expected_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
-    assert torch.allclose(book, F.cross_entropy(model(X).reshape(-1, V), Y.reshape(-1).long()))
+    assert torch.allclose(model(X), reference(X), atol=1e-6)
 
 
 def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
@@ -302,22 +317,21 @@ def test_compiled_batch_loss_equals_eager_and_trains():
     torch.manual_seed(0)
     V = 12
     X, Y = torch.randint(0, V, (2, 16, 6), dtype=torch.uint8)
-    model = RNNLMScratch(core(RNNScratch, num_hiddens=8), tokens(V), lr=1, compile=True)
-    assert torch.equal(model.batch_loss(X, Y)[0], model.eager_batch_loss(X, Y)[0])  # not built
+    model = FastRNNLMScratch(core(FastRNNScratch, num_hiddens=8), tokens(V), lr=1, compile=True)
+    eager = super(Fast, model).batch_loss  # the book's batch loss, with the fast overrides
+    assert model.compiled is None  # not built before setup
     model.setup("fit")  # as the Trainer does in the process that trains
     compiled = model.batch_loss(X, Y)[0]
-    assert "compiled_batch_loss" in model.__dict__
-    assert torch.allclose(compiled, model.eager_batch_loss(X, Y)[0], atol=1e-6)
+    assert model.compiled is not None
+    assert torch.allclose(compiled, eager(X, Y)[0], atol=1e-6)
     compiled.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    model.eager_batch_loss(X, Y)[0].backward()
+    eager(X, Y)[0].backward()
     for grad, p in zip(grads, model.parameters(), strict=True):
         assert torch.allclose(grad, p.grad, atol=1e-6)
     # A smaller batch (an epoch's last) reuses the dynamic-shape graph, same numbers.
-    assert torch.allclose(
-        model.batch_loss(X[:5], Y[:5])[0], model.eager_batch_loss(X[:5], Y[:5])[0]
-    )
+    assert torch.allclose(model.batch_loss(X[:5], Y[:5])[0], eager(X[:5], Y[:5])[0])
 
 
 @pytest.mark.slow
@@ -328,9 +342,10 @@ def test_the_graph_replayed_loss_equals_the_eager_one():
     from rnnlm.rnn import LSTM
 
     torch.manual_seed(0)
-    model = RNNLM(core(LSTM, num_hiddens=8), [chr(97 + i) for i in range(10)], cuda_graphs=True)
+    model = FastRNNLM(core(LSTM, num_hiddens=8), [chr(97 + i) for i in range(10)], cuda_graphs=True)
+    eager = super(Fast, model).batch_loss
     X, Y = torch.randint(0, 10, (3, 5)), torch.randint(0, 10, (3, 5))
-    eager_loss, eager_state = model.eager_batch_loss(X, Y)
+    eager_loss, eager_state = eager(X, Y)
     eager_grads = torch.autograd.grad(eager_loss, list(model.parameters()))
     model.record_cuda_graphs()  # what setup does when the trainer runs on CUDA
     assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
@@ -342,7 +357,7 @@ def test_the_graph_replayed_loss_equals_the_eager_one():
         assert torch.allclose(a, b, atol=1e-5)
     for p, g in zip(model.parameters(), eager_grads, strict=True):
         assert torch.allclose(p.grad, g, atol=1e-5)
-    assert again.item() == pytest.approx(model.eager_batch_loss(X, Y, state)[0].item(), abs=1e-5)
+    assert again.item() == pytest.approx(eager(X, Y, state)[0].item(), abs=1e-5)
     optimizer = torch.optim.SGD(model.parameters(), lr=1)
     model.optimizer_zero_grad(0, 0, optimizer)
     assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
@@ -365,4 +380,4 @@ def test_a_cuda_graphs_checkpoint_is_scored_eagerly_on_a_cpu(trained_run, tmp_pa
     model = load_lm(graphs)
     assert model.hparams.cuda_graphs
     assert scored(model, dm.loader("test")) == scored(load_lm(ckpt), dm.loader("test"))
-    assert "compiled_batch_loss" not in model.__dict__  # no graphs without CUDA
+    assert model.compiled is None  # no graphs without CUDA

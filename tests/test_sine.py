@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
+from rnnlm.ops.trainer import bare_trainer
 from rnnlm.rnn import RNN, RNNScratch
-from rnnlm.runtime import bare_trainer
 from rnnlm.sine.model import SineRNN, k_step, linear_fit
 from rnnlm.sine.series import SineSeries
 
@@ -124,7 +124,7 @@ def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_c
     out = cli("train.py", "experiment=sine", f"ckpt_path={char_ckpt}", cwd=tmp_path)
     assert_one_line_error(
         out,
-        "holds a character language model (RNNLMScratch), and this run builds a sine-series",
+        "holds a character language model (FastRNNLMScratch), and this run builds a sine-series",
     )
     run = tmp_path / "sine"
     out = cli(

@@ -13,8 +13,8 @@ from rnnlm.checkpoints import load_lm
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
+from rnnlm.ops.trainer import bare_trainer
 from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
-from rnnlm.runtime import bare_trainer
 from rnnlm.streams import Streams, shard
 from rnnlm.train import train
 
@@ -115,12 +115,12 @@ def test_no_gradient_crosses_a_batch_boundary(kind):
     model = lm(kind).train()
     X = torch.randint(0, 12, (3, 17))
     first, second = (X[:, :8], X[:, 1:9], 0), (X[:, 8:16], X[:, 9:17], 8)
-    model.step_loss(first, "train")
+    model.scored_step(first, 1, "train")
     carried = model.carried.by_split["train"].state
     tensors = [carried] if torch.is_tensor(carried) else list(carried)
     assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
     model.zero_grad()
-    model.step_loss(second, "train").backward()
+    model.scored_step(second, 1, "train").backward()
     truncated = [p.grad.clone() for p in model.parameters()]
     # The same two batches with the graph kept across the boundary: other gradients.
     model.zero_grad()
@@ -236,16 +236,16 @@ def test_a_batch_that_does_not_continue_the_streams_is_refused():
     model = lm("scratch")
     X = torch.randint(0, 12, (3, 25))
     batch = lambda first: (X[:, first : first + 8], X[:, first + 1 : first + 9], first)  # noqa: E731
-    model.step_loss(batch(0), "val")
-    model.step_loss(batch(8), "val")  # continues: carries the state on
-    model.step_loss(batch(0), "val")  # the streams start again (a new epoch): a zero state
-    model.step_loss(batch(0), "train")
+    model.scored_step(batch(0), 1, "val")
+    model.scored_step(batch(8), 1, "val")  # continues: carries the state on
+    model.scored_step(batch(0), 1, "val")  # the streams start again (a new epoch): a zero state
+    model.scored_step(batch(0), 1, "train")
     with pytest.raises(
         UserError, match=r"a train batch of streams starts at position 16 but the last ended at 8"
     ):
-        model.step_loss(batch(16), "train")  # batch 8 was skipped: its state would be wrong
+        model.scored_step(batch(16), 1, "train")  # batch 8 was skipped: its state would be wrong
     with pytest.raises(UserError, match="starts at position 8 but no batch before it"):
-        model.step_loss(batch(8), "test")
+        model.scored_step(batch(8), 1, "test")
 
 
 def test_sequential_sampling_with_lightnings_sampler_is_refused(

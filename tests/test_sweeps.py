@@ -138,13 +138,13 @@ def test_hparams_row_and_its_metrics(compose_train, tiny_corpus, tmp_path):
     settings = logged_settings(tmp_path)
     assert settings["model/rnn/num_hiddens"] == "16" and settings["model/lr"] == "4"
     assert settings["data/batch_size"] == "64" and settings["seed"] == "42"
-    assert settings["model/rnn/fused"] == "true" and settings["data/token"] == "char"
+    assert settings["model/rnn/activation"] == "tanh" and settings["data/token"] == "char"
     # Another run beside it, of another kind: every setting in which the two differ is a
     # column over both (what --logdir outputs shows), not only what one sweep varied.
-    other = ["model.lr=2", "model.rnn.fused=false", "data.token=byte", "data.preprocess=none"]
+    other = ["model.lr=2", "model.rnn.activation=relu", "data.token=byte", "data.preprocess=none"]
     train(compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, *other), tmp_path / "b")
     differ = columns_tensorboard_shows(tmp_path)
-    assert {"model/lr", "model/rnn/fused", "data/token", "data/preprocess"} <= set(differ)
+    assert {"model/lr", "model/rnn/activation", "data/token", "data/preprocess"} <= set(differ)
     assert "seed" not in differ and "model/rnn/num_hiddens" not in differ
 
 

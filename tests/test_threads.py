@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
-from rnnlm import threads
 from rnnlm.errors import UserError
+from rnnlm.fast import threads
 
 from .conftest import TINY_OVERRIDES, cli
 from .helpers import assert_one_line_error, thread_probes, two_cpu_processes
@@ -121,7 +121,7 @@ def test_training_shares_free_cores_also_for_small_steps(
 ):
     # The book's setting starts on one thread; while training, ShareCores may take every core
     # this process is allotted (two here), and a fixed count is left alone.
-    from rnnlm.callbacks import ShareCores
+    from rnnlm.fast.cpu import ShareCores
     from rnnlm.train import build
 
     monkeypatch.setattr(threads, "cores", lambda: 2)

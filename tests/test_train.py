@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from rnnlm.data import TimeMachine
+from rnnlm.fast.lm import FastRNNLMScratch
 from rnnlm.lm import RNNLMScratch
 from rnnlm.train import build, train
 
@@ -41,7 +42,7 @@ def test_val_ppl_is_token_weighted_over_the_whole_split(compose_train, tiny_corp
     # mean of per-batch values would differ from the token-weighted one.
     cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "trainer.max_epochs=2")
     val_ppl = train(cfg, tmp_path)
-    model = RNNLMScratch.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    model = FastRNNLMScratch.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
     dm.setup()
     total, count = 0.0, 0
@@ -63,7 +64,7 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     raw = torch.load(ckpt, weights_only=True)  # plain containers only
     assert raw["hyper_parameters"]["vocab"] == model.vocab.idx_to_token
-    reloaded = RNNLMScratch.load_from_checkpoint(ckpt)
+    reloaded = FastRNNLMScratch.load_from_checkpoint(ckpt)
     assert reloaded.predict("the time", 30) == model.predict("the time", 30)
     X = torch.randint(0, model.vocab_size, (3, 7))
     with torch.no_grad():
@@ -107,8 +108,8 @@ def test_cli_two_job_sweep(tiny_corpus, tmp_path):
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0] != ".")
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
     assert "model=scratch" in jobs[0].name and "model=concise" in jobs[1].name
-    for job, target in zip(jobs, ["RNNLMScratch", "RNNLM"], strict=True):
-        assert f"rnnlm.lm.{target}\n" in (job / ".hydra" / "config.yaml").read_text()
+    for job, target in zip(jobs, ["FastRNNLMScratch", "FastRNNLM"], strict=True):
+        assert f"rnnlm.fast.lm.{target}\n" in (job / ".hydra" / "config.yaml").read_text()
         assert scalars(job)["val/ppl"]
     assert out.stdout.count("val/ppl ") == 2
 

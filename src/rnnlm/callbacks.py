@@ -1,17 +1,14 @@
 """Training callbacks: text samples in TensorBoard's TEXT tab (watch the model learn to
-spell, d2l.ai §9.5 predict); the gradient norm before clipping and the divergence guard (which
-every language model adds to its runs); `ShareCores` for `threads=auto`; `MatmulPrecision`."""
+spell, d2l.ai §9.5 predict), the book's printed prediction, and the gradient norm before
+clipping and the divergence guard, which every language model adds to its runs."""
 
 from __future__ import annotations
 
-import atexit
-import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
 
-from rnnlm import threads
 from rnnlm.errors import UserError, require_count
 from rnnlm.sampling import Sampler
 
@@ -61,68 +58,6 @@ class TextSamples(pl.Callback):
                     lines.append(f"(no sample: {err})")
             text = "\n".join(f"    {line}" for line in lines)  # markdown code block
             writer.add_text(f"samples/{name}", text, trainer.global_step)
-
-
-class ShareCores(pl.Callback):
-    """`threads=auto` with several threads: every `every_s` seconds of training, use only the
-    cores other processes leave free (at least one thread, at most `most`), and all of them
-    again once they are free. Spinning threads on a core another process wants make each op
-    wait for the slowest thread (figures: docs/performance.md, CPU threads on a shared
-    machine)."""
-
-    def __init__(self, most: int, every_s: float = 0.5) -> None:
-        self.most, self.every_s = most, every_s
-        self.watch = threads.BusyElsewhere()
-        self.next_check = 0.0
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.watch = threads.BusyElsewhere()
-        self.next_check = time.monotonic() + self.every_s
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
-        if time.monotonic() < self.next_check:
-            return
-        self.next_check = time.monotonic() + self.every_s
-        elsewhere = self.watch.cores()
-        if elsewhere is not None:
-            wanted = threads.sharing(self.most, elsewhere)
-            if wanted != torch.get_num_threads():
-                torch.set_num_threads(wanted)
-
-
-class ProcessGroupCleanup(pl.Callback):
-    """In every process of a distributed run: destroy the process group when the process exits
-    normally, before the interpreter tears down. Lightning leaves the group to the interpreter's
-    finalization, where gloo's worker threads may still hold Python objects and the rank aborts
-    ("terminate called without an active exception"; pytorch/pytorch#190489)."""
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            atexit.register(destroy_process_group_if_any)
-
-
-def destroy_process_group_if_any() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-MATMUL_PRECISIONS = ("highest", "high", "medium")
-
-
-class MatmulPrecision(pl.Callback):
-    """`torch.set_float32_matmul_precision(precision)` in every process of the run (DDP spawn's
-    too): `highest` is plain float32, the book's maths; `high` and `medium` let GPUs that have
-    them use TF32 or bfloat16 products, faster and less exact."""
-
-    def __init__(self, precision: str) -> None:
-        if precision not in MATMUL_PRECISIONS:
-            raise UserError(
-                f"matmul_precision={precision!r} is not allowed: use one of {MATMUL_PRECISIONS}"
-            )
-        self.precision = precision
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        torch.set_float32_matmul_precision(self.precision)
 
 
 class GradNorm(pl.Callback):

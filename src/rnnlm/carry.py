@@ -26,24 +26,28 @@ class CarriedStates:
     def __init__(self) -> None:
         self.by_split: dict[str, Carried] = {}
 
-    def take(self, split: str, position: int) -> Any:
-        """The state a batch of `split` at `position` starts from: zero (None) at position 0,
-        else the state the batch before it left, which must have ended at `position`."""
+    def take(self, split: str, position: list[int]) -> Any:
+        """The state a batch of `split` starts from: zero (None) for windows (no `position`)
+        and at position 0, else the state the batch before it left, which must have ended
+        at `position`."""
         carried = self.by_split.pop(split, None)
-        if position == 0:
+        if not position or int(position[0]) == 0:
             return None
-        if carried is None or carried.next != position:
+        start = int(position[0])
+        if carried is None or carried.next != start:
             ended = "no batch before it" if carried is None else f"the last ended at {carried.next}"
             raise UserError(
-                f"a {split} batch of streams starts at position {position} but {ended}: "
+                f"a {split} batch of streams starts at position {start} but {ended}: "
                 "streamed batches must arrive in order (data.sampling=sequential needs "
                 "trainer.use_distributed_sampler=false)"
             )
         return carried.state
 
-    def keep(self, split: str, next_position: int, state: Any) -> None:
-        """Keep `state`, cut from the graph that made it, for the batch at `next_position`."""
-        self.by_split[split] = Carried(next_position, detach_state(state))
+    def keep(self, split: str, position: list[int], steps: int, state: Any) -> None:
+        """Keep `state`, cut from the graph that made it, for the batch `steps` after
+        `position` (nothing for windows)."""
+        if position:
+            self.by_split[split] = Carried(int(position[0]) + steps, detach_state(state))
 
 
 def detach_state(state: Any) -> Any:

@@ -43,6 +43,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 MODEL_KINDS = {
     "RNNLMScratch": "character language model",
     "RNNLM": "character language model",
+    "FastRNNLMScratch": "character language model",
+    "FastRNNLM": "character language model",
     "SineRNN": "sine-series regression model (experiment=sine)",
 }
 

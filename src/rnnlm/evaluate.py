@@ -8,11 +8,12 @@ import math
 
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlm import threads
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
-from rnnlm.runtime import bare_trainer, quiet_known_noise, step_work
+from rnnlm.fast import threads
+from rnnlm.fast.cpu import step_work
+from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.scoring.ppm import PPMMixture, check_weight, ppm_log_probs

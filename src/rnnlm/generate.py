@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from rnnlm import threads
 from rnnlm.checkpoints import load_lm
 from rnnlm.errors import UserError
-from rnnlm.runtime import step_work
+from rnnlm.fast import threads
+from rnnlm.fast.cpu import step_work
 from rnnlm.sampling import Sampler
 
 

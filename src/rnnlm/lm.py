@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torchmetrics import MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
-from rnnlm.carry import CarriedStates, map_state
+from rnnlm.carry import CarriedStates
 from rnnlm.errors import UserError, require_positive
 from rnnlm.generation import Generation
 from rnnlm.metrics import (
@@ -27,7 +27,6 @@ from rnnlm.metrics import (
     language_model_summary,
     own_metric_states,
 )
-from rnnlm.output import output_cross_entropy
 from rnnlm.partials import SGD, optimizers, partial_config, plain
 from rnnlm.rnn import VariationalDropout
 from rnnlm.text import TextFormat
@@ -47,10 +46,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
     acts on the non-recurrent connections (Zaremba et al., 2014), `variational_dropout` with
     one mask per sequence (Gal and Ghahramani, 2016); `optimizer` and `lr_scheduler` are
     partial configs of any torch.optim (lr_scheduler) class, the scheduler stepped every epoch
-    (`ReduceLROnPlateau` watches `val/ppl`); `compile` runs batches through `torch.compile`;
-    `cuda_graphs` records the batch loss's forward and backward kernels as CUDA graphs and
-    replays them (`torch.compile`'s reduce-overhead mode: static shapes, a graph of its own for
-    an epoch's shorter last batch; the clipping and the optimizer's step run as Lightning's).
+    (`ReduceLROnPlateau` watches `val/ppl`). `rnnlm.fast` has the same model, faster.
     """
 
     monitor = "val/ppl"  # what selects checkpoints and what a sweep optimises
@@ -65,9 +61,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
         optimizer: Mapping[str, Any] = SGD,
         lr_scheduler: Mapping[str, Any] | None = None,
         variational_dropout: bool = False,
-        compile: bool = False,
         text: Mapping[str, str] | None = None,
-        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
@@ -86,7 +80,21 @@ class RNNLMScratch(Generation, pl.LightningModule):
             lr_scheduler = partial_config("model.lr_scheduler", lr_scheduler)
         vocab = list(vocab)
         text = TextFormat.of(text).as_dict()
-        self.save_hyperparameters()
+        # Given as a dict, not read from the call stack: a subclass's own arguments (rnnlm.fast)
+        # would be read there unchecked.
+        self.save_hyperparameters(
+            {
+                "rnn": rnn,
+                "vocab": vocab,
+                "lr": lr,
+                "embedding": embedding,
+                "dropout": dropout,
+                "optimizer": optimizer,
+                "lr_scheduler": lr_scheduler,
+                "variational_dropout": variational_dropout,
+                "text": text,
+            }
+        )
         self.vocab = Vocab.from_tokens(vocab)
         self.text_format = TextFormat.of(text)  # how its text was read: prompts are read alike
         self.vocab_size, self.lr = len(vocab), lr
@@ -102,6 +110,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
         self.val_ppl_best = MinMetric(sync_on_compute=False)
         self.val_ppl_best.persistent(True)
         self.carried = CarriedStates()  # split -> the state its streams carry on with
+        self.last_state: Any = None  # the core's state after the last forward
 
     def init_params(self) -> None:
         sigma = getattr(self.rnn, "sigma", 0.01)
@@ -110,7 +119,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
 
     def one_hot(self, X: torch.Tensor) -> torch.Tensor:
         """(batch, num_steps) indices -> (num_steps, batch, vocab_size) one-hot floats."""
-        return F.one_hot(X.T, self.vocab_size).type(torch.float32)
+        return F.one_hot(X.T.long(), self.vocab_size).type(torch.float32)
 
     def output_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The output layer as (W_hq (num_hiddens, vocab_size), b_q)."""
@@ -118,106 +127,52 @@ class RNNLMScratch(Generation, pl.LightningModule):
 
     def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
         """(num_steps, batch, num_hiddens) -> logits (batch, num_steps, vocab_size)."""
-        # Computed time-major (no copy of the core's output), returned as a (batch, ...) view.
-        num_steps, batch, num_hiddens = rnn_outputs.shape
         W, b = self.output_params()
-        flat = torch.addmm(b, rnn_outputs.reshape(-1, num_hiddens), W)
-        return flat.view(num_steps, batch, -1).transpose(0, 1)
+        return (torch.matmul(rnn_outputs, W) + b).transpose(0, 1)
 
     def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
-        """What the core reads: (num_steps, batch) indices, which the cores treat as one-hot
-        rows (the same numbers as `self.one_hot(X)`, without building it), or embeddings.
-        Batches arrive as uint8 (a quarter of the bytes to copy to a GPU): widened here."""
-        X_time_major = X_time_major.long()
+        """What the core reads: one-hot rows (the book) or, with `embedding`, embeddings."""
         if self.embedding is None:
-            return X_time_major
-        embedded = self.embedding(X_time_major)
+            return self.one_hot(X_time_major.T)
+        # Batches arrive as uint8 (a quarter of the bytes to copy to a GPU): widened here.
+        embedded = self.embedding(X_time_major.long())
         return embedded if self.dropout is None else self.dropout(embedded)
 
     def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        """Time-major indices -> (the core's outputs, after dropout; the new state)."""
+        """(num_steps, batch) indices -> (the core's outputs, after dropout; its last state)."""
         rnn_outputs, state = self.rnn(self.inputs(X_time_major), state)
         if self.dropout is not None:
             rnn_outputs = self.dropout(rnn_outputs)
         return rnn_outputs, state
 
     def forward(self, X: torch.Tensor, state: Any = None) -> torch.Tensor:
-        return self.output_layer(self.hidden(X.T, state)[0])
+        """(batch, num_steps) indices -> logits (batch, num_steps, vocab_size); the core's last
+        state is kept as `self.last_state` (where a stream's next batch starts)."""
+        rnn_outputs, self.last_state = self.hidden(X.T, state)
+        return self.output_layer(rnn_outputs)
 
     def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over all tokens. The mean does not depend on token order, so
-        both are flattened time-major: a view of the logits, which the heads make time-major."""
-        V = Y_hat.shape[-1]
-        return F.cross_entropy(Y_hat.transpose(0, 1).reshape(-1, V), Y.T.reshape(-1).long())
+        """Mean cross-entropy over all tokens."""
+        return F.cross_entropy(Y_hat.reshape(-1, Y_hat.shape[-1]), Y.reshape(-1).long())
 
     def batch_loss(
         self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
     ) -> tuple[torch.Tensor, Any]:
-        """`self.loss(self(X, state), Y)` and the core's last state, with the output layer
-        and the cross-entropy in one node (`rnnlm.output`): the same numbers, faster on a CPU.
-        With `compile=True`, compiled once `setup` has run; elsewhere eager."""
-        compiled = self.__dict__.get("compiled_batch_loss")
-        return (compiled or self.eager_batch_loss)(X, Y, state)
-
-    def eager_batch_loss(
-        self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
-    ) -> tuple[torch.Tensor, Any]:
-        rnn_outputs, state = self.hidden(X.T, state)  # (num_steps, batch, num_hiddens)
-        return output_cross_entropy(rnn_outputs, *self.output_params(), Y.T), state
+        """`self.loss(self(X, state), Y)` and the core's last state."""
+        return self.loss(self(X, state), Y), self.last_state
 
     def setup(self, stage: str) -> None:
-        """In every process of a run: its own metric states; with `compile=True`, the compiled
-        batch loss (dynamic shapes: an epoch's last batch is smaller), built here so that DDP
-        spawn pickles, and weight averaging copies, a plain module."""
-        own_metric_states(self)
-        if "compiled_batch_loss" in self.__dict__:
-            return
-        if self.hparams.get("cuda_graphs"):
-            # Recorded on CUDA only: a checkpoint trained with them and scored on a CPU
-            # (eval.py) runs eagerly.
-            if self.trainer.strategy.root_device.type == "cuda":
-                self.record_cuda_graphs()
-        elif self.hparams.get("compile"):
-            self.__dict__["compiled_batch_loss"] = torch.compile(
-                self.eager_batch_loss, dynamic=True
-            )
-
-    def record_cuda_graphs(self) -> None:
-        """The batch loss from now on through CUDA graphs (`graph_replayed`), recorded per shape
-        at its first call. Gradients are owned before the first step: a backward into a `None`
-        gradient would keep the graph's output as `.grad`, which the next replay overwrites."""
-        for param in self.parameters():
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-        self.__dict__["compiled_batch_loss"] = graph_replayed(
-            torch.compile(self.eager_batch_loss, mode="reduce-overhead", dynamic=False)
-        )
-
-    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer, *args) -> None:
-        # Recorded backward graphs write into the same gradient tensors at every replay:
-        # they are zeroed, not freed (Lightning's default sets them to None).
-        optimizer.zero_grad(set_to_none=not self.hparams.get("cuda_graphs"))
-
-    def step_loss(self, batch: tuple, split: str) -> torch.Tensor:
-        """The mean loss of a batch: windows `(X, Y)` start from a zero state; streamed
-        batches `(X, Y, position)` (`rnnlm.streams`) start from zero at position 0, else from
-        the state that the batch before left, detached so that gradients stop at the batch
-        boundary (truncated backpropagation through time). A batch that does not continue the
-        previous one is refused: carrying the wrong state would go unnoticed."""
-        X, Y, *position = batch
-        if not position:
-            return self.batch_loss(X, Y)[0]
-        start = int(position[0])
-        loss, state = self.batch_loss(X, Y, self.carried.take(split, start))
-        self.carried.keep(split, start + X.shape[1], state)
-        return loss
+        own_metric_states(self)  # in every process of a run (ddp_spawn: rnnlm.metrics)
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
-        """`step_loss`, added to the split's figures (token-weighted). The metric objects are
-        handed to `self.log` in the epoch's first step: Lightning keeps them and computes them
-        when the epoch ends (a call per step would cost time, for nothing)."""
-        loss = self.step_loss(batch, split)
-        self.figures.update(split, loss, batch[1].numel())
+        """The mean loss of a batch, added to the split's figures (token-weighted). Windows
+        `(X, Y)` start from a zero state; streamed batches `(X, Y, position)` (`rnnlm.streams`)
+        from the state the batch before left (`rnnlm.carry`). The metric objects are handed to
+        `self.log` in the epoch's first step: Lightning computes them when the epoch ends."""
+        X, Y, *position = batch
+        loss, state = self.batch_loss(X, Y, self.carried.take(split, position))
+        self.carried.keep(split, position, X.shape[1], state)
+        self.figures.update(split, loss, Y.numel())
         if batch_idx == 0:
             self.figures.log(self, split)
         return loss
@@ -291,19 +246,6 @@ class RNNLMScratch(Generation, pl.LightningModule):
     def summary(self, results: Mapping[str, Any]) -> list[str]:
         """The lines printed at the end of a run."""
         return language_model_summary(results)
-
-
-def graph_replayed(compiled):
-    """The batch loss through recorded CUDA graphs: each call is a new step (a replay may
-    overwrite the last one's outputs), so the state it returns is copied out of the graph's
-    memory before the next batch carries it on."""
-
-    def batch_loss(X: torch.Tensor, Y: torch.Tensor, state: Any = None):
-        torch.compiler.cudagraph_mark_step_begin()
-        loss, state = compiled(X, Y, state)
-        return loss, None if state is None else map_state(state, torch.Tensor.clone)
-
-    return batch_loss
 
 
 class RNNLM(RNNLMScratch):

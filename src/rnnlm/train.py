@@ -20,9 +20,9 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from rnnlm import threads
-from rnnlm.callbacks import MatmulPrecision, ProcessGroupCleanup, ShareCores
 from rnnlm.errors import UserError, unwrap_user_errors
+from rnnlm.fast import threads
+from rnnlm.fast.cpu import ShareCores, step_work, tune_allocator
 from rnnlm.ops.board import TensorBoard, run_settings
 from rnnlm.ops.cli import in_multirun  # the Hydra mode query (no Lightning import)
 from rnnlm.ops.files import write_json
@@ -34,17 +34,17 @@ from rnnlm.ops.resume import (
     resume_path,
     stopped,
 )
-from rnnlm.protocols import DataModule, Model
-from rnnlm.runtime import (
+from rnnlm.ops.trainer import (
+    MatmulPrecision,
+    ProcessGroupCleanup,
     build_trainer,
     check_memory,
     check_run_settings,
     local_processes,
     quiet_known_noise,
     slurm_plugins,
-    step_work,
-    tune_allocator,
 )
+from rnnlm.protocols import DataModule, Model
 
 
 @unwrap_user_errors

@@ -70,10 +70,8 @@ class Ensemble(pl.LightningModule):
         X, Y, *position = batch
         log_probs = []
         for model, carried in zip(self.models, self.carried, strict=True):
-            state = carried.take(split, int(position[0])) if position else None
-            log_p, state = token_log_probs(model, X, Y, state)
-            if position:
-                carried.keep(split, int(position[0]) + X.shape[1], state)
+            log_p, state = token_log_probs(model, X, Y, carried.take(split, position))
+            carried.keep(split, position, X.shape[1], state)
             log_probs.append(log_p)
         log_p = average_log_probs(log_probs)
         if self.mixture is not None:

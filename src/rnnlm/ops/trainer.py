@@ -1,15 +1,15 @@
-"""Run-time helpers shared by the tasks and the benchmarks: the Trainer without extras,
-the allocator, known warnings, SLURM, and checks of the Trainer settings before a run."""
+"""The Trainer of a run: built from its config with what Lightning refuses said in one line,
+without extras (scoring, benchmarks), its settings checked before a run, known warnings
+silenced, SLURM, the matmul precision, and the process group's cleanup."""
 
 from __future__ import annotations
 
-import ctypes
+import atexit
 import difflib
 import inspect
 import logging
 import os
 import re
-import sys
 import warnings
 
 import pytorch_lightning as pl
@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rnnlm import threads
 from rnnlm.errors import UserError, require_count
 
 
@@ -59,25 +58,6 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-
-
-def tune_allocator() -> None:
-    """Keep freed multi-MB tensors in the heap instead of returning them to the OS (glibc).
-
-    Every step allocates several (num_steps, batch, num_hiddens) buffers; by default glibc
-    serves each from fresh mmap'd pages, and the page faults cost more than the maths:
-    on the book's setting this halved the scratch forward pass (docs/performance.md).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
-    libc.mallopt(M_TOP_PAD, 64 << 20)
 
 
 def bare_trainer(**kwargs) -> pl.Trainer:
@@ -174,14 +154,6 @@ def local_processes(trainer: DictConfig) -> int:
     return 1
 
 
-def step_work(model: pl.LightningModule, batch_size: int) -> int:
-    """Multiply-adds of one time step of one layer of `model` (its gates together)."""
-    rnn = model.rnn
-    return threads.step_work(
-        batch_size, rnn.gates * rnn.num_hiddens, rnn.num_hiddens + rnn.num_inputs
-    )
-
-
 def available_memory() -> int | None:
     """Bytes the kernel says a new allocation can have (Linux), else None."""
     try:
@@ -238,3 +210,38 @@ def build_trainer(trainer: DictConfig, **runtime) -> pl.Trainer:
                 f"trainer settings refused by Lightning: {str(cause).splitlines()[0]}"
             ) from None
         raise
+
+
+class ProcessGroupCleanup(pl.Callback):
+    """In every process of a distributed run: destroy the process group when the process exits
+    normally, before the interpreter tears down. Lightning leaves the group to the interpreter's
+    finalization, where gloo's worker threads may still hold Python objects and the rank aborts
+    ("terminate called without an active exception"; pytorch/pytorch#190489)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.register(destroy_process_group_if_any)
+
+
+def destroy_process_group_if_any() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+class MatmulPrecision(pl.Callback):
+    """`torch.set_float32_matmul_precision(precision)` in every process of the run (DDP spawn's
+    too): `highest` is plain float32, the book's maths; `high` and `medium` let GPUs that have
+    them use TF32 or bfloat16 products, faster and less exact."""
+
+    def __init__(self, precision: str) -> None:
+        if precision not in MATMUL_PRECISIONS:
+            raise UserError(
+                f"matmul_precision={precision!r} is not allowed: use one of {MATMUL_PRECISIONS}"
+            )
+        self.precision = precision
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.set_float32_matmul_precision(self.precision)

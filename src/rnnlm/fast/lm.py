@@ -1,0 +1,91 @@
+"""The book's language models, faster: what `FastRNNLMScratch` and `FastRNNLM` override of
+`RNNLMScratch` and `RNNLM` (the same numbers; the tests check them against the book's).
+
+- `one_hot`: token indices, which the cores read as one-hot rows, without building them;
+- `output_layer` and `loss`: class-major logits and their cross-entropy (`rnnlm.fast.output`);
+- `batch_loss`: with `compile=True`, through `torch.compile`; with `cuda_graphs=True`, its
+  forward and backward kernels recorded as CUDA graphs and replayed (`torch.compile`'s
+  reduce-overhead mode: static shapes, a graph of its own for an epoch's shorter last batch;
+  the clipping and the optimizer's step stay Lightning's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnlm.carry import map_state
+from rnnlm.fast.output import class_major_cross_entropy, class_major_logits
+from rnnlm.lm import RNNLM, RNNLMScratch
+
+
+class Fast:
+    """The overrides, mixed in before a book class."""
+
+    def __init__(self, *args, compile: bool = False, cuda_graphs: bool = False, **kwargs) -> None:
+        # Not a zero-argument super(): Lightning's save_hyperparameters, called in the book's
+        # __init__, would read this frame's unchecked arguments over the book's checked ones.
+        super().__init__(*args, **kwargs)
+        self.hparams.update(compile=compile, cuda_graphs=cuda_graphs)  # kept with the book's
+        self.compiled = None  # the compiled (or graph-replayed) batch loss, built in `setup`
+
+    def one_hot(self, X: torch.Tensor) -> torch.Tensor:
+        """(batch, num_steps) -> the (num_steps, batch) indices of the one-hot rows."""
+        return X.T.long()
+
+    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
+        return class_major_logits(rnn_outputs, *self.output_params())
+
+    def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        return class_major_cross_entropy(Y_hat, Y)
+
+    def batch_loss(
+        self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        if self.compiled is not None:
+            return self.compiled(X, Y, state)
+        return super().batch_loss(X, Y, state)
+
+    def setup(self, stage: str) -> None:
+        """The compiled batch loss, built here (in every process, after DDP spawn pickled a
+        plain module); CUDA graphs only when the trainer runs on CUDA (a checkpoint trained
+        with them is scored eagerly on a CPU)."""
+        super().setup(stage)
+        if self.compiled is not None:
+            return
+        if self.hparams.cuda_graphs and self.trainer.strategy.root_device.type == "cuda":
+            self.record_cuda_graphs()
+        elif self.hparams.compile:
+            self.compiled = torch.compile(super().batch_loss, dynamic=True)
+
+    def record_cuda_graphs(self) -> None:
+        """The batch loss from now on through CUDA graphs, recorded per shape at its first call.
+        Gradients are owned before the first step: a backward into a `None` gradient would
+        keep the graph's output as `.grad`, which the next replay overwrites."""
+        for param in self.parameters():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        compiled = torch.compile(super().batch_loss, mode="reduce-overhead", dynamic=False)
+
+        def replayed(X: torch.Tensor, Y: torch.Tensor, state: Any = None):
+            # Each call is a new step (a replay may overwrite the last one's outputs): the
+            # state is copied out of the graph's memory before the next batch carries it on.
+            torch.compiler.cudagraph_mark_step_begin()
+            loss, state = compiled(X, Y, state)
+            return loss, None if state is None else map_state(state, torch.Tensor.clone)
+
+        self.compiled = replayed
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer, *args) -> None:
+        # Recorded backward graphs write into the same gradient tensors at every replay:
+        # they are zeroed, not freed (Lightning's default sets them to None).
+        optimizer.zero_grad(set_to_none=not self.hparams.cuda_graphs)
+
+
+class FastRNNLMScratch(Fast, RNNLMScratch):
+    """`RNNLMScratch` with the overrides of `Fast` (`model=scratch`)."""
+
+
+class FastRNNLM(Fast, RNNLM):
+    """`RNNLM` with the overrides of `Fast` (`model=concise`)."""
