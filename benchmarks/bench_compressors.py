@@ -57,9 +57,9 @@ def coded_bits(coder: Coder, prefix: bytes, text: bytes) -> int:
 def parts(path: str, split: str, preprocess: str = "book") -> tuple[str, dict]:
     """The book's text as a run reads it (cleaned, or as it is) and its parts, as a run with
     the default settings cuts them (in characters)."""
-    from rnnlm.data import TimeMachine
+    from rnnlm.text.data import TextData
 
-    dm = TimeMachine(path=path, split=split, preprocess=preprocess)
+    dm = TextData(path=path, split=split, preprocess=preprocess)
     dm.setup()
     symbols = dm.corpus.symbols
     return "".join(symbols[c] for c in dm.corpus.chars.tolist()), dm.parts()

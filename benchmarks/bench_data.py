@@ -45,8 +45,8 @@ def make_corpus(book: Path, folder: Path, size_mb: int) -> Path:
 def child_rnnlm(path: Path, train_batches: int) -> dict:
     """Clean + encode (writing the memory-mapped cache), reload from the cache, iterate one
     epoch of training batches, then train `train_batches` steps of the scratch LM."""
-    from rnnlm.corpus import load_corpus
-    from rnnlm.data import TimeMachine
+    from rnnlm.text.corpus import load_corpus
+    from rnnlm.text.data import TextData
 
     size = path.stat().st_size
     start = time.perf_counter()
@@ -54,7 +54,7 @@ def child_rnnlm(path: Path, train_batches: int) -> dict:
     encode_s = time.perf_counter() - start
     peak_encode_mb = status_kb("VmHWM") / 1024
     del corpus
-    dm = TimeMachine(path=str(path), num_train=0.9, num_val=0.1, memmap_min_mb=0)
+    dm = TextData(path=str(path), num_train=0.9, num_val=0.1, memmap_min_mb=0)
     start = time.perf_counter()
     dm.setup()
     cached_s = time.perf_counter() - start

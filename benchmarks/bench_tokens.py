@@ -26,15 +26,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_path import add_data_argument
 
-from rnnlm.data import TimeMachine
 from rnnlm.fast.lm import FastRNNLM
 from rnnlm.rnn import LSTM, core
+from rnnlm.text.data import TextData
 
 FORMATS = [("book", "char"), ("none", "char"), ("none", "byte"), ("none", "word")]
 
 
 def measure(path: str, preprocess: str, token: str, batches: int, warmup: int = 3) -> dict:
-    dm = TimeMachine(
+    dm = TextData(
         path=path, split="contiguous", sampling="sequential", batch_size=32,
         num_steps=32 if token == "word" else 128,
         preprocess=preprocess, token=token,

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
 from book_path import add_data_argument
 
-from rnnlm.data import TimeMachine
 from rnnlm.fast.core import FastRNNScratch
 from rnnlm.fast.cpu import tune_allocator
 from rnnlm.fast.lm import FastRNNLM, FastRNNLMScratch
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.rnn import RNN, core
+from rnnlm.text.data import TextData
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {
@@ -86,7 +86,7 @@ class EpochTimer(pl.Callback):
 def time_rnnlm(
     args, concise: bool, hiddens: int, steps: int, limit: int | None, compile: bool = False
 ) -> list[float]:
-    dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
+    dm = TextData(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
     vocab = dm.vocab.idx_to_token
     if concise:
@@ -112,7 +112,7 @@ def time_rnnlm(
 
 def time_plain_loop(args, hiddens: int, steps: int, limit: int | None) -> list[float]:
     """The scratch LM and its batches as `time_rnnlm` has them, without the Trainer."""
-    dm = TimeMachine(batch_size=BATCH, num_steps=steps, path=args.data)
+    dm = TextData(batch_size=BATCH, num_steps=steps, path=args.data)
     dm.setup()
     vocab = dm.vocab.idx_to_token
     model = FastRNNLMScratch(core(FastRNNScratch, num_hiddens=hiddens), vocab, lr=1)

@@ -22,15 +22,15 @@ from pathlib import Path
 import torch
 from book_path import add_data_argument
 
-from rnnlm.data import TimeMachine
 from rnnlm.fast.core import FastRNNScratch
 from rnnlm.fast.lm import FastRNNLMScratch
 from rnnlm.rnn import core
+from rnnlm.text.data import TextData
 
 
 def full_batches(data: str, batch: int, num_steps: int, count: int) -> tuple[list, list[str]]:
     """`count` full batches (repeated if the data has fewer), and the vocabulary."""
-    dm = TimeMachine(batch_size=batch, num_steps=num_steps, path=data)
+    dm = TextData(batch_size=batch, num_steps=num_steps, path=data)
     dm.setup()
     batches = [b for b in dm.train_dataloader() if len(b[0]) == batch]  # fixed shapes only
     return (batches * (count // max(1, len(batches)) + 1))[:count], dm.vocab.idx_to_token

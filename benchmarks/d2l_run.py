@@ -52,7 +52,7 @@ def main() -> None:
 
     if args.seed is not None:
         torch.manual_seed(args.seed)
-    data = d2l.TimeMachine(batch_size=1024, num_steps=32)
+    data = d2l.TextData(batch_size=1024, num_steps=32)
     if args.model == "scratch":
         model = d2l.RNNLMScratch(BookRNNScratch(len(data.vocab), 32), len(data.vocab), lr=1)
     else:

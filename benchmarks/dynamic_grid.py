@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.data import TimeMachine
 from rnnlm.evaluate import data_settings
 from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
+from rnnlm.text.data import TextData
 
 
 def floats(text: str) -> list[float]:
@@ -41,7 +41,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     given = OmegaConf.create({})
-    dm = TimeMachine(**data_settings(checkpoint, given), vocab=model.vocab.idx_to_token)
+    dm = TextData(**data_settings(checkpoint, given), vocab=model.vocab.idx_to_token)
     dm.setup()
     rows, squares = [], {}
     static = Adaptation(method="sgd", lr=0.0, bptt=args.bptt[0])

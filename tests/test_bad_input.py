@@ -198,7 +198,7 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
 
     from rnnlm.lm import RNNLMScratch
     from rnnlm.rnn import RNNScratch
-    from rnnlm.text import BOOK_ALPHABET
+    from rnnlm.vocab import BOOK_ALPHABET
 
     torch.manual_seed(0)
     vocab = Vocab(reserved_tokens=BOOK_ALPHABET)  # all that the book's cleaning leaves

@@ -42,11 +42,11 @@ def test_bits_are_the_compressed_size_differences():
 
 
 def test_the_test_part_is_the_runs(tiny_corpus):
-    from rnnlm.data import TimeMachine
+    from rnnlm.text.data import TextData
 
     module = bench()
     text, cut = module.parts(str(tiny_corpus), "contiguous")
-    dm = TimeMachine(path=str(tiny_corpus), split="contiguous")
+    dm = TextData(path=str(tiny_corpus), split="contiguous")
     dm.setup()
     assert cut == dm.parts() and len(text) == len(dm.corpus.chars)
     figures = module.measure(str(tiny_corpus), module.stdlib_coders(), ["contiguous"])

@@ -11,13 +11,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import rnnlm.corpus
-from rnnlm.corpus import load_corpus
-from rnnlm.data import TimeMachine
-from rnnlm.download import DATA_SHA1, download
+import rnnlm.text.corpus
+from rnnlm.data import DATA_SHA1, Windows, download
 from rnnlm.errors import UserError
+from rnnlm.text.corpus import load_corpus
+from rnnlm.text.data import TextData
+from rnnlm.text.sampler import Shuffle
 from rnnlm.vocab import Vocab, preprocess, tokenize
-from rnnlm.windows import Shuffle, Windows
 
 
 def test_preprocess_is_the_books():
@@ -62,7 +62,7 @@ def test_cleaning_across_chunk_boundaries(monkeypatch, tmp_path):
     text = "The  Time -- Machine, é à 1895!!  ... by H. G. Wells\n" * 50
     path = tmp_path / "t.txt"
     path.write_text(text, encoding="utf-8")
-    monkeypatch.setattr(rnnlm.corpus, "CHUNK_BYTES", 7)  # runs and é straddle chunks
+    monkeypatch.setattr(rnnlm.text.corpus, "CHUNK_BYTES", 7)  # runs and é straddle chunks
     corpus = load_corpus(path)
     assert bytes(corpus.chars.numpy()).decode() == preprocess(text)
     assert corpus.counts == {c: preprocess(text).count(c) for c in set(preprocess(text))}
@@ -105,7 +105,7 @@ def test_shuffle_is_a_permutation_that_depends_on_the_key(n):
 
 
 def test_datamodule_splits_batches_and_shuffle(tiny_corpus: Path):
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+    dm = TextData(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
     dm.setup()
     train = list(dm.train_dataloader())
     assert [len(x) for x, _ in train] == [64] * 9 + [24]
@@ -122,7 +122,7 @@ def test_datamodule_splits_batches_and_shuffle(tiny_corpus: Path):
 
 
 def test_fractions_of_the_corpus(tiny_corpus: Path):
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=0.8, num_val=0.1, path=str(tiny_corpus))
+    dm = TextData(batch_size=64, num_steps=8, num_train=0.8, num_val=0.1, path=str(tiny_corpus))
     dm.setup()
     windows = len(dm.corpus.chars) - 8
     assert (dm.num_train, dm.num_val) == (int(0.8 * windows), int(0.1 * windows))
@@ -132,11 +132,11 @@ def test_fractions_of_the_corpus(tiny_corpus: Path):
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, 0.0])
 def test_bad_fractions_rejected(value):
     with pytest.raises(UserError, match=f"data.num_val={value}.*fraction"):
-        TimeMachine(num_val=value)
+        TextData(num_val=value)
 
 
 def test_real_book_vocab_and_sizes(book: Path):
-    dm = TimeMachine(path=str(book))
+    dm = TextData(path=str(book))
     dm.setup()
     assert len(dm.vocab) == 28
     assert dm.vocab.idx_to_token[:3] == [" ", "<unk>", "a"]
@@ -185,14 +185,14 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
 
 
 def test_too_many_windows_names_corpus_size(tiny_corpus: Path):
-    dm = TimeMachine(num_steps=8, num_train=0.9, num_val=5000, path=str(tiny_corpus))
+    dm = TextData(num_steps=8, num_train=0.9, num_val=5000, path=str(tiny_corpus))
     dm.setup()
     with pytest.raises(UserError, match=r"\d+ \+ 5000 = \d+ windows, but .* has \d+ tokens"):
         dm.train_dataloader()
 
 
 def test_counts_that_do_not_fit_a_text_of_ones_own_become_fractions(tiny_corpus: Path):
-    dm = TimeMachine(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
+    dm = TextData(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
     dm.setup("fit")
     available = 1376 - 8
     assert (dm.num_train, dm.num_val) == (int(0.8 * available), int(0.1 * available))
@@ -201,7 +201,7 @@ def test_counts_that_do_not_fit_a_text_of_ones_own_become_fractions(tiny_corpus:
 @pytest.mark.parametrize("name", ["batch_size", "num_steps", "num_train", "num_val"])
 def test_non_positive_sizes_rejected(name: str):
     with pytest.raises(UserError, match=f"data.{name}=0"):
-        TimeMachine(**{name: 0})
+        TextData(**{name: 0})
 
 
 @pytest.mark.parametrize(
@@ -213,11 +213,11 @@ def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(
     tiny_corpus, tmp_path, layout, sampling
 ):
     kwargs = dict(num_steps=8, path=str(tiny_corpus), sampling=sampling, **layout)
-    mapped = TimeMachine(**kwargs, memmap_min_mb=0, root=str(tmp_path / "root"))
+    mapped = TextData(**kwargs, memmap_min_mb=0, root=str(tmp_path / "root"))
     mapped.prepare_data()  # rank 0 writes the cache next to the text
     assert list(tiny_corpus.parent.glob("tiny.txt.*.chars"))
     mapped.setup()
-    in_memory = TimeMachine(**kwargs)
+    in_memory = TextData(**kwargs)
     in_memory.setup()
     assert mapped.corpus.cache is not None and in_memory.corpus.cache is None
     assert mapped.vocab.idx_to_token == in_memory.vocab.idx_to_token
@@ -226,3 +226,29 @@ def test_datamodule_on_a_memory_mapped_corpus_gives_the_same_batches(
         batches = zip(getattr(mapped, loader)(), getattr(in_memory, loader)(), strict=True)
         for a, b in batches:
             assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_the_books_data_module_reads_the_text_as_the_text_wing_does(tiny_corpus):
+    """`data=book` (rnnlm.data.TimeMachine): the same characters, vocabulary and windows as
+    the default TextData; its shuffled batches hold every train window once; no test part."""
+    from rnnlm.data import TimeMachine
+
+    sizes = dict(batch_size=16, num_steps=8, num_train=200, num_val=60, path=str(tiny_corpus))
+    book, text = TimeMachine(**sizes), TextData(**sizes)
+    book.setup("fit")
+    text.setup("fit")
+    assert torch.equal(book.corpus.chars, text.corpus.chars)
+    assert book.vocab.idx_to_token == text.vocab.idx_to_token and len(book.vocab) == 28
+    for name in ("train", "val"):
+        ours, theirs = book.examples(name), text.examples(name)
+        every = torch.arange(len(ours))
+        assert len(ours) == len(theirs) and all(
+            torch.equal(a, b) for a, b in zip(ours[every], theirs[every], strict=True)
+        )
+    train = torch.cat([X for X, _ in book.train_dataloader()])
+    windows = book.examples("train")[torch.arange(200)][0]
+    assert len(train) == 200 and sorted(map(tuple, train.tolist())) == sorted(
+        map(tuple, windows.tolist())
+    )
+    assert [len(X) for X, _ in book.val_dataloader()] == [16, 16, 16, 12]
+    assert not book.has_test() and text.has_test()

@@ -14,12 +14,12 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import Metric
 
-import rnnlm.windows
-from rnnlm.data import TimeMachine
+import rnnlm.text.sampler
 from rnnlm.lm import RNNLMScratch
 from rnnlm.ops.trainer import bare_trainer
 from rnnlm.rnn import RNNScratch
-from rnnlm.windows import WindowSampler
+from rnnlm.text.data import TextData
+from rnnlm.text.sampler import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
 from .helpers import SEQUENTIAL, core, scalars, two_cpu_processes
@@ -28,7 +28,7 @@ from .helpers import SEQUENTIAL, core, scalars, two_cpu_processes
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
 def test_sampler_shards_every_window_once(monkeypatch, n, world):
     def shard(shuffle, rank):
-        monkeypatch.setattr(rnnlm.windows, "rank_and_world", lambda: (rank, world))
+        monkeypatch.setattr(rnnlm.text.sampler, "rank_and_world", lambda: (rank, world))
         sampler = WindowSampler(n, 4, shuffle, seed=5)
         batches = list(sampler)
         assert len(sampler) == len(batches) and all(len(b) <= 4 for b in batches)
@@ -67,11 +67,9 @@ def metric_states(model: pl.LightningModule) -> dict[str, torch.Tensor]:
 def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
     pl.seed_everything(0)
     if sampling == "windows":
-        dm = TimeMachine(
-            batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(tiny_corpus)
-        )
+        dm = TextData(batch_size=64, num_steps=8, num_train=600, num_val=301, path=str(tiny_corpus))
     else:  # 2 x 4 training streams, 3 validation streams shared out as 2 + 1
-        dm = TimeMachine(
+        dm = TextData(
             batch_size=4,
             num_steps=8,
             path=str(tiny_corpus),

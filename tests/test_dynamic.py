@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
 from rnnlm.rnn import LSTM
 from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
+from rnnlm.text.data import TextData
 
 from .helpers import core, scored, tokens
 
@@ -29,7 +29,7 @@ def segments(text: torch.Tensor, bptt: int) -> list[tuple]:
 
 
 def test_step_size_zero_is_static_scoring(tiny_corpus):
-    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     model = lstm(len(dm.vocab))
     static, count = scored(model, dm.loader("test"))  # Lightning's test loop, 8-step batches
@@ -62,7 +62,7 @@ def test_no_character_is_scored_by_weights_that_learned_from_it():
 
 
 def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
-    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     model = lstm(len(dm.vocab))
     squares = mean_squared_gradients(model, dm.streams("train", 10, 4), limit=5)
@@ -121,7 +121,7 @@ def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
     assert results["test_bpc_dynamic"] == pytest.approx(math.log2(results["test_ppl_dynamic"]))
     # The same figure as dynamic evaluation of the selected checkpoint, outside the run.
     model = load_lm(results["test_checkpoint"])
-    dm = TimeMachine(
+    dm = TextData(
         **torch.load(results["test_checkpoint"], weights_only=True)["datamodule_hyper_parameters"]
     )
     dm.setup()
@@ -138,7 +138,7 @@ def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
     from rnnlm.rnn import RNNScratch
     from rnnlm.scoring.ensemble import Ensemble
 
-    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     vocab = dm.vocab.idx_to_token
     torch.manual_seed(0)
@@ -173,7 +173,7 @@ def test_an_ensemble_needs_checkpoints_of_one_vocabulary():
 
 
 def test_the_parts_read_first():
-    from rnnlm.evaluate import parts_read_first
+    from rnnlm.scoring.run import parts_read_first
 
     assert parts_read_first("auto", "test") == ["val"] and parts_read_first("auto", "val") == []
     assert parts_read_first([], "test") == [] and parts_read_first(["val"], "test") == ["val"]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.sampling import Sampler
+from rnnlm.text.data import TextData
 from rnnlm.train import train
 from rnnlm.vocab import Vocab
 
@@ -327,7 +327,7 @@ def test_ema_checkpoint_holds_the_validated_average(compose_train, tiny_corpus, 
     # The test figure after training (trainer.test with the selected checkpoint) is the
     # averaged weights', not the trained ones' that the checkpoint also keeps.
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    dm = TimeMachine(**saved["datamodule_hyper_parameters"])
+    dm = TextData(**saved["datamodule_hyper_parameters"])
     dm.setup()
     averaged = scored(load_lm(ckpt), dm.loader("test"))[0]
     assert math.log(results["test_ppl"]) == pytest.approx(averaged, rel=1e-5)

@@ -365,7 +365,7 @@ def test_the_graph_replayed_loss_equals_the_eager_one():
 
 def test_a_cuda_graphs_checkpoint_is_scored_eagerly_on_a_cpu(trained_run, tmp_path):
     from rnnlm.checkpoints import load_lm
-    from rnnlm.data import TimeMachine
+    from rnnlm.text.data import TextData
 
     from .helpers import scored
 
@@ -375,7 +375,7 @@ def test_a_cuda_graphs_checkpoint_is_scored_eagerly_on_a_cpu(trained_run, tmp_pa
     graphs = tmp_path / "graphs.ckpt"
     torch.save(checkpoint, graphs)
     saved = {k: v for k, v in checkpoint["datamodule_hyper_parameters"].items() if k != "seed"}
-    dm = TimeMachine(**saved)
+    dm = TextData(**saved)
     dm.setup()
     model = load_lm(graphs)
     assert model.hparams.cuda_graphs

@@ -67,10 +67,10 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
     assert model_only == pytest.approx(alone, rel=1e-6)
     ppm_only = evaluate(compose_config(*base, "ppm_mixture.weight=0", name="eval"))
     # The PPM's loss on the scored characters, computed here from the text alone.
-    from rnnlm.data import TimeMachine
+    from rnnlm.text.data import TextData
 
     saved = torch.load(ckpt, weights_only=True)["datamodule_hyper_parameters"]
-    dm = TimeMachine(**{k: v for k, v in saved.items() if k != "seed"})
+    dm = TextData(**{k: v for k, v in saved.items() if k != "seed"})
     dm.setup()
     streams = dm.streams("test", 5)
     stop = dm.parts()["test"][1]

@@ -10,12 +10,12 @@ import torch
 from torch.nn import functional as F
 
 from rnnlm.checkpoints import load_lm
-from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.ops.trainer import bare_trainer
 from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
-from rnnlm.streams import Streams, shard
+from rnnlm.text.data import TextData
+from rnnlm.text.streams import Streams, shard
 from rnnlm.train import train
 
 from .conftest import TINY_OVERRIDES
@@ -61,7 +61,7 @@ def test_ddp_shards_are_disjoint_and_cover_every_stream():
 
 
 def test_contiguous_parts_do_not_overlap(tiny_corpus):
-    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     parts = dm.parts()
     n = len(dm.corpus.chars)
@@ -78,7 +78,7 @@ def test_contiguous_parts_do_not_overlap(tiny_corpus):
 
 
 def test_book_split_tests_on_the_text_after_its_windows(tiny_corpus):
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+    dm = TextData(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
     dm.setup()
     assert dm.parts()["test"] == (600 + 300 + 8, len(dm.corpus.chars))
     assert len(dm.examples("train")) == 600 and len(dm.examples("val")) == 300
@@ -138,7 +138,7 @@ def test_no_gradient_crosses_a_batch_boundary(kind):
 
 
 def test_state_resets_at_every_epoch(tiny_corpus):
-    dm = TimeMachine(
+    dm = TextData(
         batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous", sampling="sequential"
     )
     dm.eval_streams = 3
@@ -161,7 +161,7 @@ def test_state_resets_at_every_epoch(tiny_corpus):
 
 @pytest.mark.parametrize("kind", ["scratch", "lstm"])
 def test_streamed_scoring_equals_each_stream_in_one_pass(kind, tiny_corpus):
-    dm = TimeMachine(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.eval_streams = 3
     dm.setup()
     model = lm(kind, vocab_size=len(dm.vocab))
@@ -187,7 +187,7 @@ def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
     (test_ppl,) = logged["~test/ppl"]
     assert logged["~test/bpc"][0] == pytest.approx(math.log2(test_ppl), rel=1e-5)
     (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
-    dm = TimeMachine(**torch.load(best, weights_only=True)["datamodule_hyper_parameters"])
+    dm = TextData(**torch.load(best, weights_only=True)["datamodule_hyper_parameters"])
     dm.setup()
     assert scored(load_lm(best), dm.loader("test"))[0] == pytest.approx(
         math.log(test_ppl), rel=1e-5
@@ -208,16 +208,16 @@ def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
 )
 def test_bad_split_settings(kwargs, fragment):
     with pytest.raises(UserError) as err:
-        TimeMachine(**kwargs)
+        TextData(**kwargs)
     assert fragment in str(err.value)
 
 
 def test_parts_too_small_for_the_batch(tiny_corpus):
-    dm = TimeMachine(batch_size=64, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm = TextData(batch_size=64, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     with pytest.raises(UserError, match=r"leaves the val part 138 of the 1376 characters"):
         dm.check_sizes()
-    dm = TimeMachine(
+    dm = TextData(
         batch_size=128,
         num_steps=8,
         num_train=600,

@@ -1,4 +1,4 @@
-"""Text as it is, bytes and words (`data.preprocess`, `data.token`, `rnnlm.text`)."""
+"""Text as it is, bytes and words (`data.preprocess`, `data.token`, `rnnlm.vocab`)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.corpus import load_corpus
-from rnnlm.data import TimeMachine
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLMScratch
 from rnnlm.ops.cli import quote_text_values
 from rnnlm.rnn import RNNScratch
-from rnnlm.text import BYTE_TOKENS, TextFormat
+from rnnlm.text.corpus import load_corpus
+from rnnlm.text.data import TextData
 from rnnlm.train import train
-from rnnlm.vocab import Vocab, preprocess
+from rnnlm.vocab import BYTE_TOKENS, TextFormat, Vocab, preprocess
 
 from .conftest import TINY_OVERRIDES, cli, sweep_args
 from .helpers import core, read_rows
@@ -33,9 +32,9 @@ TRAIN_PART = "Anna rows the boat. Anna rows it home.\n" * 30  # 1170 characters
 LATER_PART = "Zoë sings: 42 songs!\n" * 4  # characters the train part never has
 
 
-def data(path, **kwargs) -> TimeMachine:
+def data(path, **kwargs) -> TextData:
     settings = dict(path=str(path), batch_size=4, num_steps=5, split="contiguous")
-    dm = TimeMachine(**{**settings, **kwargs})
+    dm = TextData(**{**settings, **kwargs})
     dm.setup()
     return dm
 
@@ -50,7 +49,7 @@ def book_tokenize(lines: list[str], token: str = "word") -> list[list[str]]:
     return [line.split() if token == "word" else list(line) for line in lines]
 
 
-def tokens_of(dm: TimeMachine) -> list[str]:
+def tokens_of(dm: TextData) -> list[str]:
     return [dm.corpus.symbols[c] for c in dm.corpus.chars.tolist()]
 
 
@@ -123,9 +122,9 @@ def test_word_tokens_equal_the_books_tokenize(tmp_path):
     ids=str,
 )
 def test_the_memory_mapped_cache_gives_the_same_ids(tmp_path, monkeypatch, fmt):
-    import rnnlm.corpus
+    import rnnlm.text.corpus
 
-    monkeypatch.setattr(rnnlm.corpus, "CHUNK_BYTES", 7)  # words and characters cut in two
+    monkeypatch.setattr(rnnlm.text.corpus, "CHUNK_BYTES", 7)  # words and characters cut in two
     path = tmp_path / "text.txt"
     path.write_bytes((RAW * 5).encode("utf-8"))
     in_memory = load_corpus(path, fmt=fmt)
@@ -136,7 +135,7 @@ def test_the_memory_mapped_cache_gives_the_same_ids(tmp_path, monkeypatch, fmt):
     again = load_corpus(path, (tmp_path / "cache",), min_cache_bytes=1, fmt=fmt)
     assert again.cache == cached.cache and torch.equal(again.chars, in_memory.chars)
     # Read in one piece, the same tokens as read in 7-byte chunks.
-    monkeypatch.setattr(rnnlm.corpus, "CHUNK_BYTES", 1 << 24)
+    monkeypatch.setattr(rnnlm.text.corpus, "CHUNK_BYTES", 1 << 24)
     assert torch.equal(load_corpus(path, fmt=fmt).chars, in_memory.chars)
 
 
@@ -188,7 +187,7 @@ def test_byte_and_word_models_join_their_tokens():
     assert first + joiner([BYTE_TOKENS[e_acute[1]]], final=True) == "café"
 
 
-def bits_per_char_by_hand(dm: TimeMachine, name: str, bits_per_token: float) -> float:
+def bits_per_char_by_hand(dm: TextData, name: str, bits_per_token: float) -> float:
     """Total bits / characters of the targets, from the words' and bytes' own lengths."""
     examples = dm.examples(name)
     fmt, tokens = dm.format, tokens_of(dm)
@@ -216,7 +215,7 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
     )  # fmt: skip
     train(cfg, tmp_path / "run")
     results = __import__("json").loads((tmp_path / "run" / "results.json").read_text())
-    dm = TimeMachine(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    dm = TextData(**{k: v for k, v in cfg.data.items() if k != "_target_"})
     dm.setup()
     expected = bits_per_char_by_hand(dm, "test", results["test_bpc"])
     assert results["test_bits_per_char"] == pytest.approx(expected, rel=1e-5)
@@ -260,7 +259,7 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
 )
 def test_bad_text_settings_are_refused_in_one_line(tiny_corpus, settings, message):
     with pytest.raises(UserError, match=re.escape(message)):
-        TimeMachine(path=str(tiny_corpus), **settings)
+        TextData(path=str(tiny_corpus), **settings)
 
 
 def test_invalid_utf8_names_the_byte_and_bytes_take_it(tmp_path):
@@ -273,9 +272,9 @@ def test_invalid_utf8_names_the_byte_and_bytes_take_it(tmp_path):
 
 
 def test_a_word_vocabulary_too_large_says_which_min_freq_fits(tmp_path, monkeypatch):
-    import rnnlm.data
+    import rnnlm.text.data
 
-    monkeypatch.setattr(rnnlm.data, "MAX_VOCAB", 5)
+    monkeypatch.setattr(rnnlm.text.data, "MAX_VOCAB", 5)
     path = tmp_path / "words.txt"
     path.write_text("a a a a b b b c c d e f " * 20)
     message = r"data.min_freq=1 keeps 7 words of the train part, more than 5: data.min_freq=\d+"

@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlm.data import TimeMachine
 from rnnlm.fast.lm import FastRNNLMScratch
 from rnnlm.lm import RNNLMScratch
+from rnnlm.text.data import TextData
 from rnnlm.train import build, train
 
 from .conftest import TINY_OVERRIDES, cli, sweep_args
 from .helpers import core, scalars
 
 
-@pytest.mark.parametrize("model", ["scratch", "concise"])
+@pytest.mark.parametrize("model", ["scratch", "concise", "scratch_book", "concise_book"])
 def test_train_few_epochs_logs_and_checkpoints(model, compose_train, tiny_corpus, tmp_path):
     cfg = compose_train(f"model={model}", f"data.path={tiny_corpus}", *TINY_OVERRIDES)
     val_ppl = train(cfg, tmp_path)
@@ -43,7 +43,7 @@ def test_val_ppl_is_token_weighted_over_the_whole_split(compose_train, tiny_corp
     cfg = compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES, "trainer.max_epochs=2")
     val_ppl = train(cfg, tmp_path)
     model = FastRNNLMScratch.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    dm = TimeMachine(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
+    dm = TextData(batch_size=64, num_steps=8, num_train=600, num_val=300, path=str(tiny_corpus))
     dm.setup()
     total, count = 0.0, 0
     with torch.no_grad():

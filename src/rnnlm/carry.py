@@ -1,5 +1,5 @@
 """The state a language model carries from one streamed batch to the next (truncated
-backpropagation through time, `rnnlm.streams`), with the check that makes it safe: a batch
+backpropagation through time, `rnnlm.text.streams`), with the check that makes it safe: a batch
 carries its position in its streams, and must continue where the batch before it ended."""
 
 from __future__ import annotations

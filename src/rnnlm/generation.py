@@ -10,8 +10,7 @@ import torch
 
 from rnnlm.errors import UserError, require_count
 from rnnlm.sampling import Sampler
-from rnnlm.text import TextFormat, refuse_unknown
-from rnnlm.vocab import Vocab
+from rnnlm.vocab import TextFormat, Vocab, refuse_unknown
 
 
 class Generation:

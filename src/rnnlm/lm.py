@@ -29,8 +29,7 @@ from rnnlm.metrics import (
 )
 from rnnlm.partials import SGD, optimizers, partial_config, plain
 from rnnlm.rnn import VariationalDropout
-from rnnlm.text import TextFormat
-from rnnlm.vocab import Vocab
+from rnnlm.vocab import TextFormat, Vocab
 
 
 class RNNLMScratch(Generation, pl.LightningModule):
@@ -40,7 +39,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
     builds the core and sets its input size (the vocabulary's, or the embedding's). `vocab` is
     the list of tokens (sorted, `<unk>` included): its length is the book's `vocab_size`, and
     it makes a checkpoint self-contained (the arguments are its hyperparameters), with `text`,
-    how the data read its text (`rnnlm.text.TextFormat`: preprocessing and kind of token;
+    how the data read its text (`rnnlm.vocab.TextFormat`: preprocessing and kind of token;
     absent: the book's characters). Beyond the
     book: `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors; `dropout`
     acts on the non-recurrent connections (Zaremba et al., 2014), `variational_dropout` with
@@ -166,7 +165,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
         """The mean loss of a batch, added to the split's figures (token-weighted). Windows
-        `(X, Y)` start from a zero state; streamed batches `(X, Y, position)` (`rnnlm.streams`)
+        `(X, Y)` start from a zero state; streamed batches `(X, Y, position)` (`rnnlm.text.streams`)
         from the state the batch before left (`rnnlm.carry`). The metric objects are handed to
         `self.log` in the epoch's first step: Lightning computes them when the epoch ends."""
         X, Y, *position = batch

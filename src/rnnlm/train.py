@@ -2,37 +2,33 @@
 
 Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clipping at 1. What
 differs between experiments (the sine series' horizons and figure, the printed prediction) is
-a callback or a model hook that the experiment's config chooses (`rnnlm.protocols`).
+a callback or a model hook that the experiment's config chooses; what the task needs from a
+data module and a model is written down below as `Protocol`s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary
-from pytorch_lightning.plugins.environments import SLURMEnvironment
-from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.errors import UserError, unwrap_user_errors
 from rnnlm.fast import threads
 from rnnlm.fast.cpu import ShareCores, step_work, tune_allocator
-from rnnlm.ops.board import TensorBoard, run_settings
-from rnnlm.ops.cli import in_multirun  # the Hydra mode query (no Lightning import)
-from rnnlm.ops.files import write_json
+from rnnlm.ops.board import finish
 from rnnlm.ops.resume import (
     AtomicCheckpointIO,
     check_resumable,
     epochs_trained,
-    last_checkpoint,
+    fit,
     resume_path,
-    stopped,
+    selected_checkpoint,
 )
 from rnnlm.ops.trainer import (
     MatmulPrecision,
@@ -44,7 +40,26 @@ from rnnlm.ops.trainer import (
     quiet_known_noise,
     slurm_plugins,
 )
-from rnnlm.protocols import DataModule, Model
+
+
+class DataModule(Protocol):
+    """A LightningDataModule the task can build a model from and test with."""
+
+    def prepare_data(self) -> None: ...
+    def setup(self, stage: str) -> None: ...  # for `fit`: sizes refused in one line
+    def model_inputs(self) -> dict[str, Any]: ...  # what the model is built with (the vocabulary)
+    def batch_shape(self) -> tuple[int, int]: ...  # (rows, time steps) of a training batch
+    def has_test(self) -> bool: ...  # whether `test_dataloader` has anything to score
+
+
+class Model(Protocol):
+    """A LightningModule the task can train, select checkpoints for, and report on."""
+
+    monitor: str  # the validation metric (lower is better) that selects and that sweeps minimise
+    rnn: Any  # its recurrent core: num_inputs, num_hiddens, gates (products of W_hh per step)
+
+    def results(self, metrics: Mapping[str, float]) -> dict[str, Any]: ...  # for results.json
+    def summary(self, results: Mapping[str, Any]) -> list[str]: ...  # the lines printed at the end
 
 
 @unwrap_user_errors
@@ -94,78 +109,32 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     tune_allocator()
     quiet_known_noise(cfg.get("verbose", False))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if in_multirun() and cfg.trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
-        raise UserError(
-            "trainer.strategy=ddp inside a multirun (-m) would re-run the whole sweep in every "
-            "rank: use trainer=ddp_spawn for sweeps on one node, or hydra/launcher=slurm, "
-            "which starts one SLURM task per device"
-        )
     ckpt_path = resume_path(cfg.get("ckpt_path"), output_dir)
     dm, model, trainer = build(cfg, output_dir, ckpt_path)
     start = time.perf_counter()
     fit(trainer, model, dm, ckpt_path, output_dir)
-    fit_seconds = time.perf_counter() - start
-    # What Lightning hands back, also from ddp_spawn's workers: the logged metrics and the
-    # selected checkpoint's path.
+    results = {
+        "epochs": epochs_trained(trainer, output_dir),
+        "fit_seconds": round(time.perf_counter() - start, 3),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    # What Lightning hands back, also from ddp_spawn's workers: the logged metrics.
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if model.monitor not in metrics:
         raise UserError(f"training ended before any validation epoch: no {model.monitor} to report")
-    chosen = selected_checkpoint(trainer, model.monitor)
-    results = {
-        "epochs": epochs_trained(trainer, output_dir),
-        "fit_seconds": round(fit_seconds, 3),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
     unknown = getattr(dm, "unknown", None)
     if unknown is not None:  # tokens each part reads as <unk> (a word vocabulary's rare words)
         results["unknown_tokens"] = unknown()
     if dm.has_test():
-        # With weight averaging the checkpoint holds the averaged weights (lm.on_load_checkpoint).
+        # The checkpoint val/ppl chose (with weight averaging: the averaged weights).
+        chosen = selected_checkpoint(trainer, model.monitor)
         (tested,) = trainer.test(model, datamodule=dm, ckpt_path=chosen, verbose=False)
         metrics.update(tested)
         results["test_checkpoint"] = chosen or "the weights at the end of training"
     else:
-        print("no test figure: nothing is left for a test part after the validation part")
-    results = {**results, **model.results(metrics)}
-    finish(cfg, output_dir, trainer, model, results)
+        print(
+            "no test figure: the data has no test part (data=book scores none; on a short "
+            "text the validation part may take it all)"
+        )
+    finish(cfg, output_dir, trainer, model, {**results, **model.results(metrics)})
     return float(metrics[model.monitor])
-
-
-def fit(trainer: pl.Trainer, model: Model, dm: DataModule, ckpt_path, output_dir: Path) -> None:
-    """`trainer.fit`, with what a stopped run says and its exit status (`rnnlm.ops.resume`)."""
-    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
-        with contextlib.suppress(SIGTERMException):
-            trainer.fit(model, dm, ckpt_path=ckpt_path)
-    except SystemExit:  # Ctrl-C: Lightning shuts down cleanly, then exits with status 1
-        if trainer.interrupted:
-            stopped(trainer, output_dir, signal.SIGINT)
-        raise
-    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
-        stopped(trainer, output_dir, signal.SIGTERM)
-
-
-def selected_checkpoint(trainer: pl.Trainer, metric: str) -> str | None:
-    """The checkpoint that `metric` selected (with weight averaging: the averaged weights)."""
-    for callback in trainer.checkpoint_callbacks:
-        if callback.monitor == metric and callback.best_model_path:
-            return callback.best_model_path
-    return None
-
-
-@rank_zero_only
-def finish(cfg: DictConfig, output_dir: Path, trainer, model: Model, results: dict) -> None:
-    """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
-    write_json(output_dir / "results.json", results)
-    if isinstance(trainer.logger, TensorBoard):
-        trainer.logger.log_run_settings(run_settings(cfg))
-    elif trainer.logger is not None:
-        trainer.logger.log_hyperparams(run_settings(cfg))
-    if trainer.logger is not None:
-        trainer.logger.finalize("success")
-    for line in model.summary(results):
-        print(line)
-    last = last_checkpoint(output_dir)
-    print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))

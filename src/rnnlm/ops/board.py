@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +22,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
 from rnnlm.errors import flatten
+from rnnlm.ops.files import write_json
+from rnnlm.ops.resume import last_checkpoint
 
 TEST_GROUP = "~test"  # `test/ppl` -> `~test/ppl` in TensorBoard: the group sorts after val
 
@@ -98,3 +101,19 @@ def run_settings(cfg: DictConfig) -> dict:
             if option is not None and not group.startswith(NOT_SETTINGS):
                 settings[group] = option
     return settings
+
+
+@rank_zero_only
+def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> None:
+    """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
+    write_json(output_dir / "results.json", results)
+    if isinstance(trainer.logger, TensorBoard):
+        trainer.logger.log_run_settings(run_settings(cfg))
+    elif trainer.logger is not None:
+        trainer.logger.log_hyperparams(run_settings(cfg))
+    if trainer.logger is not None:
+        trainer.logger.finalize("success")
+    for line in model.summary(results):
+        print(line)
+    last = last_checkpoint(output_dir)
+    print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))

@@ -3,6 +3,7 @@ what a stopped run says, and what a finished run's checkpoints tell."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shlex
 import signal
@@ -12,11 +13,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
 from rnnlm.errors import UserError, flatten
 from rnnlm.ops.files import write_bytes
-from rnnlm.text import TextFormat
+from rnnlm.vocab import TextFormat
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -165,3 +167,27 @@ def check_same_shapes(ckpt_path: str, checkpoint: dict, model: pl.LightningModul
         f"ckpt_path={ckpt_path!r} holds another shape of model ({shown}): resume with the "
         "model settings it was trained with"
     )
+
+
+def fit(trainer: pl.Trainer, model, dm, ckpt_path, output_dir: Path) -> None:
+    """`trainer.fit`, with what a stopped run says and its exit status (`stopped`)."""
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
+        with contextlib.suppress(SIGTERMException):
+            trainer.fit(model, dm, ckpt_path=ckpt_path)
+    except SystemExit:  # Ctrl-C: Lightning shuts down cleanly, then exits with status 1
+        if trainer.interrupted:
+            stopped(trainer, output_dir, signal.SIGINT)
+        raise
+    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
+        stopped(trainer, output_dir, signal.SIGTERM)
+
+
+def selected_checkpoint(trainer: pl.Trainer, metric: str) -> str | None:
+    """The checkpoint that `metric` selected (with weight averaging: the averaged weights)."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor == metric and callback.best_model_path:
+            return callback.best_model_path
+    return None

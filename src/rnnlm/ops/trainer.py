@@ -19,6 +19,7 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from rnnlm.errors import UserError, require_count
+from rnnlm.ops.cli import in_multirun  # the Hydra mode query (no Lightning import)
 
 
 class DropLines(logging.Filter):
@@ -85,6 +86,12 @@ def check_run_settings(cfg: DictConfig) -> None:
     line before anything is built."""
     require_count("seed", cfg.get("seed"), minimum=0)
     trainer = cfg.trainer
+    if in_multirun() and trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
+        raise UserError(
+            "trainer.strategy=ddp inside a multirun (-m) would re-run the whole sweep in every "
+            "rank: use trainer=ddp_spawn for sweeps on one node, or hydra/launcher=slurm, "
+            "which starts one SLURM task per device"
+        )
     epochs = trainer.get("max_epochs")
     if epochs is not None:  # -1 would train forever; bound a run by time with trainer.max_time
         require_count("trainer.max_epochs", epochs)

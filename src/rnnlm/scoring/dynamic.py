@@ -118,7 +118,7 @@ def dynamic_score(
 def dynamic_evaluation(
     models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None
 ):
-    """Dynamic evaluation of part `split` of a data module's text (a `TimeMachine`'s), read as
+    """Dynamic evaluation of part `split` of a data module's text (a `TextData`'s), read as
     `adaptation.streams` streams, after learning from the parts `read_first`; rms steps are
     scaled by each model's mean squared gradients over the train part; with a `mixture`, the
     models' probabilities mixed with a PPM model's (on these streams). Returns the mean loss,

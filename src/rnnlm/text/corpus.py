@@ -1,4 +1,4 @@
-"""Reading a text file into token codes, vectorised and at any size (`rnnlm.text` says how).
+"""Reading a text file into token codes, vectorised and at any size (`rnnlm.vocab` says how).
 
 The book's cleaning (d2l.ai §9.2: every run of non-letters becomes one space, letters are
 lowercased) runs on bytes, 16 MB at a time: UTF-8 encodes every non-ASCII character as bytes
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlm.download import sha1sum
+from rnnlm.data import BYTE_CHARS, sha1sum
 from rnnlm.errors import UserError
-from rnnlm.text import BYTE_TOKENS, TextFormat
+from rnnlm.vocab import BYTE_TOKENS, TextFormat
 
 CHUNK_BYTES = 1 << 24
 SPACE = ord(" ")
@@ -35,7 +35,6 @@ _TABLE = bytearray([SPACE]) * 256
 for _c in range(ord("a"), ord("z") + 1):
     _TABLE[_c] = _TABLE[_c - 32] = _c
 CLEAN_TABLE = bytes(_TABLE)
-BYTE_CHARS = tuple(chr(b) for b in range(256))  # the book's characters by their byte value
 BOOK = TextFormat()
 
 

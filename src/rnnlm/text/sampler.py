@@ -1,47 +1,12 @@
-"""Training examples cut on the fly: the book's overlapping windows (d2l.ai §9.3) as batches of
-indices into one character tensor, shuffled without ever holding a permutation of them all.
-
-corpus:  t0 t1 t2 t3 t4 t5 t6 ...          (num_steps = 3)
-window i=0:  X = t0 t1 t2   Y = t1 t2 t3
-window i=1:     X = t1 t2 t3   Y = t2 t3 t4  (stride 1: windows overlap)
-"""
+"""The book's windows (`rnnlm.data.Windows`) shuffled without ever holding a permutation of
+them all, for texts of any size, the same batches on every resume, and sharded by rank."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Dataset, Sampler
-
-
-class Windows(Dataset):
-    """Window i starts at token `start + i`; nothing is materialised.
-
-    `chars` holds character codes (uint8, maybe memory-mapped) and `lut` maps a code to its
-    vocabulary index, so one cleaned text serves any vocabulary (a checkpoint's, too).
-    Indexing with a tensor of window indices returns a whole batch in one gather.
-    """
-
-    def __init__(
-        self, chars: torch.Tensor, lut: torch.Tensor, num_steps: int, start: int, count: int
-    ) -> None:
-        self.chars, self.lut, self.num_steps = chars, lut, num_steps
-        self.start, self.count = start, count
-        self.offsets = torch.arange(num_steps + 1)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = (torch.as_tensor(index) + self.start).unsqueeze(-1) + self.offsets
-        windows = self.lut[self.chars[rows].long()]  # (..., num_steps + 1) token indices
-        return windows[..., :-1], windows[..., 1:]
-
-
-def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`collate_fn` for `Windows`: a tensor index already gives a stacked batch."""
-    return batch
+from torch.utils.data import Sampler
 
 
 class Shuffle:
@@ -138,8 +103,3 @@ class WindowSampler(Sampler[torch.Tensor]):
             positions = (rank + world * torch.arange(first, min(first + per_chunk, total))) % n
             indices = shuffle(positions) if shuffle else positions
             yield from indices.split(self.batch_size)
-
-
-def resolve_count(value: int | float, available: int) -> int:
-    """A count of windows, or a fraction in (0, 1) of the `available` ones."""
-    return math.floor(value * available) if isinstance(value, float) else value

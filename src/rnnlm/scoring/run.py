@@ -1,0 +1,95 @@
+"""What eval.py scores beyond the static figure: the PPM mixture (`ppm_mixture.order`) and
+dynamic evaluation (`dynamic=true`), and the lines they print."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig
+
+from rnnlm.errors import UserError
+from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
+from rnnlm.scoring.ensemble import Ensemble
+from rnnlm.scoring.ppm import PPMMixture, check_weight, ppm_log_probs
+
+
+def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> float:
+    """After the static `loss`: the mixed figure, and the dynamic one (alone and mixed), each
+    printed; returns the last perplexity. `score(module)` is the mean loss of a LightningModule
+    through the task's loop."""
+    examples = dm.loader(cfg.split, whole=True).dataset
+    mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples)
+    adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None
+    read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
+    if mixture is not None:
+        loss = score(Ensemble(models, paths, mixture))
+        report_mixture(mixture, cfg.split, loss)
+    if adaptation is None:
+        return math.exp(loss)
+    loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first, mixture)
+    after = f", after learning from {' and '.join(read_first)}" if read_first else ""
+    print(
+        f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
+        f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; "
+        f"{describe(part, models[0].text_format.token_name)}), {tokens} tokens scored"
+    )
+    alone = mixture.model_loss() if mixture is not None else loss
+    print(f"loss {alone:.4f}  ppl {math.exp(alone):.4f}  bpc {alone / math.log(2):.4f}")
+    if mixture is not None:
+        report_mixture(mixture, cfg.split, loss)
+    return math.exp(loss)
+
+
+def parts_read_first(value, split: str) -> list[str]:
+    """The parts dynamic evaluation learns from before `split`: `auto` is the validation part
+    before the test part (the text that precedes it, which the model never trained on, as the
+    coders are given it) and nothing before any other part."""
+    if value == "auto":
+        return ["val"] if split == "test" else []
+    names = list(value or [])
+    # Learning from the scored text before scoring it would make it cheap (`all` holds them all).
+    if any(name not in ("train", "val", "test") or split in (name, "all") for name in names):
+        raise UserError(
+            f"dynamic_eval_read_first={names} is not allowed: give auto, or a list of parts "
+            f"among train, val and test other than split={split} ([] for split=all)"
+        )
+    return names
+
+
+def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples):
+    """The PPM model of `cfg.ppm_mixture` over the text up to the end of the scored part (each
+    token predicted from the tokens before it), or None when `ppm_mixture.order` is null."""
+    settings = cfg.get("ppm_mixture") or {}
+    order = settings.get("order")
+    if order is None:
+        return None
+    weight = check_weight(settings.get("weight"))
+    if not hasattr(examples, "starts"):  # windows, not streams
+        raise UserError(
+            f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
+            "data.sampling=sequential (the test part is always read as streams)"
+        )
+    stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
+    ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()
+    return PPMMixture(ppm_log_probs(ids, vocab_size, order), weight, examples.starts, order)
+
+
+def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
+    print(
+        f"mixed with PPM order {mixture.order} (the model's weight {mixture.weight:g}): "
+        f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
+    )
+    if split == "val":  # weights are chosen on validation; never shown for the test part
+        weight, best = mixture.best_weight()
+        print(
+            f"the weight this part would choose: ppm_mixture.weight={weight:.3f} "
+            f"(bpc {best / math.log(2):.4f})"
+        )
+
+
+def describe(examples, token: str = "character") -> str:
+    """Windows or streams (`rnnlm.text.streams`) in words."""
+    if hasattr(examples, "starts"):
+        streams = "1 stream" if examples.num_streams == 1 else f"{examples.num_streams} streams"
+        return f"{streams} of {examples.length} {token}s, state carried"
+    return f"{len(examples)} windows of {examples.num_steps} {token}s"

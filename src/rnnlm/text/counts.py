@@ -1,0 +1,48 @@
+"""Counting over a text of any size, a chunk at a time (a memory-mapped text never sits in
+memory): how often each token occurs, and how many characters of the text a scored token
+stands for (a word or byte model's bits per character)."""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlm.data import Text, Windows
+from rnnlm.text.streams import Streams
+from rnnlm.vocab import TextFormat
+
+COUNT_CHUNK = 1 << 22  # tokens counted at a time
+
+
+def token_counts(corpus: Text, start: int, stop: int) -> dict[str, int]:
+    """How often each token occurs in tokens [start, stop) of the text."""
+    found = torch.zeros(len(corpus.symbols), dtype=torch.int64)
+    for first in range(start, stop, COUNT_CHUNK):
+        part = corpus.chars[first : min(first + COUNT_CHUNK, stop)].long()
+        found += part.bincount(minlength=len(found))
+    return {corpus.symbols[c]: n for c, n in enumerate(found.tolist()) if n}
+
+
+def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Streams):
+    """Characters of the text per token that `examples` score (each target once per window
+    or stream that scores it), or None when they score nothing."""
+    weights = torch.tensor([fmt.characters(s) for s in corpus.symbols])
+    if isinstance(examples, Streams):
+        starts = examples.starts.tolist()
+        spans = [(s + 1, s + examples.length, None) for s in starts]
+        tokens = examples.num_targets
+    else:  # window i's targets: start + i + 1 .. start + i + num_steps
+        count, steps = len(examples), examples.num_steps
+        spans = [(examples.start + 1, examples.start + count + steps, (count, steps))]
+        tokens = count * steps
+    total = 0
+    for first, stop, windows in spans:
+        for a in range(first, stop, COUNT_CHUNK):
+            b = min(a + COUNT_CHUNK, stop)
+            part = weights[corpus.chars[a:b].long()]
+            if windows is not None:  # position j is a target of this many windows
+                count, steps = windows
+                j = torch.arange(a - first + 1, b - first + 1)
+                upper = torch.clamp(j - 1, max=count - 1)
+                part = part * (upper - torch.clamp(j - steps, min=0) + 1)
+            total += int(part.sum())
+    return tokens / total if total and tokens else None

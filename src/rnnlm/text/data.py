@@ -1,0 +1,278 @@
+"""Any text, as the model reads it: `TextData` is the book's `TimeMachine` with the text as
+it is (characters with case and punctuation, bytes, words; `rnnlm.vocab.TextFormat`), texts of
+any size (cleaned once into a memory-mapped cache: `rnnlm.text.corpus`), the whole text in
+three contiguous parts, training on streams with the state carried (`rnnlm.text.streams`),
+a test part read as streams, and the windows' shuffle that never holds a permutation
+(`rnnlm.text.sampler`). `data=timemachine` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader, SequentialSampler
+
+from rnnlm.data import TimeMachine, Windows, keep_batch
+from rnnlm.errors import UserError, check_count, check_fractions, require_choice
+from rnnlm.text.corpus import Corpus, load_corpus, wants_cache
+from rnnlm.text.counts import characters_per_token, token_counts
+from rnnlm.text.sampler import WindowSampler, rank_and_world
+from rnnlm.text.streams import Streams, shard
+from rnnlm.vocab import TextFormat, Vocab
+
+SPLITS = ("book", "contiguous")
+SAMPLINGS = ("windows", "sequential")
+PARTS = ("train", "val", "test")
+MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
+
+
+@rank_zero_only
+def say(line: str) -> None:
+    print(line)
+
+
+class TextData(TimeMachine):
+    """The book's data (`TimeMachine`), or the whole text in three contiguous parts, read as
+    `preprocess` and `token` say.
+
+    `split="book"` (d2l's): the first `num_train` windows train, the next `num_val` validate,
+    and the test part is all the text after the last validation window.
+    `split="contiguous"`: the text is cut into train, val and test parts by `fractions`.
+    `sampling="windows"` (d2l's) trains on shuffled overlapping windows, each from a zero state;
+    `sampling="sequential"` cuts the train part into `batch_size` contiguous streams whose
+    state the model carries from batch to batch (`rnnlm.text.streams`). The test part (and the
+    validation part with `sequential`) is scored as `eval_streams` streams, each character
+    once, with the state carried through its stream. A text of at least `memmap_min_mb` MB is
+    cleaned once into a cache file next to it (or in `root`) and memory-mapped. Batches are
+    uint8 (one byte per token to copy to a GPU); the model widens them after the transfer.
+    """
+
+    def __init__(
+        self,
+        memmap_min_mb: float = 64,
+        split: str = "book",
+        fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        sampling: str = "windows",
+        eval_streams: int = 10,
+        preprocess: str = "book",
+        token: str = "char",
+        min_freq: int = 1,
+        **book,
+    ) -> None:
+        super().__init__(**book)  # the arguments of TimeMachine
+        check_count("eval_streams", eval_streams)
+        require_choice("data.split", split, SPLITS)
+        require_choice("data.sampling", sampling, SAMPLINGS)
+        self.fractions = check_fractions(fractions)
+        self.hparams.fractions = self.fractions  # plain floats in the checkpoint
+        self.format = TextFormat(preprocess, token)
+        if not isinstance(min_freq, int) or isinstance(min_freq, bool) or min_freq < 1:
+            raise UserError(
+                f"data.min_freq={min_freq!r} is not allowed: a whole number >= 1 (tokens of the "
+                "train part seen fewer times become <unk>)"
+            )
+        self.min_freq, self.split, self.sampling = min_freq, split, sampling
+        self.eval_streams, self.memmap_min_mb = eval_streams, memmap_min_mb
+        self.per_token: dict[str, float | None] = {}  # characters_per_token by part
+        self.num_unk = 0
+
+    def load(self, text: Path | None = None) -> Corpus:
+        text = text or self.text_file()
+        folders = (text.parent, Path(self.root))  # next to the text, else the data cache
+        return load_corpus(text, folders, self.memmap_min_bytes, self.format)
+
+    @property
+    def memmap_min_bytes(self) -> int:
+        return int(self.memmap_min_mb * 2**20)
+
+    def prepare_data(self) -> None:
+        # Rank 0 only: download, and write the memory-mapped cache once for all ranks (a small
+        # text is cleaned in `setup`, in memory: nothing to prepare).
+        text = self.text_file()
+        if self.corpus is None and wants_cache(text, self.memmap_min_bytes):
+            self.load(text)
+
+    def setup(self, stage: str | None = None) -> None:
+        fresh = self.corpus is None
+        super().setup(stage)
+        if fresh:
+            known = set(self.vocab.idx_to_token)
+            self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
+
+    def resolve_counts(self, available: int) -> None:
+        self.fit_counts(available)
+        super().resolve_counts(available)
+
+    def train_vocabulary(self) -> Vocab:
+        """The vocabulary of the train part (d2l's `Vocab(tokens, min_freq)`): no token of the
+        validation or test parts enters it. The book's characters and bytes have a fixed one."""
+        start, stop = self.parts()["train"]
+        counts = token_counts(self.corpus, start, min(stop, len(self.corpus.chars)))
+        if len(counts) < 2:
+            raise UserError(
+                f"the train part of {self.text_file()} has {len(counts)} distinct "
+                f"{self.format.token}s ({self.format}): at least 2 are needed to learn anything"
+            )
+        fixed = self.format.fixed_alphabet
+        if fixed is not None:
+            return Vocab(reserved_tokens=fixed, unk=self.format.token != "byte")
+        vocab = Vocab(counts, self.min_freq)
+        if len(vocab) > MAX_VOCAB:
+            freqs = sorted(counts.values(), reverse=True)
+            fits = freqs[MAX_VOCAB - 1] + 1  # keeps at most MAX_VOCAB - 1 tokens and <unk>
+            raise UserError(
+                f"data.min_freq={self.min_freq} keeps {len(vocab)} {self.format.token}s of the "
+                f"train part, more than {MAX_VOCAB}: data.min_freq={fits} keeps "
+                f"{sum(f >= fits for f in freqs) + 1}"
+            )
+        return vocab
+
+    def unknown(self) -> dict[str, int]:
+        """Tokens of each part outside the vocabulary (read as <unk>)."""
+        known = set(self.vocab.idx_to_token)
+        n = len(self.corpus.chars)
+        found = {}
+        for name, (start, stop) in self.parts().items():
+            counts = token_counts(self.corpus, min(start, n), min(stop, n))
+            found[name] = sum(c for token, c in counts.items() if token not in known)
+        return found
+
+    def characters_per_token(self, name: str) -> float | None:
+        """Characters of the text per token scored in part `name` (what its loader reads,
+        every process's share): a word model's or a byte model's bits per token times this
+        is its bits per character. None for characters (1) and parts with nothing to read."""
+        if self.format.token == "char":
+            return None
+        if name not in self.per_token:  # the same every epoch: counted once
+            try:
+                examples = self.examples(name, training=False)
+            except UserError:
+                examples = None
+            self.per_token[name] = examples and characters_per_token(
+                self.corpus, self.format, examples
+            )
+        return self.per_token[name]
+
+    def parts(self) -> dict[str, tuple[int, int]]:
+        """The book's parts, or with `split=contiguous` (no overlap):
+
+        |train: fractions[0]|val: fractions[1]|test: fractions[2]|
+        """
+        if self.split != "contiguous":
+            return super().parts()
+        n = len(self.corpus.chars)
+        train_end = round(self.fractions[0] * n)
+        val_end = train_end + round(self.fractions[1] * n)
+        return {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, n)}
+
+    def model_inputs(self) -> dict:
+        """What the language model is built with from the data: the vocabulary (the model
+        sets its core's input size from it) and how the text was read (`rnnlm.vocab`)."""
+        return {"text": self.format.as_dict(), "vocab": self.vocab.idx_to_token}
+
+    # What window counts that do not fit a text of one's own become.
+    FALLBACK = (0.8, 0.1)
+
+    def fit_counts(self, available: int) -> None:
+        """With `data.path` (a text of one's own), counts of windows that do not fit it (the
+        book's 10,000 + 5,000 on a short text) become `FALLBACK`'s fractions, said in a line."""
+        counts = (self.num_train, self.num_val)
+        if self.path is None or self.split != "book" or isinstance(self.num_train, float):
+            return
+        if isinstance(self.num_val, float) or sum(counts) <= available or available < 3:
+            return
+        self.num_train, self.num_val = self.FALLBACK
+        say(
+            f"data.num_train={counts[0]} + data.num_val={counts[1]} windows do not fit the "
+            f"{max(available, 0)} windows of {self.text_file()}: training on "
+            f"data.num_train={self.num_train} data.num_val={self.num_val} of them instead"
+        )
+
+    def check_sizes(self) -> None:
+        """Each part holds what reads it; else one line naming the setting to change."""
+        n = len(self.corpus.chars)
+        if self.split == "book":
+            super().check_sizes()
+        smallest = self.batch_size * (self.num_steps + 1)
+        for name, (start, stop) in self.parts().items():
+            streamed_train = name == "train" and self.sampling == "sequential"
+            if stop - start < smallest and (self.split == "contiguous" or streamed_train):
+                setting = (
+                    f"data.fractions={list(self.fractions)}"
+                    if self.split == "contiguous"
+                    else f"data.num_train={self.num_train}"
+                )
+                raise UserError(
+                    f"{setting} leaves the {name} part {stop - start} of the {n} "
+                    f"{self.format.token_name}s of "
+                    f"{self.text_file()}, fewer than data.batch_size * (data.num_steps + 1) = "
+                    f"{self.batch_size} * {self.num_steps + 1} = {smallest}: give it more "
+                    "text, or lower data.batch_size or data.num_steps"
+                )
+
+    def examples(
+        self, name: str, training: bool = False, rank: int = 0, world: int = 1
+    ) -> Windows | Streams:
+        """What a loader of part `name` reads in process `rank` of `world`: `train`, `val`,
+        `test` or `all` (every window of the text). Training batches are windows or
+        `batch_size` streams per process (`sampling`); scoring reads windows of `val`/`train`
+        with `sampling=windows`, else `eval_streams` streams, and always for `test`."""
+        chars, lut = self.corpus.chars, self.lut
+        if name == "all":
+            count = max(len(chars) - self.num_steps, 0)
+            return Windows(chars, lut, self.num_steps, 0, count)
+        if name not in PARTS:
+            raise UserError(f"split={name!r} is not allowed: use train, val, test or all")
+        self.check_sizes()
+        start, stop = self.parts()[name]
+        if training and self.sampling == "sequential":
+            total = self.batch_size * world  # data.batch_size streams in every process
+            rows = shard(total, rank, world, contiguous=True)
+            return Streams(chars, lut, start, stop, total, self.num_steps, rows)
+        if name == "test" or self.sampling == "sequential":
+            if not self.streamable(start, stop) or self.eval_streams < world:
+                raise UserError(
+                    f"the {name} part has {stop - start} characters of {self.text_file()}: "
+                    f"too few for data.eval_streams={self.eval_streams} streams of at least 2 "
+                    f"(and {world} processes need at least {world} streams)"
+                )
+            rows = shard(self.eval_streams, rank, world, contiguous=False)
+            return Streams(chars, lut, start, stop, self.eval_streams, self.num_steps, rows)
+        return super().examples(name)
+
+    def streams(self, name: str, num_steps: int, num_streams: int | None = None) -> Streams:
+        """Part `name` (train, val, test, or all of the text) as `num_streams` streams
+        (default `eval_streams`) read `num_steps` characters at a time, state carried."""
+        start, stop = (0, len(self.corpus.chars)) if name == "all" else self.parts()[name]
+        streams = num_streams or self.eval_streams
+        return Streams(self.corpus.chars, self.lut, start, stop, streams, num_steps)
+
+    def has_test(self) -> bool:
+        """Whether text is left for a test figure (the book's split on a short text may use
+        it all)."""
+        return self.streamable(*self.parts()["test"])
+
+    def streamable(self, start: int, stop: int) -> bool:
+        """Whether characters [start, stop) make `eval_streams` streams of at least 2."""
+        return stop - start >= 2 * self.eval_streams
+
+    def loader(self, name: str, training: bool = False, whole: bool = False) -> DataLoader:
+        """Batches of part `name` for this process; `whole`: all of it, also under DDP (for
+        scoring outside the Trainer)."""
+        rank, world = (0, 1) if whole else rank_and_world()
+        examples = self.examples(name, training, rank, world)
+        if isinstance(examples, Streams):  # in order: batch k continues batch k - 1
+            sampler = SequentialSampler(examples)
+        else:
+            sampler = WindowSampler(
+                len(examples), self.batch_size, training, self.seed, (rank, world)
+            )
+        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        return DataLoader(
+            examples, batch_size=None, sampler=sampler, collate_fn=keep_batch, pin_memory=on_gpu
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
