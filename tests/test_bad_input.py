@@ -306,7 +306,7 @@ def test_a_refused_run_keeps_what_its_folder_held_before(tmp_path, tiny_corpus):
 
 
 def test_run_folder_record_removes_only_what_the_run_made(tmp_path):
-    from rnnlm.ops.cli import LOCK, RunFolder
+    from rnnlm.ops.folders import LOCK, RunFolder
 
     # A folder Hydra creates, two levels of it: removed up to the first it created.
     (tmp_path / "outputs").mkdir()

@@ -91,7 +91,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(
 
 def hold_in_another_process(folder: Path) -> subprocess.Popen:
     code = (
-        "import sys, time; from pathlib import Path; from rnnlm.ops.cli import hold_lock; "
+        "import sys, time; from pathlib import Path; from rnnlm.ops.folders import hold_lock; "
         "hold_lock(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)"
     )
     holder = subprocess.Popen(
@@ -102,12 +102,12 @@ def hold_in_another_process(folder: Path) -> subprocess.Popen:
 
 
 def test_a_folder_held_by_a_live_run_is_refused_and_freed_when_it_dies(tmp_path, capsys):
-    import rnnlm.ops.cli
+    import rnnlm.ops.folders
 
     holder = hold_in_another_process(tmp_path / "run")
     try:
         with pytest.raises(SystemExit) as stop:
-            rnnlm.ops.cli.hold_lock(tmp_path / "run")
+            rnnlm.ops.folders.hold_lock(tmp_path / "run")
         assert stop.value.code == 2
         assert capsys.readouterr().err == (
             f"error: hydra.run.dir='{tmp_path}/run' is in use by a live run (process "
@@ -116,9 +116,9 @@ def test_a_folder_held_by_a_live_run_is_refused_and_freed_when_it_dies(tmp_path,
     finally:
         holder.kill()  # killed, not ended: the kernel releases its lock
         holder.wait()
-    rnnlm.ops.cli.hold_lock(tmp_path / "run")  # its own resume is not blocked
-    assert (tmp_path / "run" / rnnlm.ops.cli.LOCK).read_text() == f"{os.getpid()}\n"
-    os.close(rnnlm.ops.cli._lock)
+    rnnlm.ops.folders.hold_lock(tmp_path / "run")  # its own resume is not blocked
+    assert (tmp_path / "run" / rnnlm.ops.folders.LOCK).read_text() == f"{os.getpid()}\n"
+    os.close(rnnlm.ops.folders._lock)
 
 
 @pytest.mark.slow

@@ -7,11 +7,7 @@ it too; the CLI layer (`rnnlm.ops.cli`) turns a `UserError` into one line and ex
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from typing import TypeVar
-
-T = TypeVar("T")
+from collections.abc import Sequence
 
 
 class UserError(ValueError):
@@ -22,6 +18,12 @@ def require_positive(name: str, value: float) -> None:
     """Raise a `UserError` unless `value` is a number > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise UserError(f"{name}={value!r} is not allowed: it must be a number > 0")
+
+
+def require_fraction(name: str, value: float) -> None:
+    """Raise a `UserError` unless `value` is in [0, 1) (a dropout probability)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise UserError(f"{name}={value!r} is not allowed: it must be in [0, 1)")
 
 
 def require_count(name: str, value: object, minimum: int = 1) -> None:
@@ -60,43 +62,3 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
             "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
         )
     return values
-
-
-def find_user_error(exc: BaseException | None) -> UserError | None:
-    """The `UserError` behind `exc`, also when a library wrapped it (Hydra's instantiate)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, UserError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def unwrap_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Re-raise a wrapped `UserError` as itself (for API callers and the CLI alike)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except UserError:
-            raise
-        except Exception as err:
-            user_error = find_user_error(err)
-            if user_error is None:
-                raise
-            raise user_error from None
-
-    return wrapper
-
-
-def flatten(tree: dict, sep: str = ".", prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}"""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, sep, f"{prefix}{key}{sep}"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

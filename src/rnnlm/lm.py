@@ -1,8 +1,7 @@
 """Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6).
 
-The LightningModule only trains and scores: the recurrent maths lives in the core
-(`rnnlm.rnn`), gradient clipping and devices belong to the Trainer, the gradient-norm logging and
-the divergence guard are callbacks (`rnnlm.callbacks`) that every language model brings with it.
+The LightningModule trains and scores; the recurrent maths is the core's (`rnnlm.rnn`);
+clipping and devices are the Trainer's; gradient norms and divergence are callbacks.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ from torchmetrics import MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.carry import CarriedStates
-from rnnlm.errors import UserError, require_positive
-from rnnlm.generation import Generation
+from rnnlm.errors import UserError, require_fraction, require_positive
 from rnnlm.metrics import (
     SplitFigures,
     language_model_results,
@@ -29,23 +27,20 @@ from rnnlm.metrics import (
 )
 from rnnlm.partials import SGD, optimizers, partial_config, plain
 from rnnlm.rnn import VariationalDropout
+from rnnlm.sampling import Generation
 from rnnlm.vocab import TextFormat, Vocab
 
 
 class RNNLMScratch(Generation, pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
-    `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`): the LM
-    builds the core and sets its input size (the vocabulary's, or the embedding's). `vocab` is
-    the list of tokens (sorted, `<unk>` included): its length is the book's `vocab_size`, and
-    it makes a checkpoint self-contained (the arguments are its hyperparameters), with `text`,
-    how the data read its text (`rnnlm.vocab.TextFormat`: preprocessing and kind of token;
-    absent: the book's characters). Beyond the
-    book: `embedding=E` feeds a learnable E-dim embedding instead of one-hot vectors; `dropout`
-    acts on the non-recurrent connections (Zaremba et al., 2014), `variational_dropout` with
-    one mask per sequence (Gal and Ghahramani, 2016); `optimizer` and `lr_scheduler` are
-    partial configs of any torch.optim (lr_scheduler) class, the scheduler stepped every epoch
-    (`ReduceLROnPlateau` watches `val/ppl`). `rnnlm.fast` has the same model, faster.
+    `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`): the
+    model sets its input size. `vocab`, the list of tokens (its length is the book's
+    `vocab_size`), and `text`, how the data read its text (`rnnlm.vocab.TextFormat`), make a
+    checkpoint self-contained. Beyond the book: `embedding=E` feeds a learnable embedding
+    instead of one-hot rows; `dropout` on the non-recurrent connections (Zaremba et al., 2014),
+    with one mask per sequence if `variational_dropout` (Gal and Ghahramani, 2016); `optimizer`
+    and `lr_scheduler` are partial configs of torch.optim classes (`rnnlm.partials`).
     """
 
     monitor = "val/ppl"  # what selects checkpoints and what a sweep optimises
@@ -64,48 +59,33 @@ class RNNLMScratch(Generation, pl.LightningModule):
     ) -> None:
         super().__init__()
         require_positive("model.lr", lr)
-        if not 0 <= dropout < 1:
-            raise UserError(f"model.dropout={dropout!r} is not allowed: it must be in [0, 1)")
+        require_fraction("model.dropout", dropout)
         if not isinstance(rnn, Mapping) or "num_inputs" in rnn:
             raise UserError(
                 "model.rnn is the core's config without num_inputs (the model feeds its core "
                 "the embedding's size, else the vocabulary's), e.g. "
                 "{'_target_': 'rnnlm.rnn.RNNScratch', 'num_hiddens': 32}"
             )
-        # Plain containers (interpolations resolved): what the checkpoint keeps.
-        rnn = plain(rnn)
-        optimizer = partial_config("model.optimizer", optimizer)
-        if lr_scheduler is not None:
-            lr_scheduler = partial_config("model.lr_scheduler", lr_scheduler)
-        vocab = list(vocab)
-        text = TextFormat.of(text).as_dict()
-        # Given as a dict, not read from the call stack: a subclass's own arguments (rnnlm.fast)
-        # would be read there unchecked.
-        self.save_hyperparameters(
-            {
-                "rnn": rnn,
-                "vocab": vocab,
-                "lr": lr,
-                "embedding": embedding,
-                "dropout": dropout,
-                "optimizer": optimizer,
-                "lr_scheduler": lr_scheduler,
-                "variational_dropout": variational_dropout,
-                "text": text,
-            }
+        # What the checkpoint keeps (plain containers; a bad _target_ fails now), given as a
+        # dict: read from the call stack, a subclass's own arguments would come unchecked.
+        scheduler = (
+            None if lr_scheduler is None else partial_config("model.lr_scheduler", lr_scheduler)
         )
-        self.vocab = Vocab.from_tokens(vocab)
-        self.text_format = TextFormat.of(text)  # how its text was read: prompts are read alike
+        self.save_hyperparameters(
+            dict(rnn=plain(rnn), vocab=list(vocab), lr=lr, embedding=embedding, dropout=dropout)
+            | dict(optimizer=partial_config("model.optimizer", optimizer), lr_scheduler=scheduler)
+            | dict(variational_dropout=variational_dropout, text=TextFormat.of(text).as_dict())
+        )
+        self.vocab, self.text_format = Vocab.from_tokens(vocab), TextFormat.of(text)
         self.vocab_size, self.lr = len(vocab), lr
         num_inputs = embedding or self.vocab_size  # what the core reads: one-hot rows or embeddings
-        self.rnn = instantiate({**rnn, "num_inputs": num_inputs})
+        self.rnn = instantiate({**self.hparams.rnn, "num_inputs": num_inputs})
         self.embedding = nn.Embedding(self.vocab_size, embedding) if embedding else None
         drop = VariationalDropout if variational_dropout else nn.Dropout
         self.dropout = drop(dropout) if dropout else None
         self.init_params()
         self.figures = SplitFigures()
-        # The best val/ppl so far, the same on every rank (no sync); in the checkpoint's weights,
-        # so a resumed run carries it on.
+        # The best val/ppl so far, the same on every rank (no sync), kept by a resumed run.
         self.val_ppl_best = MinMetric(sync_on_compute=False)
         self.val_ppl_best.persistent(True)
         self.carried = CarriedStates()  # split -> the state its streams carry on with
@@ -165,9 +145,9 @@ class RNNLMScratch(Generation, pl.LightningModule):
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
         """The mean loss of a batch, added to the split's figures (token-weighted). Windows
-        `(X, Y)` start from a zero state; streamed batches `(X, Y, position)` (`rnnlm.text.streams`)
-        from the state the batch before left (`rnnlm.carry`). The metric objects are handed to
-        `self.log` in the epoch's first step: Lightning computes them when the epoch ends."""
+        `(X, Y)` start from a zero state, streamed batches `(X, Y, position)` from the state the
+        batch before left (`rnnlm.carry`). The metrics go to `self.log` once, in the first step:
+        Lightning computes them when the epoch ends."""
         X, Y, *position = batch
         loss, state = self.batch_loss(X, Y, self.carried.take(split, position))
         self.carried.keep(split, position, X.shape[1], state)
@@ -206,9 +186,8 @@ class RNNLMScratch(Generation, pl.LightningModule):
         self.log_bits_per_char("test")
 
     def log_bits_per_char(self, split: str) -> None:
-        """Word and byte models: `<split>/bits_per_char`, the bits of the split's text per
-        character (total bits / characters), comparable across kinds of token. The data module
-        counts the characters that its loader's targets stand for."""
+        """Word and byte models: `<split>/bits_per_char`, comparable across kinds of token (the
+        data module counts the characters its loader's targets stand for)."""
         per_token = getattr(self.trainer.datamodule, "characters_per_token", None)
         ratio = per_token(split) if per_token is not None else None
         if ratio is not None:
@@ -224,15 +203,12 @@ class RNNLMScratch(Generation, pl.LightningModule):
             checkpoint["current_model_state"] = checkpoint["state_dict"]
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """What every run of a language model watches, whatever the config's callbacks: the
-        gradient norm before clipping, and divergence."""
+        """What every run watches, whatever the config's callbacks."""
         return [GradNorm(), DivergenceGuard()]
 
     def configure_optimizers(self) -> Any:
-        hparams = self.hparams
-        return optimizers(
-            hparams.optimizer, hparams.lr_scheduler, self.parameters(), self.lr, self.monitor
-        )
+        hp = self.hparams
+        return optimizers(hp.optimizer, hp.lr_scheduler, self.parameters(), self.lr, self.monitor)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Which class to rebuild: `load_lm` needs only the checkpoint file.

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnnlm.errors import UserError, require_choice, require_count
+from rnnlm.errors import require_choice, require_count, require_fraction
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -98,9 +98,8 @@ class RNN(nn.Module):
         super().__init__()
         require_count("model.rnn.num_hiddens", num_hiddens)
         require_count("model.rnn.num_layers", num_layers)
-        for name, p in (("dropout", dropout), ("weight_drop", weight_drop)):
-            if not 0 <= p < 1:
-                raise UserError(f"model.rnn.{name}={p!r} is not allowed: it must be in [0, 1)")
+        require_fraction("model.rnn.dropout", dropout)
+        require_fraction("model.rnn.weight_drop", weight_drop)
         self.num_inputs, self.num_hiddens, self.weight_drop = num_inputs, num_hiddens, weight_drop
         self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 

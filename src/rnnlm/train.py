@@ -18,10 +18,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary
 
-from rnnlm.errors import UserError, unwrap_user_errors
+from rnnlm.errors import UserError
 from rnnlm.fast import threads
 from rnnlm.fast.cpu import ShareCores, step_work, tune_allocator
 from rnnlm.ops.board import finish
+from rnnlm.ops.cli import unwrap_user_errors
 from rnnlm.ops.resume import (
     AtomicCheckpointIO,
     check_resumable,

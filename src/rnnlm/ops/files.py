@@ -58,3 +58,14 @@ def write_bytes(path: str | Path, data: bytes, kept: str = "") -> None:
 
 def write_json(path: str | Path, value: object) -> None:
     write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def flatten(tree: dict, sep: str = ".", prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, sep, f"{prefix}{key}{sep}"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

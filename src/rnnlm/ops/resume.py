@@ -16,8 +16,8 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
-from rnnlm.errors import UserError, flatten
-from rnnlm.ops.files import write_bytes
+from rnnlm.errors import UserError
+from rnnlm.ops.files import flatten, write_bytes
 from rnnlm.vocab import TextFormat
 
 
