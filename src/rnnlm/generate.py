@@ -72,7 +72,9 @@ def generate(cfg: DictConfig) -> list[str]:
         )
     generator = torch.Generator(model.device).manual_seed(cfg.seed)
     if cfg.num_samples > 1:  # one batch: the lines are complete only at the end
-        texts = model.generate(prefix, cfg.num_preds, sampler, cfg.num_samples, generator)
+        texts = model.generate(
+            prefix, cfg.num_preds, sampler, num_samples=cfg.num_samples, generator=generator
+        )
         for text in texts:
             print(text)
         return texts

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -82,28 +81,18 @@ class Generation:
     text_format: TextFormat
     device: torch.device
 
-    def hidden(self, X_time_major: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
-
-    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def generate(
-        self,
-        prefix: str,
-        num_preds: int,
-        sampler: Sampler | None = None,
-        num_samples: int = 1,
-        generator: torch.Generator | None = None,
+        self, prefix: str, num_preds: int, sampler: Sampler | None = None, **options
     ) -> list[str]:
-        """`num_samples` continuations of `prefix`, generated as one batch.
-
-        The book's warm-up: the prefix only updates the state; predictions start after its
-        last character. With the default greedy sampler this is the book's `predict`.
-        """
-        steps = self.generate_tokens(prefix, num_preds, sampler, num_samples, generator)
-        generated = list(steps)
-        rows = torch.stack(generated, 1).tolist() if generated else [[]] * num_samples
+        """`num_samples` continuations of `prefix`, generated as one batch (`options`: those of
+        `generate_tokens`). The book's warm-up: the prefix only updates the state; predictions
+        start after its last character. With the default greedy sampler this is `predict`."""
+        generated = list(self.generate_tokens(prefix, num_preds, sampler, **options))
+        rows = (
+            torch.stack(generated, 1).tolist()
+            if generated
+            else [[]] * options.get("num_samples", 1)
+        )
         joiner = self.text_format.joiner
         return [prefix + joiner()(self.vocab.to_tokens(row), final=True) for row in rows]
 
