@@ -45,7 +45,7 @@ def make_corpus(book: Path, folder: Path, size_mb: int) -> Path:
 def child_rnnlm(path: Path, train_batches: int) -> dict:
     """Clean + encode (writing the memory-mapped cache), reload from the cache, iterate one
     epoch of training batches, then train `train_batches` steps of the scratch LM."""
-    from rnnlm.text.corpus import load_corpus
+    from rnnlm.text.cache import load_corpus
     from rnnlm.text.data import TextData
 
     size = path.stat().st_size

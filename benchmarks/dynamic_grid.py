@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.evaluate import data_settings
 from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 from rnnlm.text.data import TextData
+from rnnlm.text.scored import data_settings
 
 
 def floats(text: str) -> list[float]:

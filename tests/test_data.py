@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import rnnlm.text.corpus
 from rnnlm.data import DATA_SHA1, Windows, download
 from rnnlm.errors import UserError
-from rnnlm.text.corpus import load_corpus
+from rnnlm.text.cache import load_corpus
 from rnnlm.text.data import TextData
 from rnnlm.text.sampler import Shuffle
 from rnnlm.vocab import Vocab, preprocess, tokenize

@@ -15,7 +15,7 @@ from rnnlm.errors import UserError
 from rnnlm.lm import RNNLMScratch
 from rnnlm.ops.cli import quote_text_values
 from rnnlm.rnn import RNNScratch
-from rnnlm.text.corpus import load_corpus
+from rnnlm.text.cache import load_corpus
 from rnnlm.text.data import TextData
 from rnnlm.train import train
 from rnnlm.vocab import BYTE_TOKENS, TextFormat, Vocab, preprocess
@@ -272,9 +272,9 @@ def test_invalid_utf8_names_the_byte_and_bytes_take_it(tmp_path):
 
 
 def test_a_word_vocabulary_too_large_says_which_min_freq_fits(tmp_path, monkeypatch):
-    import rnnlm.text.data
+    import rnnlm.text.counts
 
-    monkeypatch.setattr(rnnlm.text.data, "MAX_VOCAB", 5)
+    monkeypatch.setattr(rnnlm.text.counts, "MAX_VOCAB", 5)
     path = tmp_path / "words.txt"
     path.write_text("a a a a b b b c c d e f " * 20)
     message = r"data.min_freq=1 keeps 7 words of the train part, more than 5: data.min_freq=\d+"
@@ -326,7 +326,7 @@ def test_a_prefix_from_standard_input_is_taken_as_it_is(monkeypatch):
 
     from omegaconf import OmegaConf
 
-    from rnnlm.generate import read_prefix
+    from rnnlm.ops.prompt import read_prefix
 
     monkeypatch.setattr("sys.stdin", io.StringIO("def f(x):\n    return x  # ok!\n"))
     cfg = OmegaConf.create({"prefix": "it has", "prefix_file": "-"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
@@ -16,16 +16,8 @@ from rnnlm.fast.cpu import step_work
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.scoring.run import beyond_static, describe
-from rnnlm.text.data import TextData
+from rnnlm.text.scored import text_for
 from rnnlm.text.streams import Streams
-
-
-def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
-    """The training run's data settings, with the non-null `overrides` on top."""
-    saved = dict(checkpoint.get("datamodule_hyper_parameters", {}))
-    saved.pop("seed", None)
-    given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
-    return {**saved, **given}
 
 
 def evaluate(cfg: DictConfig) -> float:
@@ -38,7 +30,7 @@ def evaluate(cfg: DictConfig) -> float:
     models = [load_lm(paths[0], checkpoint=checkpoint)]
     models += [load_lm(path, map_location=cfg.device) for path in paths[1:]]
     check_same_vocabulary(models, paths)
-    dm = text_of(models[0], checkpoint, cfg, paths[0])
+    dm = text_for(models[0], checkpoint, cfg.data, cfg.allow_unk, paths[0])
     loader = dm.loader(cfg.split, whole=True)
     examples = loader.dataset
     rows = examples.num_streams if isinstance(examples, Streams) else dm.batch_size
@@ -60,31 +52,6 @@ def evaluate(cfg: DictConfig) -> float:
     return beyond_static(
         cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss
     )
-
-
-def text_of(model, checkpoint: dict, cfg: DictConfig, path: str) -> TextData:
-    """The text to score, read as the checkpoint read its own (its data settings, the overrides
-    on top); tokens outside its vocabulary are refused unless `allow_unk`."""
-    fmt = model.text_format
-    for key, value in fmt.as_dict().items():
-        given = cfg.data.get(key)
-        if given is not None and given != value:
-            raise UserError(
-                f"data.{key}={given} is not how ckpt_path={path!r} read its text "
-                f"({fmt}): leave data.{key} out, or give data.{key}={value}"
-            )
-    settings = {**data_settings(checkpoint, cfg.data), **fmt.as_dict()}
-    dm = TextData(**settings, vocab=model.vocab.idx_to_token)
-    dm.setup()
-    if dm.num_unk and not cfg.allow_unk:
-        outside = sorted(set(dm.corpus.counts) - set(model.vocab.idx_to_token))
-        shown = ", ".join(repr(t) for t in outside[:10]) + (" ..." if len(outside) > 10 else "")
-        raise UserError(
-            f"data.path={str(dm.text_file())!r} has {dm.num_unk} {fmt.token_name}s outside the "
-            f"checkpoint's vocabulary of {len(model.vocab)} tokens ({shown}): evaluate on "
-            "text of the same vocabulary, or pass allow_unk=true to score them as <unk>"
-        )
-    return dm
 
 
 def score(trainer, scored, loader, split: str) -> tuple[float, float]:

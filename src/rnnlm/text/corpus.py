@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import itertools
-import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlm.data import BYTE_CHARS, sha1sum
+from rnnlm.data import BYTE_CHARS
 from rnnlm.errors import UserError
 from rnnlm.vocab import BYTE_TOKENS, TextFormat
 
@@ -200,101 +196,3 @@ def narrow(codes: np.ndarray, num_symbols: int, recode: np.ndarray | None = None
     if recode is not None:
         codes = recode[codes]
     return codes.astype(code_dtype(num_symbols), copy=False)
-
-
-def wants_cache(path: Path, min_cache_bytes: int) -> bool:
-    """Whether `path` is large enough to be cleaned once into a memory-mapped cache."""
-    return path.is_file() and path.stat().st_size >= min_cache_bytes
-
-
-def load_corpus(
-    path: str | Path,
-    cache_dirs: tuple[Path, ...] = (),
-    min_cache_bytes: int = 0,
-    fmt: TextFormat = BOOK,
-) -> Corpus:
-    """Read `path` as `fmt` (default: the book's characters) into a `Corpus`.
-
-    Files of at least `min_cache_bytes` are encoded once into `<name>.<sha1>.chars` (the
-    book's characters; `.<preprocess>-<token>.ids` for other formats) with a `.json` of counts
-    and symbols, in the first writable folder of `cache_dirs`, and memory-mapped from there:
-    later runs only hash the text, and a corpus larger than memory never sits in it.
-    """
-    path = Path(path)
-    if not cache_dirs or not wants_cache(path, min_cache_bytes):
-        encoded = io.BytesIO()
-        counts, sha1, symbols = encode_file(path, encoded, fmt)
-        codes = np.frombuffer(encoded.getbuffer(), dtype=_written_dtype(fmt))
-        symbols, recode = sorted_codes(symbols)
-        codes = narrow(codes, len(symbols), recode)
-        return Corpus(torch.from_numpy(codes), counts, sha1, symbols)
-    sha1 = sha1sum(path)
-    for folder in cache_dirs:
-        cached = _open_cache(folder, path.name, sha1, fmt)
-        if cached is not None:
-            return cached
-    errors = []
-    for folder in cache_dirs:
-        try:
-            return _write_cache(path, folder, fmt)
-        except OSError as err:
-            errors.append(f"{folder}: {err.strerror}")
-    raise UserError(f"cannot write the encoded cache of {path} ({'; '.join(errors)})")
-
-
-def _written_dtype(fmt: TextFormat) -> np.dtype:
-    return np.dtype(np.uint8 if fmt.token == "byte" or fmt == BOOK else np.int32)
-
-
-def _cache_paths(folder: Path, name: str, sha1: str, fmt: TextFormat) -> tuple[Path, Path]:
-    suffix = ".chars" if fmt == BOOK else f".{fmt.preprocess}-{fmt.token}.ids"
-    stem = folder / f"{name}.{sha1[:16]}"
-    return stem.with_name(stem.name + suffix), stem.with_name(stem.name + suffix + ".json")
-
-
-def _open_cache(folder: Path, name: str, sha1: str, fmt: TextFormat) -> Corpus | None:
-    codes_path, meta_path = _cache_paths(folder, name, sha1, fmt)
-    if not (codes_path.is_file() and meta_path.is_file()):
-        return None
-    meta = json.loads(meta_path.read_text())
-    symbols = tuple(meta.get("symbols") or ())
-    dtype = code_dtype(len(symbols)) if symbols else None
-    if (
-        meta.get("sha1") != sha1
-        or dtype is None
-        or meta.get("num_tokens", -1) * dtype.itemsize != codes_path.stat().st_size
-    ):
-        return None  # a stale or foreign pair: rewrite it
-    # Copy-on-write mapping: pages are read on demand and never written back.
-    codes = torch.from_numpy(np.memmap(codes_path, dtype=dtype, mode="c"))
-    return Corpus(codes, meta["counts"], sha1, symbols, codes_path)
-
-
-def _write_cache(path: Path, folder: Path, fmt: TextFormat) -> Corpus:
-    """Encode into temp files renamed into place only when complete (the .json last)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-    narrowed, meta_tmp = Path(tmp + ".narrow"), Path(tmp).with_suffix(".json.part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            counts, sha1, symbols = encode_file(path, out, fmt)
-        written = np.memmap(tmp, dtype=_written_dtype(fmt), mode="r")
-        symbols, recode = sorted_codes(symbols)
-        final = Path(tmp)
-        if recode is not None or code_dtype(len(symbols)) != written.dtype:
-            with open(narrowed, "wb") as out:  # int32 first-appearance codes while coding
-                for first in range(0, len(written), CHUNK_BYTES):
-                    part = written[first : first + CHUNK_BYTES]
-                    out.write(narrow(part, len(symbols), recode).tobytes())
-            final = narrowed
-        num_tokens = len(written)
-        del written
-        codes_path, meta_path = _cache_paths(folder, path.name, sha1, fmt)
-        meta = {"sha1": sha1, "num_tokens": num_tokens, "counts": counts, "symbols": symbols}
-        meta_tmp.write_text(json.dumps(meta))
-        os.replace(final, codes_path)
-        os.replace(meta_tmp, meta_path)
-    finally:
-        for leftover in (Path(tmp), narrowed, meta_tmp):
-            leftover.unlink(missing_ok=True)
-    return _open_cache(folder, path.name, sha1, fmt)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import torch
 
 from rnnlm.data import Text, Windows
+from rnnlm.errors import UserError
 from rnnlm.text.streams import Streams
-from rnnlm.vocab import TextFormat
+from rnnlm.vocab import TextFormat, Vocab
 
 COUNT_CHUNK = 1 << 22  # tokens counted at a time
+MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
 
 
 def token_counts(corpus: Text, start: int, stop: int) -> dict[str, int]:
@@ -46,3 +48,34 @@ def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Stre
                 part = part * (upper - torch.clamp(j - steps, min=0) + 1)
             total += int(part.sum())
     return tokens / total if total and tokens else None
+
+
+def vocabulary(counts: dict[str, int], fmt: TextFormat, min_freq: int, text) -> Vocab:
+    """The vocabulary of the train part's `counts`; the book's characters and bytes have a
+    fixed one. One line when the part has too few tokens, or a word vocabulary too many."""
+    if len(counts) < 2:
+        raise UserError(
+            f"the train part of {text} has {len(counts)} distinct {fmt.token}s ({fmt}): at "
+            "least 2 are needed to learn anything"
+        )
+    if fmt.fixed_alphabet is not None:
+        return Vocab(reserved_tokens=fmt.fixed_alphabet, unk=fmt.token != "byte")
+    vocab = Vocab(counts, min_freq)
+    if len(vocab) > MAX_VOCAB:
+        freqs = sorted(counts.values(), reverse=True)
+        fits = freqs[MAX_VOCAB - 1] + 1  # keeps at most MAX_VOCAB - 1 tokens and <unk>
+        raise UserError(
+            f"data.min_freq={min_freq} keeps {len(vocab)} {fmt.token}s of the train part, more "
+            f"than {MAX_VOCAB}: data.min_freq={fits} keeps {sum(f >= fits for f in freqs) + 1}"
+        )
+    return vocab
+
+
+def unknown_tokens(corpus: Text, vocab: Vocab, parts: dict[str, tuple[int, int]]) -> dict:
+    """Tokens of each part outside `vocab` (read as <unk>)."""
+    known, n = set(vocab.idx_to_token), len(corpus.chars)
+    found = {}
+    for name, (start, stop) in parts.items():
+        counts = token_counts(corpus, min(start, n), min(stop, n))
+        found[name] = sum(c for token, c in counts.items() if token not in known)
+    return found

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.data import TimeMachine, Windows, keep_batch
 from rnnlm.errors import UserError, check_count, check_fractions, require_choice
-from rnnlm.text.corpus import Corpus, load_corpus, wants_cache
-from rnnlm.text.counts import characters_per_token, token_counts
+from rnnlm.text.cache import load_corpus, wants_cache
+from rnnlm.text.corpus import Corpus
+from rnnlm.text.counts import characters_per_token, token_counts, unknown_tokens, vocabulary
 from rnnlm.text.sampler import WindowSampler, rank_and_world
 from rnnlm.text.streams import Streams, shard
 from rnnlm.vocab import TextFormat, Vocab
@@ -25,7 +26,6 @@ from rnnlm.vocab import TextFormat, Vocab
 SPLITS = ("book", "contiguous")
 SAMPLINGS = ("windows", "sequential")
 PARTS = ("train", "val", "test")
-MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
 
 
 @rank_zero_only
@@ -34,19 +34,12 @@ def say(line: str) -> None:
 
 
 class TextData(TimeMachine):
-    """The book's data (`TimeMachine`), or the whole text in three contiguous parts, read as
-    `preprocess` and `token` say.
-
-    `split="book"` (d2l's): the first `num_train` windows train, the next `num_val` validate,
-    and the test part is all the text after the last validation window.
-    `split="contiguous"`: the text is cut into train, val and test parts by `fractions`.
-    `sampling="windows"` (d2l's) trains on shuffled overlapping windows, each from a zero state;
-    `sampling="sequential"` cuts the train part into `batch_size` contiguous streams whose
-    state the model carries from batch to batch (`rnnlm.text.streams`). The test part (and the
-    validation part with `sequential`) is scored as `eval_streams` streams, each character
-    once, with the state carried through its stream. A text of at least `memmap_min_mb` MB is
-    cleaned once into a cache file next to it (or in `root`) and memory-mapped. Batches are
-    uint8 (one byte per token to copy to a GPU); the model widens them after the transfer.
+    """The book's data, read as `preprocess` and `token` say, with a test part: with
+    `split="book"` the text after the validation windows, with `split="contiguous"` the last of
+    three parts cut by `fractions`. `sampling="sequential"` trains on `batch_size` contiguous
+    streams whose state the model carries (`rnnlm.text.streams`); the test part (and val with
+    `sequential`) is scored as `eval_streams` streams. A text of at least `memmap_min_mb` MB is
+    cleaned once into a cache file and memory-mapped. Batches are uint8.
     """
 
     def __init__(
@@ -106,38 +99,14 @@ class TextData(TimeMachine):
         super().resolve_counts(available)
 
     def train_vocabulary(self) -> Vocab:
-        """The vocabulary of the train part (d2l's `Vocab(tokens, min_freq)`): no token of the
-        validation or test parts enters it. The book's characters and bytes have a fixed one."""
+        """The vocabulary of the train part only (d2l's `Vocab(tokens, min_freq)`)."""
         start, stop = self.parts()["train"]
         counts = token_counts(self.corpus, start, min(stop, len(self.corpus.chars)))
-        if len(counts) < 2:
-            raise UserError(
-                f"the train part of {self.text_file()} has {len(counts)} distinct "
-                f"{self.format.token}s ({self.format}): at least 2 are needed to learn anything"
-            )
-        fixed = self.format.fixed_alphabet
-        if fixed is not None:
-            return Vocab(reserved_tokens=fixed, unk=self.format.token != "byte")
-        vocab = Vocab(counts, self.min_freq)
-        if len(vocab) > MAX_VOCAB:
-            freqs = sorted(counts.values(), reverse=True)
-            fits = freqs[MAX_VOCAB - 1] + 1  # keeps at most MAX_VOCAB - 1 tokens and <unk>
-            raise UserError(
-                f"data.min_freq={self.min_freq} keeps {len(vocab)} {self.format.token}s of the "
-                f"train part, more than {MAX_VOCAB}: data.min_freq={fits} keeps "
-                f"{sum(f >= fits for f in freqs) + 1}"
-            )
-        return vocab
+        return vocabulary(counts, self.format, self.min_freq, self.text_file())
 
     def unknown(self) -> dict[str, int]:
         """Tokens of each part outside the vocabulary (read as <unk>)."""
-        known = set(self.vocab.idx_to_token)
-        n = len(self.corpus.chars)
-        found = {}
-        for name, (start, stop) in self.parts().items():
-            counts = token_counts(self.corpus, min(start, n), min(stop, n))
-            found[name] = sum(c for token, c in counts.items() if token not in known)
-        return found
+        return unknown_tokens(self.corpus, self.vocab, self.parts())
 
     def characters_per_token(self, name: str) -> float | None:
         """Characters of the text per token scored in part `name` (what its loader reads,
@@ -148,11 +117,10 @@ class TextData(TimeMachine):
         if name not in self.per_token:  # the same every epoch: counted once
             try:
                 examples = self.examples(name, training=False)
-            except UserError:
-                examples = None
-            self.per_token[name] = examples and characters_per_token(
-                self.corpus, self.format, examples
-            )
+            except UserError:  # a part too short to read: nothing scored
+                self.per_token[name] = None
+            else:
+                self.per_token[name] = characters_per_token(self.corpus, self.format, examples)
         return self.per_token[name]
 
     def parts(self) -> dict[str, tuple[int, int]]:
