@@ -2,18 +2,21 @@
 
     python benchmarks/bench_run.py --data data/timemachine.txt [--model scratch]
         [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
-        [--variant "NAME=OVERRIDE OVERRIDE ..."]...
+        [--variant "NAME=OVERRIDE OVERRIDE ..."]... [--checkout "NAME=PATH"]...
 
 Each repeat runs every command once, in turn, so all share the machine's state; the table
 shows the median wall time and its ratio to the book's loop (and to real d2l 1.0.3 if given).
 A `--variant` is the rnnlm run with more overrides (a fixed cost left out, say), timed beside
-the others: `--variant "no bar=~callbacks.progress_bar"`.
+the others: `--variant "no bar=~callbacks.progress_bar"`. A `--checkout` is the same rnnlm run
+from another checkout of the project (a git worktree of another commit), its own `src/` first on
+the path: `--checkout "before=/tmp/before"`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,8 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def wall_time(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    env = dict(os.environ)
+    checkout = Path(cmd[1]).parent
+    if checkout != ROOT and (checkout / "src").is_dir():  # another checkout: its own package
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout / "src"), env.get("PYTHONPATH", "")])
     start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
@@ -54,6 +61,13 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             sys.exit(f"error: --variant {variant!r} is not NAME=OVERRIDES")
         run_dir = f"hydra.run.dir={tmp}/run-{len(cmds)}"  # a run folder of its own settings
         cmds[f"rnnlm, {name}"] = [*cmds["rnnlm"][:-1], run_dir, *overrides.split()]
+    for checkout in args.checkout:
+        name, _, path = checkout.partition("=")
+        train = Path(path).resolve() / "train.py"
+        if not name or not train.is_file():
+            sys.exit(f"error: --checkout {checkout!r} is not NAME=PATH of a checkout with train.py")
+        run_dir = f"hydra.run.dir={tmp}/run-{len(cmds)}"
+        cmds[f"rnnlm, {name}"] = [cmds["rnnlm"][0], str(train), *cmds["rnnlm"][2:-1], run_dir]
     book_args = ["--data", data, "--model", args.model, "--epochs", str(args.epochs)]
     cmds["book loop"] = [sys.executable, str(ROOT / "benchmarks/book_loop.py"), *book_args]
     if args.d2l_python:
@@ -70,6 +84,7 @@ def main() -> None:
     parser.add_argument("--d2l-python", help="a python that has d2l==1.0.3 installed")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES")
+    parser.add_argument("--checkout", action="append", default=[], help="NAME=PATH")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(args, Path(tmp))

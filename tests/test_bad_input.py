@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rnnlm.sampling import generate
 from rnnlm.vocab import Vocab, preprocess, tokenize
 
 from .conftest import TINY_OVERRIDES, cli
@@ -206,7 +207,7 @@ def test_generation_accepts_any_preprocessed_unicode_prefix(prefix):
     clean = preprocess(prefix)
     if not clean:
         return
-    text = model.generate(clean, 5)[0]
+    text = generate(model, clean, 5)[0]
     assert text.startswith(clean)
     continuation = text[len(clean) :]  # five tokens: characters, or "<unk>" (never in the book)
     assert len(continuation.replace("<unk>", "")) + continuation.count("<unk>") == 5
@@ -438,6 +439,20 @@ def test_ckpt_path_last_without_a_last_checkpoint_says_it_starts_fresh(
     )
 
 
+def test_cuda_graphs_without_a_gpu_is_refused_before_anything_is_built(compose_train, tiny_corpus):
+    import torch
+
+    from rnnlm.errors import UserError
+    from rnnlm.ops.checks import check_run_settings
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg = compose_train(f"data.path={tiny_corpus}", "model.cuda_graphs=true")
+    with pytest.raises(UserError, match="model.cuda_graphs=true needs a CUDA GPU and this machine"):
+        check_run_settings(cfg)
+
+
+@pytest.mark.slow
 def test_cuda_graphs_without_a_gpu_is_one_line(tmp_path, tiny_corpus):
     import torch
 
@@ -449,7 +464,7 @@ def test_cuda_graphs_without_a_gpu_is_one_line(tmp_path, tiny_corpus):
 
 
 def test_cuda_graphs_and_compile_are_one_or_the_other(compose_train, tiny_corpus):
-    from rnnlm.ops.trainer import check_run_settings
+    from rnnlm.ops.checks import check_run_settings
 
     cfg = compose_train(f"data.path={tiny_corpus}", "model.cuda_graphs=true", "model.compile=true")
     from rnnlm.errors import UserError

@@ -12,7 +12,7 @@ from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.rnn import RNN, RNNScratch
-from rnnlm.sampling import Sampler
+from rnnlm.sampling import Sampler, generate
 from rnnlm.text.data import TextData
 from rnnlm.train import train
 from rnnlm.vocab import Vocab
@@ -40,18 +40,18 @@ def test_greedy_generation_is_the_books_loop(kind):
     model = random_lm(kind)
     with torch.no_grad():
         expected = books_predict(model, "the time", 40, VOCAB)
-    assert model.generate("the time", 40)[0] == expected
-    assert model.generate("the time", 40, num_samples=3) == [expected] * 3  # batched
+    assert generate(model, "the time", 40)[0] == expected
+    assert generate(model, "the time", 40, num_samples=3) == [expected] * 3  # batched
 
 
 def test_low_temperature_and_top_k_1_are_greedy():
     model = random_lm()
-    greedy = model.generate("it has", 30)[0]
+    greedy = generate(model, "it has", 30)[0]
     cold = Sampler.from_options("sample", temperature=1e-4)
     top1 = Sampler.from_options("sample", top_k=1)
     g = torch.Generator().manual_seed(0)
-    assert model.generate("it has", 30, cold, num_samples=4, generator=g) == [greedy] * 4
-    assert model.generate("it has", 30, top1, num_samples=4, generator=g) == [greedy] * 4
+    assert generate(model, "it has", 30, cold, num_samples=4, generator=g) == [greedy] * 4
+    assert generate(model, "it has", 30, top1, num_samples=4, generator=g) == [greedy] * 4
 
 
 def test_seeded_sampling_repeats_and_varies():
@@ -60,7 +60,7 @@ def test_seeded_sampling_repeats_and_varies():
 
     def draw(seed):
         g = torch.Generator().manual_seed(seed)
-        return model.generate("it has", 40, sampler, num_samples=5, generator=g)
+        return generate(model, "it has", 40, sampler, num_samples=5, generator=g)
 
     first = draw(7)
     assert draw(7) == first
@@ -81,7 +81,7 @@ def test_warm_up_feeds_the_prefix_without_predicting_it():
     calls = []
     original = model.output_layer
     model.output_layer = lambda h: calls.append(h.shape) or original(h)
-    text = model.generate("tttt", 3)[0]
+    text = generate(model, "tttt", 3)[0]
     assert text.startswith("tttt") and len(text) == 7
     assert len(calls) == 3  # one output per predicted character, none for the prefix
 
@@ -95,7 +95,7 @@ def test_warm_up_feeds_the_prefix_without_predicting_it():
 )
 def test_bad_generation_arguments(kwargs, message):
     with pytest.raises(UserError, match=message):
-        random_lm().generate(**kwargs)
+        generate(random_lm(), **kwargs)
 
 
 def test_bad_sampler_options():

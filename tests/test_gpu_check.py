@@ -77,7 +77,7 @@ def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path, monke
     spec.loader.exec_module(bench_run)
     args = argparse.Namespace(
         data="book.txt", model="scratch", epochs=3, d2l_python=None,
-        variant=["2 threads=threads=2", "lean=~logger ~callbacks.progress_bar"],
+        variant=["2 threads=threads=2", "lean=~logger ~callbacks.progress_bar"], checkout=[],
     )  # fmt: skip
     cmds = bench_run.commands(args, tmp_path)
     assert list(cmds) == ["rnnlm", "rnnlm, 2 threads", "rnnlm, lean", "book loop"]
@@ -87,4 +87,15 @@ def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path, monke
     assert runs == [[f"hydra.run.dir={tmp_path}/{name}"] for name in ("run", "run-1", "run-2")]
     args.variant = ["no equals sign"]
     with pytest.raises(SystemExit, match="is not NAME=OVERRIDES"):
+        bench_run.commands(args, tmp_path)
+    # Another checkout (a worktree of another commit): its train.py, run with its own src/.
+    other = tmp_path / "before"
+    (other / "src").mkdir(parents=True)
+    (other / "train.py").write_text("")
+    args.variant, args.checkout = [], [f"before={other}"]
+    cmds = bench_run.commands(args, tmp_path)
+    assert cmds["rnnlm, before"][1] == str(other / "train.py")
+    assert cmds["rnnlm, before"][2:-1] == cmds["rnnlm"][2:-1]
+    args.checkout = [f"gone={tmp_path / 'nowhere'}"]
+    with pytest.raises(SystemExit, match="is not NAME=PATH of a checkout with train.py"):
         bench_run.commands(args, tmp_path)

@@ -107,3 +107,46 @@ def test_no_import_cycle():
     for name in sorted(graph):
         visit(name)
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_default_training_step_reaches_the_books_forward_and_loss_within_four_calls(
+    compose_train, tiny_corpus
+):
+    """`model=scratch`'s training_step -> ... -> forward and loss (the fast overrides of the
+    book's), counting the calls between them (`self(X)` is one: torch's `Module.__call__`
+    frames are not counted); no attribute dispatch through `__dict__` anywhere in src/."""
+    import sys
+
+    from hydra.utils import instantiate
+
+    cfg = compose_train(f"data.path={tiny_corpus}", "data.batch_size=4", "data.num_steps=5")
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    model = instantiate(cfg.model, _recursive_=False, **dm.model_inputs())
+    batch = next(iter(dm.train_dataloader()))
+    stack, depth = [], {}
+
+    def profile(frame, event, arg):
+        if (
+            event not in ("call", "return")
+            or "torch/nn/modules/module.py" in frame.f_code.co_filename
+        ):
+            return
+        if event == "return":
+            if stack and stack[-1] is frame:
+                stack.pop()
+            return
+        if stack or frame.f_code.co_name == "training_step":
+            stack.append(frame)
+            name = frame.f_code.co_name
+            if name in ("forward", "loss") and frame.f_locals.get("self") is model:
+                depth.setdefault(name, len(stack) - 1)
+
+    sys.setprofile(profile)
+    try:
+        model.training_step(batch, 1)
+    finally:
+        sys.setprofile(None)
+    assert depth == {"forward": 4, "loss": 4}, depth
+    assert type(model).forward is type(model).__mro__[2].forward  # the book's forward itself
+    assert not [p for p in PACKAGE.rglob("*.py") if "__dict__" in p.read_text()]

@@ -15,6 +15,7 @@ from rnnlm.errors import UserError
 from rnnlm.lm import RNNLMScratch
 from rnnlm.ops.cli import quote_text_values
 from rnnlm.rnn import RNNScratch
+from rnnlm.sampling import generate
 from rnnlm.text.cache import load_corpus
 from rnnlm.text.data import TextData
 from rnnlm.train import train
@@ -177,10 +178,10 @@ def test_generation_keeps_case_and_line_breaks():
 def test_byte_and_word_models_join_their_tokens():
     vocab = Vocab(["the", "time", "machine"]).idx_to_token
     words = random_model(vocab, TextFormat("book", "word"))
-    text = words.generate("the time", 4)[0]
+    text = generate(words, "the time", 4)[0]
     assert text.startswith("the time ") and len(text.split()) == 6
     with pytest.raises(UserError, match=r"1 word .*\('traveller'\)"):
-        words.generate("the time traveller", 2)
+        generate(words, "the time traveller", 2)
     joiner = TextFormat("none", "byte").joiner()
     e_acute = "é".encode()
     first = joiner([BYTE_TOKENS[b] for b in b"caf" + e_acute[:1]])

@@ -12,7 +12,8 @@ from rnnlm.checkpoints import load_lm
 from rnnlm.fast import threads
 from rnnlm.fast.cpu import step_work
 from rnnlm.ops.prompt import read_prefix, settings_without_effect
-from rnnlm.sampling import Sampler
+from rnnlm.sampling import Sampler, generate_tokens
+from rnnlm.sampling import generate as continuations
 
 
 def generate(cfg: DictConfig) -> list[str]:
@@ -34,14 +35,14 @@ def generate(cfg: DictConfig) -> list[str]:
         )
     generator = torch.Generator(model.device).manual_seed(cfg.seed)
     if cfg.num_samples > 1:  # one batch: the lines are complete only at the end
-        texts = model.generate(
-            prefix, cfg.num_preds, sampler, num_samples=cfg.num_samples, generator=generator
+        texts = continuations(
+            model, prefix, cfg.num_preds, sampler, num_samples=cfg.num_samples, generator=generator
         )
         for text in texts:
             print(text)
         return texts
     # One continuation: printed as it is generated, a chunk at a time.
-    steps = model.generate_tokens(prefix, cfg.num_preds, sampler, 1, generator)
+    steps = generate_tokens(model, prefix, cfg.num_preds, sampler, 1, generator)
     joiner = fmt.joiner()
     pieces, chunk = [prefix], []
     print(prefix, end="", flush=True)

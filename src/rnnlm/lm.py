@@ -6,7 +6,7 @@ clipping and devices are the Trainer's; gradient norms and divergence are callba
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,29 +18,26 @@ from torchmetrics import MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.carry import CarriedStates
-from rnnlm.errors import UserError, require_fraction, require_positive
+from rnnlm.errors import UserError, require_count, require_fraction, require_positive
 from rnnlm.metrics import (
     SplitFigures,
     language_model_results,
     language_model_summary,
     own_metric_states,
 )
-from rnnlm.partials import SGD, optimizers, partial_config, plain
+from rnnlm.partials import SGD, core_config, optimizers, partial_config
 from rnnlm.rnn import VariationalDropout
-from rnnlm.sampling import Generation
-from rnnlm.vocab import TextFormat, Vocab
+from rnnlm.vocab import TextFormat, Vocab, prefix_indices
 
 
-class RNNLMScratch(Generation, pl.LightningModule):
+class RNNLMScratch(pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
-    `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`): the
-    model sets its input size. `vocab`, the list of tokens (its length is the book's
-    `vocab_size`), and `text`, how the data read its text (`rnnlm.vocab.TextFormat`), make a
-    checkpoint self-contained. Beyond the book: `embedding=E` feeds a learnable embedding
-    instead of one-hot rows; `dropout` on the non-recurrent connections (Zaremba et al., 2014),
-    with one mask per sequence if `variational_dropout` (Gal and Ghahramani, 2016); `optimizer`
-    and `lr_scheduler` are partial configs of torch.optim classes (`rnnlm.partials`).
+    `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`);
+    `vocab` (its length is the book's `vocab_size`) and `text` (`rnnlm.vocab.TextFormat`) make a
+    checkpoint self-contained. Beyond the book: a learnable `embedding`; `dropout` on the
+    non-recurrent connections, one mask per sequence if `variational_dropout`; `optimizer` and
+    `lr_scheduler` as partial configs of torch.optim classes (`rnnlm.partials`).
     """
 
     monitor = "val/ppl"  # what selects checkpoints and what a sweep optimises
@@ -60,19 +57,15 @@ class RNNLMScratch(Generation, pl.LightningModule):
         super().__init__()
         require_positive("model.lr", lr)
         require_fraction("model.dropout", dropout)
-        if not isinstance(rnn, Mapping) or "num_inputs" in rnn:
-            raise UserError(
-                "model.rnn is the core's config without num_inputs (the model feeds its core "
-                "the embedding's size, else the vocabulary's), e.g. "
-                "{'_target_': 'rnnlm.rnn.RNNScratch', 'num_hiddens': 32}"
-            )
         # What the checkpoint keeps (plain containers; a bad _target_ fails now), given as a
         # dict: read from the call stack, a subclass's own arguments would come unchecked.
         scheduler = (
             None if lr_scheduler is None else partial_config("model.lr_scheduler", lr_scheduler)
         )
         self.save_hyperparameters(
-            dict(rnn=plain(rnn), vocab=list(vocab), lr=lr, embedding=embedding, dropout=dropout)
+            dict(
+                rnn=core_config(rnn), vocab=list(vocab), lr=lr, embedding=embedding, dropout=dropout
+            )
             | dict(optimizer=partial_config("model.optimizer", optimizer), lr_scheduler=scheduler)
             | dict(variational_dropout=variational_dropout, text=TextFormat.of(text).as_dict())
         )
@@ -85,8 +78,7 @@ class RNNLMScratch(Generation, pl.LightningModule):
         self.dropout = drop(dropout) if dropout else None
         self.init_params()
         self.figures = SplitFigures()
-        # The best val/ppl so far, the same on every rank (no sync), kept by a resumed run.
-        self.val_ppl_best = MinMetric(sync_on_compute=False)
+        self.val_ppl_best = MinMetric(sync_on_compute=False)  # the same on every rank: no sync
         self.val_ppl_best.persistent(True)
         self.carried = CarriedStates()  # split -> the state its streams carry on with
         self.last_state: Any = None  # the core's state after the last forward
@@ -140,14 +132,47 @@ class RNNLMScratch(Generation, pl.LightningModule):
         """`self.loss(self(X, state), Y)` and the core's last state."""
         return self.loss(self(X, state), Y), self.last_state
 
+    @torch.no_grad()
+    def next_tokens(
+        self, X: torch.Tensor, num_preds: int, choose: Callable[[torch.Tensor], torch.Tensor]
+    ) -> Iterator[torch.Tensor]:
+        """The book's warm-up on the (len(prefix), rows) indices `X` (the prefix only sets the
+        state), then `num_preds` tokens a row, each chosen from the logits by `choose`."""
+        was_training = self.training
+        self.eval()  # no dropout while generating
+        try:
+            state = self.hidden(X[:-1])[1] if len(X) > 1 else None  # warm-up: state only
+            # The book's characters: the book's argmax over every token. Other texts write
+            # text, never the <unk> placeholder of their rare tokens.
+            last, unk = X[-1:], None if self.text_format == TextFormat() else self.vocab.unk
+            for _ in range(num_preds):
+                rnn_outputs, state = self.hidden(last, state)
+                logits = self.output_layer(rnn_outputs)[:, -1]
+                if unk is not None:
+                    logits[:, unk] = float("-inf")
+                choice = choose(logits)  # (rows,)
+                yield choice
+                last = choice.view(1, -1)
+        finally:
+            self.train(was_training)
+
+    def predict(self, prefix: str, num_preds: int) -> str:
+        """The book's prediction: warm up on `prefix`, then append `num_preds` argmax tokens."""
+        if not prefix:
+            raise UserError("prefix='' is not allowed: give at least one character")
+        require_count("num_preds", num_preds, minimum=0)
+        X = torch.tensor(prefix_indices(prefix, self.text_format, self.vocab), device=self.device)
+        X = X.view(-1, 1)
+        tokens = [int(t) for t in self.next_tokens(X, num_preds, lambda o: o.argmax(dim=-1))]
+        return prefix + self.text_format.joiner()(self.vocab.to_tokens(tokens), final=True)
+
     def setup(self, stage: str) -> None:
         own_metric_states(self)  # in every process of a run (ddp_spawn: rnnlm.metrics)
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
-        """The mean loss of a batch, added to the split's figures (token-weighted). Windows
-        `(X, Y)` start from a zero state, streamed batches `(X, Y, position)` from the state the
-        batch before left (`rnnlm.carry`). The metrics go to `self.log` once, in the first step:
-        Lightning computes them when the epoch ends."""
+        """The mean loss of a batch, added to the split's figures. Windows `(X, Y)` start from
+        a zero state, streams `(X, Y, position)` from the state the batch before left. The
+        metrics go to `self.log` once: Lightning computes them when the epoch ends."""
         X, Y, *position = batch
         loss, state = self.batch_loss(X, Y, self.carried.take(split, position))
         self.carried.keep(split, position, X.shape[1], state)
@@ -163,17 +188,13 @@ class RNNLMScratch(Generation, pl.LightningModule):
         self.scored_step(batch, batch_idx, "val")
 
     def test_step(self, batch: tuple, batch_idx: int) -> None:
-        """The test part, scored once after training (never used for selection)."""
         self.scored_step(batch, batch_idx, "test")
 
-    def on_train_epoch_start(self) -> None:
-        # The rate this epoch trains with (an epoch-interval scheduler steps before
-        # on_train_epoch_end, so reading it there would give the next epoch's).
+    def on_train_epoch_start(self) -> None:  # the rate now: a scheduler steps before the end
         self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self) -> None:
-        # The same on every rank: sync_dist only spares Lightning's warning about epoch values.
-        self.log("train/lr", self.epoch_lr, sync_dist=True)
+        self.log("train/lr", self.epoch_lr, sync_dist=True)  # sync_dist: no warning, same value
 
     def on_validation_epoch_end(self) -> None:
         ppl = self.figures.ppl("val")  # synced once; Lightning's compute reuses the result
@@ -195,9 +216,8 @@ class RNNLMScratch(Generation, pl.LightningModule):
             self.log(f"{split}/bits_per_char", bits, sync_dist=True)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Testing a checkpoint written with weight averaging: its "state_dict" holds the
-        # averaged weights; Lightning's WeightAveraging would load the current ones after
-        # this hook, from "current_model_state". The test figure is the averaged weights'.
+        # Testing a checkpoint of weight averaging: "state_dict" holds the averaged weights,
+        # which Lightning's WeightAveraging would replace by "current_model_state" after this.
         testing = self._trainer is not None and self.trainer.testing
         if testing and "current_model_state" in checkpoint:
             checkpoint["current_model_state"] = checkpoint["state_dict"]
@@ -210,17 +230,14 @@ class RNNLMScratch(Generation, pl.LightningModule):
         hp = self.hparams
         return optimizers(hp.optimizer, hp.lr_scheduler, self.parameters(), self.lr, self.monitor)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Which class to rebuild: `load_lm` needs only the checkpoint file.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # load_lm reads the class
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def results(self, metrics: Mapping[str, float]) -> dict[str, Any]:
-        """What results.json keeps of a run's final `metrics`."""
-        return language_model_results(metrics)
+        return language_model_results(metrics)  # what results.json keeps
 
     def summary(self, results: Mapping[str, Any]) -> list[str]:
-        """The lines printed at the end of a run."""
-        return language_model_summary(results)
+        return language_model_summary(results)  # the lines printed at the end of a run
 
 
 class RNNLM(RNNLMScratch):

@@ -65,3 +65,15 @@ def optimizers(
         "optimizer": built,
         "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": monitor},
     }
+
+
+def core_config(rnn: Mapping[str, Any]) -> dict[str, Any]:
+    """The core's config as the checkpoint keeps it: without `num_inputs`, which the model sets
+    (the embedding's size, else the vocabulary's)."""
+    if not isinstance(rnn, Mapping) or "num_inputs" in rnn:
+        raise UserError(
+            "model.rnn is the core's config without num_inputs (the model feeds its core "
+            "the embedding's size, else the vocabulary's), e.g. "
+            "{'_target_': 'rnnlm.rnn.RNNScratch', 'num_hiddens': 32}"
+        )
+    return plain(rnn)

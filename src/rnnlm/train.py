@@ -22,6 +22,7 @@ from rnnlm.errors import UserError
 from rnnlm.fast import threads
 from rnnlm.fast.cpu import ShareCores, step_work, tune_allocator
 from rnnlm.ops.board import finish
+from rnnlm.ops.checks import check_memory, check_run_settings, local_processes
 from rnnlm.ops.cli import unwrap_user_errors
 from rnnlm.ops.resume import (
     AtomicCheckpointIO,
@@ -35,9 +36,6 @@ from rnnlm.ops.trainer import (
     MatmulPrecision,
     ProcessGroupCleanup,
     build_trainer,
-    check_memory,
-    check_run_settings,
-    local_processes,
     quiet_known_noise,
     slurm_plugins,
 )

@@ -1,15 +1,9 @@
-"""The book's text preprocessing, tokens and `Vocab` (d2l.ai §9.2): what the data and the
-models share. The models keep their vocabulary as a list of tokens (a checkpoint is
-self-contained) and how their text was read (`TextFormat`: `data.preprocess` and `data.token`),
-so that generation and evaluation treat new text the way training did; they never import a
-data module.
+"""The book's preprocessing, tokens and `Vocab` (d2l.ai §9.2), shared by the data and the
+models; a model keeps its vocabulary as a list of tokens and how its text was read
+(`TextFormat`), so generation and evaluation read new text the way training did.
 
-preprocess  book: d2l.ai §9.2's cleaning (every run of non-letters -> one space, lowercase)
-            none: the text as it is (UTF-8; line endings "\\r\\n" and "\\r" become "\\n")
-                  (with token=byte: any bytes, exactly as they are)
-token       char: one token per character (d2l's `tokenize(lines, 'char')`)
-            byte: one token per UTF-8 byte: a fixed vocabulary of 256, no unknown token
-            word: one token per word, split at whitespace (d2l's `tokenize(lines, 'word')`)
+preprocess  book: every run of non-letters -> one space, lowercase | none: the text as it is
+token       char (d2l's `tokenize(lines, 'char')`) | byte (256 tokens, no <unk>) | word
 """
 
 from __future__ import annotations
@@ -79,9 +73,7 @@ class Vocab:
         return self.token_to_idx.get("<unk>")
 
     def lookup(self, symbols: Sequence[str]) -> torch.Tensor:
-        """(len(symbols),) code -> index of `symbols[code]` (`<unk>` for the rest): what a
-        corpus's codes are read through. uint8 when the vocabulary fits in it, so batches cut
-        through it stay one byte per token."""
+        """Code -> index of `symbols[code]` (`<unk>` for the rest), uint8 when it fits."""
         dtype = torch.uint8 if len(self) <= 256 else torch.int32
         unk = self.unk if self.unk is not None else 0
         return torch.tensor([self.token_to_idx.get(s, unk) for s in symbols], dtype=dtype)
@@ -142,15 +134,6 @@ class TextFormat:
             return [BYTE_TOKENS[b] for b in text.encode("utf-8")]
         return text.split() if self.token == "word" else list(text)
 
-    def characters(self, token: str) -> int:
-        """Characters of the text that `token` stands for, for bits per character: a word and
-        the space before it; a byte that starts a UTF-8 character (or is ASCII) counts 1."""
-        if self.token == "word":
-            return len(token) + 1
-        if self.token == "byte":
-            return 0 if 0x80 <= BYTE_INDEX[token] < 0xC0 else 1
-        return 1
-
     @property
     def token_name(self) -> str:
         """The kind of token in words: character, byte, word."""
@@ -161,9 +144,8 @@ class TextFormat:
 
 
 class Joiner:
-    """Tokens back into text, a piece at a time (to print a long output as it is made):
-    characters as they are, words with a space before each, bytes decoded as UTF-8 (a
-    character split across two pieces is completed by the next one)."""
+    """Tokens back into text, a piece at a time: words with a space before each, bytes
+    decoded as UTF-8 (a character split across two pieces completed by the next)."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -178,13 +160,17 @@ class Joiner:
         return "".join(tokens)
 
 
-def refuse_unknown(prefix: str, tokens: list[str], known: Iterable[str], kind: str) -> None:
-    """One line naming the tokens of a prefix that the vocabulary does not hold."""
-    known = set(known)
-    unknown = sorted({t for t in tokens if t not in known})
+def prefix_indices(prefix: str, fmt: TextFormat, vocab: Vocab) -> list[int]:
+    """The vocabulary indices of a (preprocessed) prefix's tokens; one line naming any that
+    the vocabulary does not hold."""
+    tokens, kind = fmt.split(prefix), fmt.token_name
+    if not tokens:
+        raise UserError(f"prefix={prefix!r} holds no {kind}: give at least one")
+    unknown = sorted({t for t in tokens if t not in vocab.token_to_idx})
     if unknown:
         shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise UserError(
             f"prefix={prefix!r} has {len(unknown)} {kind}{'s' if len(unknown) > 1 else ''} the "
             f"checkpoint's vocabulary does not hold ({shown}): give a prefix of known {kind}s"
         )
+    return vocab[tokens]

@@ -29,7 +29,7 @@ from torch.utils.tensorboard.summary import hparams
 from rnnlm.errors import UserError, require_count
 from rnnlm.ops.files import flatten, write_json
 from rnnlm.ops.resume import last_checkpoint
-from rnnlm.sampling import Sampler
+from rnnlm.sampling import Sampler, generate
 
 TEST_GROUP = "~test"  # `test/ppl` -> `~test/ppl` in TensorBoard: the group sorts after val
 
@@ -164,7 +164,7 @@ class TextSamples(pl.Callback):
             for prefix in self.prefixes:
                 try:
                     lines.append(
-                        pl_module.generate(prefix, self.num_preds, sampler, generator=generator)[0]
+                        generate(pl_module, prefix, self.num_preds, sampler, generator=generator)[0]
                     )
                 except UserError as err:  # another text's vocabulary: say so, train on
                     lines.append(f"(no sample: {err})")

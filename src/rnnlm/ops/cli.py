@@ -169,8 +169,11 @@ def first_problem(overrides: list[str], conf_dir: Path, config_name: str) -> str
             groups.append(f"{key}={value.split(',')[0]}" if "(" not in value else arg)
         elif not key.startswith("+"):
             keys.append(name)
-    if not keys:
-        return None
+    return unknown_key(keys, groups, conf_dir, config_name) if keys else None
+
+
+def unknown_key(keys: list[str], groups: list[str], conf_dir: Path, config_name: str):
+    """The first of `keys` that the config composed with `groups` does not have, in a line."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 

@@ -77,7 +77,19 @@ def check_resumable(
             f"({saved_class}), and this run builds a {MODEL_KINDS.get(this_class, '')} "
             f"({this_class}): resume with the model it was trained with"
         )
-    saved = checkpoint["hyper_parameters"]
+    check_same_data(ckpt_path, checkpoint["hyper_parameters"], inputs)
+    check_same_shapes(ckpt_path, checkpoint, model)
+    done = checkpoint.get("epoch", -1) + 1
+    if max_epochs is not None and done >= max_epochs:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
+            "trainer.max_epochs to carry on"
+        )
+
+
+def check_same_data(ckpt_path: str, saved: dict, inputs: dict) -> None:
+    """The data gives the model what the checkpoint's run gave it (vocabulary, text format)."""
     for key, value in inputs.items():
         if key == "text":
             was = TextFormat.of(saved.get(key))
@@ -97,14 +109,6 @@ def check_resumable(
                 f"ckpt_path={ckpt_path!r} was trained with another {what}: resume with the "
                 "data.path it was trained on"
             )
-    check_same_shapes(ckpt_path, checkpoint, model)
-    done = checkpoint.get("epoch", -1) + 1
-    if max_epochs is not None and done >= max_epochs:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} has already trained {done} epochs and "
-            f"trainer.max_epochs={max_epochs}: nothing is left to train; raise "
-            "trainer.max_epochs to carry on"
-        )
 
 
 def epochs_trained(trainer: pl.Trainer, output_dir: Path) -> int:

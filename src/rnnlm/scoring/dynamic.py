@@ -81,15 +81,11 @@ def dynamic_score(
     mixture=None,
 ) -> tuple[float, int]:
     """The token-weighted mean loss of `batches` (streamed segments, in order) under dynamic
-    evaluation, and the tokens scored, after learning the same way from each of `read_first`
-    (e.g. the validation part, which the test part follows); the weights are put back at the
-    end. `model` may be a list of models (an ensemble: each token's probability is the average
-    of theirs, each learns from its own loss; `squares` then has one list per model). With a
-    `mixture` (`ppm.PPMMixture` on the streams of `batches`), the scored probability is
-    the mixture's; each model still learns from its own loss.
-
-    Lightning's test loop scores without gradients and never changes the weights; learning
-    from each segment right after scoring it needs a loop of its own.
+    evaluation, and the tokens scored, after learning from each of `read_first`; the weights
+    are put back. `model` may be a list (an ensemble: the average of their probabilities, each
+    learning from its own loss; `squares` one list per model); with a `mixture`
+    (`ppm.PPMMixture`) the mixture's probability is scored. Lightning's test loop scores
+    without gradients: learning from each segment after scoring it needs a loop of its own.
     """
     models = model if isinstance(model, list) else [model]
     squares_of = squares if isinstance(model, list) else [squares]

@@ -42,47 +42,48 @@ def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tens
     rates: dict[tuple, list[float]] = {}
     out = torch.empty(len(text), dtype=torch.float64)
     for t, token in enumerate(text):
-        excluded: set[str] = set()
-        p, found, escapes = 1.0, -1, []
         top = min(order, t)
-        for k in range(top, -1, -1):
-            counts = tables.get(text[t - k : t])
-            if counts is None:
-                continue
-            total = distinct = 0
-            for other, count in counts.items():
-                if other not in excluded:
-                    total, distinct = total + count, distinct + 1
-            if distinct == 0:
-                continue
-            count = counts.get(token)
-            if distinct + len(excluded) == vocab_size:  # every token offered: no escape
-                p *= count / total
-                found = k
-                break
-            key = (k, min(distinct, 4), min(total.bit_length(), 7), bool(excluded))
-            rate = rates.setdefault(key, [PRIOR * distinct / (2 * total), PRIOR])
-            escape = min(max(rate[0] / rate[1], 1e-4), 0.999)
-            if count is not None and token not in excluded:
-                p *= (1 - escape) * count / total
-                found = k
-                escapes.append((rate, 0.0))
-                break
-            p *= escape
-            escapes.append((rate, 1.0))
-            excluded.update(counts)
-        if found < 0:  # order -1: uniform over the tokens no context offered
-            p /= vocab_size - len(excluded)
+        p, found, escapes = probability(text, t, top, tables, rates, vocab_size)
         out[t] = math.log(p)
-        for rate, escaped in escapes:
+        for rate, escaped in escapes:  # the escape rates learn from what they just coded
             rate[0] += escaped
             rate[1] += 1
             if rate[1] > LIMIT:
                 rate[0], rate[1] = rate[0] / 2, rate[1] / 2
-        for k in range(max(found, 0), top + 1):
+        for k in range(max(found, 0), top + 1):  # update exclusion: the orders that coded it
             counts = tables.setdefault(text[t - k : t], {})
             counts[token] = counts.get(token, 0) + 1
     return out
+
+
+def probability(text: str, t: int, top: int, tables, rates, vocab_size: int):
+    """p(text[t] | text[:t]) from the contexts of orders `top` down to -1, with exclusions:
+    the probability, the order that coded it (-1: none) and the escape rates it used."""
+    token, excluded = text[t], set()
+    p, escapes = 1.0, []
+    for k in range(top, -1, -1):
+        counts = tables.get(text[t - k : t])
+        if counts is None:
+            continue
+        total = distinct = 0
+        for other, count in counts.items():
+            if other not in excluded:
+                total, distinct = total + count, distinct + 1
+        if distinct == 0:
+            continue
+        count = counts.get(token)
+        if distinct + len(excluded) == vocab_size:  # every token offered: no escape
+            return p * (count / total), k, escapes
+        key = (k, min(distinct, 4), min(total.bit_length(), 7), bool(excluded))
+        rate = rates.setdefault(key, [PRIOR * distinct / (2 * total), PRIOR])
+        escape = min(max(rate[0] / rate[1], 1e-4), 0.999)
+        if count is not None and token not in excluded:
+            escapes.append((rate, 0.0))
+            return p * ((1 - escape) * count / total), k, escapes
+        p *= escape
+        escapes.append((rate, 1.0))
+        excluded.update(counts)
+    return p / (vocab_size - len(excluded)), -1, escapes  # order -1: uniform over the rest
 
 
 def check_weight(weight: object) -> float:

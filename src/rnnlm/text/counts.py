@@ -9,7 +9,7 @@ import torch
 from rnnlm.data import Text, Windows
 from rnnlm.errors import UserError
 from rnnlm.text.streams import Streams
-from rnnlm.vocab import TextFormat, Vocab
+from rnnlm.vocab import BYTE_INDEX, TextFormat, Vocab
 
 COUNT_CHUNK = 1 << 22  # tokens counted at a time
 MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
@@ -24,10 +24,20 @@ def token_counts(corpus: Text, start: int, stop: int) -> dict[str, int]:
     return {corpus.symbols[c]: n for c, n in enumerate(found.tolist()) if n}
 
 
+def characters(fmt: TextFormat, token: str) -> int:
+    """Characters of the text `token` stands for: a word and the space before it; a byte that
+    starts a UTF-8 character (or is ASCII) counts 1."""
+    if fmt.token == "word":
+        return len(token) + 1
+    if fmt.token == "byte":
+        return 0 if 0x80 <= BYTE_INDEX[token] < 0xC0 else 1
+    return 1
+
+
 def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Streams):
     """Characters of the text per token that `examples` score (each target once per window
     or stream that scores it), or None when they score nothing."""
-    weights = torch.tensor([fmt.characters(s) for s in corpus.symbols])
+    weights = torch.tensor([characters(fmt, s) for s in corpus.symbols])
     if isinstance(examples, Streams):
         starts = examples.starts.tolist()
         spans = [(s + 1, s + examples.length, None) for s in starts]
