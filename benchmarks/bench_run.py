@@ -3,6 +3,7 @@
     python benchmarks/bench_run.py --data data/timemachine.txt [--model scratch]
         [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
         [--variant "NAME=OVERRIDE OVERRIDE ..."]... [--checkout "NAME=PATH"]...
+        [--override KEY=VALUE]...
 
 Each repeat runs every command once, in turn, so all share the machine's state; the table
 shows the median wall time and its ratio to the book's loop (and to real d2l 1.0.3 if given).
@@ -52,6 +53,7 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
             f"model={args.model}",
             f"data.path={data}",
             f"trainer.max_epochs={args.epochs}",
+            *args.override,
             f"hydra.run.dir={tmp}/run",
         ],
     }
@@ -85,6 +87,9 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES")
     parser.add_argument("--checkout", action="append", default=[], help="NAME=PATH")
+    parser.add_argument(
+        "--override", action="append", default=[], help="KEY=VALUE for every rnnlm run"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(args, Path(tmp))

@@ -78,6 +78,7 @@ def test_bench_run_times_each_variant_in_a_run_folder_of_its_own(tmp_path, monke
     args = argparse.Namespace(
         data="book.txt", model="scratch", epochs=3, d2l_python=None,
         variant=["2 threads=threads=2", "lean=~logger ~callbacks.progress_bar"], checkout=[],
+        override=[],
     )  # fmt: skip
     cmds = bench_run.commands(args, tmp_path)
     assert list(cmds) == ["rnnlm", "rnnlm, 2 threads", "rnnlm, lean", "book loop"]
