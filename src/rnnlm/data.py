@@ -141,7 +141,6 @@ class TimeMachine(pl.LightningDataModule):
         url: str | None = None,
         sha1: str | None = None,
         vocab: Sequence[str] | None = None,
-        seed: int = 0,
     ) -> None:
         super().__init__()
         for name, value in {"batch_size": batch_size, "num_steps": num_steps}.items():
@@ -153,7 +152,7 @@ class TimeMachine(pl.LightningDataModule):
         self.num_train, self.num_val = num_train, num_val
         # null: d2l's copy and its checksum
         self.url, self.sha1 = url or DATA_URL, sha1 or DATA_SHA1
-        self.root, self.path, self.seed = root, path, seed
+        self.root, self.path = root, path
         self.vocab = Vocab.from_tokens(vocab) if vocab is not None else None
         self.corpus: Text | None = None
         self.lut = None  # code -> vocabulary index

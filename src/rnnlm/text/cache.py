@@ -44,7 +44,7 @@ def load_corpus(
         codes = np.frombuffer(encoded.getbuffer(), dtype=_written_dtype(fmt))
         symbols, recode = sorted_codes(symbols)
         codes = narrow(codes, len(symbols), recode)
-        return Corpus(torch.from_numpy(codes), counts, sha1, symbols)
+        return Corpus(torch.from_numpy(codes), symbols, counts, sha1)
     sha1 = sha1sum(path)
     for folder in cache_dirs:
         cached = _open_cache(folder, path.name, sha1, fmt)
@@ -84,7 +84,7 @@ def _open_cache(folder: Path, name: str, sha1: str, fmt: TextFormat) -> Corpus |
         return None  # a stale or foreign pair: rewrite it
     # Copy-on-write mapping: pages are read on demand and never written back.
     codes = torch.from_numpy(np.memmap(codes_path, dtype=dtype, mode="c"))
-    return Corpus(codes, meta["counts"], sha1, symbols, codes_path)
+    return Corpus(codes, symbols, meta["counts"], sha1, codes_path)
 
 
 def _write_cache(path: Path, folder: Path, fmt: TextFormat) -> Corpus:

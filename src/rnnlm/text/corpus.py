@@ -14,13 +14,12 @@ import codecs
 import hashlib
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from rnnlm.data import BYTE_CHARS
+from rnnlm.data import BYTE_CHARS, Text
 from rnnlm.errors import UserError
 from rnnlm.vocab import BYTE_TOKENS, TextFormat
 
@@ -35,13 +34,12 @@ BOOK = TextFormat()
 
 
 @dataclass
-class Corpus:
-    """The text as token codes (in memory or memory-mapped): code c stands for `symbols[c]`."""
+class Corpus(Text):
+    """The book's `Text` (codes in the smallest integer type that holds them, in memory or
+    memory-mapped), with what reading the file told."""
 
-    chars: torch.Tensor  # (num_tokens,) codes, in the smallest integer type that holds them
-    counts: dict[str, int]  # how often each token occurs in the whole text
-    sha1: str  # of the file's bytes
-    symbols: tuple[str, ...]  # code -> token
+    counts: dict[str, int] = field(default_factory=dict)  # each token's count in the whole text
+    sha1: str = ""  # of the file's bytes
     cache: Path | None = None  # the memory-mapped file, if any
 
 

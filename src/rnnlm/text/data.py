@@ -52,9 +52,11 @@ class TextData(TimeMachine):
         preprocess: str = "book",
         token: str = "char",
         min_freq: int = 1,
+        seed: int = 0,
         **book,
     ) -> None:
         super().__init__(**book)  # the arguments of TimeMachine
+        self.seed = seed  # the windows' shuffle: a permutation of (seed, epoch)
         check_count("eval_streams", eval_streams)
         require_choice("data.split", split, SPLITS)
         require_choice("data.sampling", sampling, SAMPLINGS)
