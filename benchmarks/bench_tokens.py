@@ -26,8 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_path import add_data_argument
 
+from rnnlm.cores import LSTM
 from rnnlm.fast.lm import FastRNNLM
-from rnnlm.rnn import LSTM, core
+from rnnlm.rnn import core
 from rnnlm.text.data import TextData
 
 FORMATS = [("book", "char"), ("none", "char"), ("none", "byte"), ("none", "word")]

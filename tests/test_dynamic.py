@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rnnlm.cores import LSTM
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
-from rnnlm.rnn import LSTM
 from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
 from rnnlm.text.data import TextData
 

@@ -239,7 +239,7 @@ def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp
     [
         [],  # the book's shuffled windows
         # streams with the state carried across batches, an LSTM (a tuple state)
-        ["model=concise", "model.rnn._target_=rnnlm.rnn.LSTM", *SEQUENTIAL],
+        ["model=concise", "model.rnn._target_=rnnlm.cores.LSTM", *SEQUENTIAL],
     ],
 )
 @pytest.mark.slow

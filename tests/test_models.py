@@ -256,10 +256,10 @@ def test_dropout_acts_on_embedded_inputs_and_outputs_only_in_training():
 
 @pytest.mark.parametrize("cell", ["RNN", "GRU", "LSTM"])
 def test_weight_drop_drops_hidden_to_hidden_entries_only_in_training(cell):
-    import rnnlm.rnn
+    import rnnlm.cores
 
     torch.manual_seed(0)
-    core = getattr(rnnlm.rnn, cell)(5, 12, num_layers=2, weight_drop=0.5)
+    core = getattr(rnnlm.cores, cell)(5, 12, num_layers=2, weight_drop=0.5)
     X = torch.randn(7, 3, 5)
     plain = core.rnn
     core.eval()
@@ -290,10 +290,11 @@ def test_weight_drop_drops_hidden_to_hidden_entries_only_in_training(cell):
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0])
 def test_weight_drop_out_of_range_is_refused(bad):
+    from rnnlm.cores import RNN as DropConnectRNN
     from rnnlm.errors import UserError
 
     with pytest.raises(UserError, match=r"model\.rnn\.weight_drop=.*\[0, 1\)"):
-        RNN(5, 8, weight_drop=bad)
+        DropConnectRNN(5, 8, weight_drop=bad)
 
 
 def test_variational_dropout_keeps_one_mask_per_sequence_across_steps():
@@ -350,7 +351,7 @@ def test_the_graph_replayed_loss_equals_the_eager_one():
     """`model.cuda_graphs`' path (compiled in reduce-overhead mode, a new step per call, the
     state copied out, gradients zeroed in place) computes what the eager path does; on a CPU
     the compiled code runs without graphs, so this checks all but the recording itself."""
-    from rnnlm.rnn import LSTM
+    from rnnlm.cores import LSTM
 
     torch.manual_seed(0)
     model = FastRNNLM(core(LSTM, num_hiddens=8), [chr(97 + i) for i in range(10)], cuda_graphs=True)

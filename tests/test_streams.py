@@ -10,10 +10,11 @@ import torch
 from torch.nn import functional as F
 
 from rnnlm.checkpoints import load_lm
+from rnnlm.cores import GRU, LSTM
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM, RNNLMScratch
 from rnnlm.ops.trainer import bare_trainer
-from rnnlm.rnn import GRU, LSTM, RNN, RNNScratch
+from rnnlm.rnn import RNN, RNNScratch
 from rnnlm.text.data import TextData
 from rnnlm.text.streams import Streams, shard
 from rnnlm.train import train

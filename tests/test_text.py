@@ -255,7 +255,7 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
     [
         ({"preprocess": "raw"}, "data.preprocess='raw' is not allowed"),
         ({"token": "bpe"}, "data.token='bpe' is not allowed"),
-        ({"min_freq": 0}, "data.min_freq=0 is not allowed: a whole number >= 1"),
+        ({"min_freq": 0}, "data.min_freq=0 is not allowed: it must be an integer >= 1"),
     ],
 )
 def test_bad_text_settings_are_refused_in_one_line(tiny_corpus, settings, message):

@@ -1,9 +1,6 @@
-"""Checkpoints written by train.py: read safely, and a model rebuilt from one alone.
-
-A checkpoint carries the model's class (`rnnlm_class`), its constructor arguments
-(`hyper_parameters`, the core's as a `_target_` mapping) and its weights; it is read with
-`weights_only=True`, so nothing in it is executed.
-"""
+"""Checkpoints written by train.py, read with `weights_only=True` (nothing in them runs), and a
+model rebuilt from one alone: its class (`rnnlm_class`), its constructor arguments
+(`hyper_parameters`, the core's as a `_target_` mapping) and its weights."""
 
 from __future__ import annotations
 

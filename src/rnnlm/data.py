@@ -89,12 +89,9 @@ class Text:
 
 
 class Windows(Dataset):
-    """Window i starts at token `start + i`; nothing is materialised.
-
-    `chars` holds character codes (uint8, maybe memory-mapped) and `lut` maps a code to its
-    vocabulary index, so one cleaned text serves any vocabulary (a checkpoint's, too).
-    Indexing with a tensor of window indices returns a whole batch in one gather.
-    """
+    """Window i starts at token `start + i`; nothing is materialised. `chars` holds character
+    codes (uint8, maybe memory-mapped), `lut` maps a code to its vocabulary index (one cleaned
+    text serves any vocabulary); a tensor of window indices gives a batch in one gather."""
 
     def __init__(
         self, chars: torch.Tensor, lut: torch.Tensor, num_steps: int, start: int, count: int

@@ -1,13 +1,7 @@
-"""The domain's one exception type and the value checks every layer may use.
-
-A `UserError` is a mistake a user can fix: its message names the bad value and what is
-allowed. This module imports nothing of Hydra or Lightning, so the plain `nn.Module` cores use
-it too; the CLI layer (`rnnlm.ops.cli`) turns a `UserError` into one line and exit code 2.
-"""
+"""`UserError`, a mistake a user can fix (its message names the bad value and what is allowed),
+and the value checks every layer uses; `rnnlm.ops.cli` turns it into one line and exit 2."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 
 class UserError(ValueError):
@@ -47,18 +41,3 @@ def check_count(name: str, value, fraction_ok: bool = False) -> None:
         if fraction_ok:
             allowed += " (windows) or a fraction of the corpus between 0 and 1"
         raise UserError(f"data.{name}={value!r} is not allowed: it must be {allowed}")
-
-
-def check_fractions(fractions: Sequence[float]) -> list[float]:
-    """Three fractions > 0 for train, val and test that sum to 1."""
-    try:
-        values = [float(f) for f in fractions]
-    except (TypeError, ValueError):
-        values = []
-    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
-        shown = list(fractions) if isinstance(fractions, Sequence) else fractions
-        raise UserError(
-            f"data.fractions={shown!r} is not allowed: give three fractions > 0 for the train, "
-            "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
-        )
-    return values

@@ -1,8 +1,5 @@
-"""Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6).
-
-The LightningModule trains and scores; the recurrent maths is the core's (`rnnlm.rnn`);
-clipping and devices are the Trainer's; gradient norms and divergence are callbacks.
-"""
+"""Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6);
+the recurrent maths is the core's (`rnnlm.rnn`), clipping and devices the Trainer's."""
 
 from __future__ import annotations
 
@@ -19,12 +16,7 @@ from torchmetrics import MinMetric
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.carry import CarriedStates
 from rnnlm.errors import UserError, require_count, require_fraction, require_positive
-from rnnlm.metrics import (
-    SplitFigures,
-    language_model_results,
-    language_model_summary,
-    own_metric_states,
-)
+from rnnlm.metrics import SplitFigures, own_metric_states
 from rnnlm.partials import SGD, core_config, optimizers, partial_config
 from rnnlm.rnn import VariationalDropout
 from rnnlm.vocab import TextFormat, Vocab, prefix_indices
@@ -232,12 +224,6 @@ class RNNLMScratch(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # load_lm reads the class
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
-
-    def results(self, metrics: Mapping[str, float]) -> dict[str, Any]:
-        return language_model_results(metrics)  # what results.json keeps
-
-    def summary(self, results: Mapping[str, Any]) -> list[str]:
-        return language_model_summary(results)  # the lines printed at the end of a run
 
 
 class RNNLM(RNNLMScratch):

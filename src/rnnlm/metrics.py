@@ -1,15 +1,10 @@
 """Epoch figures as torchmetrics objects (d2l.ai §9.3: perplexity is exp of the mean
-cross-entropy per token, never a mean of per-batch perplexities).
-
-The language models hand these objects to `self.log`: Lightning computes them once at the end
-of the epoch (one sync across processes, inside torchmetrics) and resets them.
-"""
+cross-entropy per token), handed to `self.log`: Lightning computes them once at the end of
+the epoch (one sync across processes, inside torchmetrics) and resets them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -38,13 +33,9 @@ class TokenLoss(MeanMetric):
 
 
 def own_metric_states(module: nn.Module) -> None:
-    """Give this process its own copy of every metric state in `module`.
-
-    Under ddp_spawn on a CPU, tensors handed to the new processes are moved to shared memory;
-    Lightning copies parameters and buffers back out in each process, but a metric's states
-    are neither, so every rank (and the parent) would add into the same tensors. Called from
-    the models' `setup` hook, which runs in every process.
-    """
+    """Give this process its own copy of every metric state in `module` (from `setup`, which
+    runs in every process): under ddp_spawn on a CPU, Lightning copies parameters and buffers
+    out of shared memory, not metric states, so every rank would add into the same tensors."""
     for metric in module.modules():
         if isinstance(metric, Metric):
             for name, value in metric.metric_state.items():
@@ -89,53 +80,3 @@ class SplitFigures(nn.Module):
             )
         if split in self.tokens:
             module.log(f"{split}/tokens", self.tokens[split], on_step=False, on_epoch=True)
-
-
-# results.json's keys for a language model, and the metrics they hold
-RESULTS = {
-    "val_ppl": "val/ppl",
-    "best_val_ppl": "val/ppl_best",
-    "train_ppl": "train/ppl",
-    "test_loss": "test/loss",
-    "test_ppl": "test/ppl",
-    "test_bpc": "test/bpc",
-    "val_bits_per_char": "val/bits_per_char",
-    "test_bits_per_char": "test/bits_per_char",
-    "test_tokens": "test/tokens",
-    "test_ppl_dynamic": "test/ppl_dynamic",
-    "test_bpc_dynamic": "test/bpc_dynamic",
-}
-
-
-def language_model_results(metrics: Mapping[str, float]) -> dict[str, Any]:
-    """What results.json keeps of a language model's final `metrics`."""
-    return {key: metrics[name] for key, name in RESULTS.items() if name in metrics}
-
-
-def language_model_summary(results: Mapping[str, Any]) -> list[str]:
-    """The lines printed at the end of a language model's run: the last epoch's val/ppl beside
-    the best (the checkpoint the test figure uses), and the test figure."""
-    lines = [f"val/ppl {results['val_ppl']:.3f} (best {results['best_val_ppl']:.3f})"]
-    unit = "token" if "test_bits_per_char" in results else "character"  # words, bytes: tokens
-    if "test_ppl" in results:
-        lines.append(
-            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per {unit}, "
-            f"{results['test_tokens']:.0f} {unit}s, {results['test_checkpoint']})"
-        )
-    if "test_bits_per_char" in results:
-        lines.append(
-            f"test/bits_per_char {results['test_bits_per_char']:.3f} (bits per character of the "
-            "text: comparable with a character model's)"
-        )
-    if results.get("unknown_tokens"):
-        unknown = results["unknown_tokens"]
-        lines.append(
-            "tokens outside the vocabulary, read as <unk>: "
-            + ", ".join(f"{part} {n}" for part, n in unknown.items())
-        )
-    if "test_ppl_dynamic" in results:
-        lines.append(
-            f"test/ppl_dynamic {results['test_ppl_dynamic']:.3f} "
-            f"({results['test_bpc_dynamic']:.3f} bits per character, dynamic evaluation)"
-        )
-    return lines

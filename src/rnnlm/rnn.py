@@ -1,9 +1,6 @@
-"""Recurrent cores: `RNNScratch` (d2l.ai §9.5, RNN from scratch) and `RNN` (§9.6, concise).
-
-Both share one interface: `forward(inputs, state=None) -> (outputs, state)`, where `inputs` is
-either `(num_steps, batch, num_inputs)` floats or `(num_steps, batch)` token indices that
-stand for one-hot rows, and `outputs` is `(num_steps, batch, num_hiddens)`.
-"""
+"""Recurrent cores: `RNNScratch` (d2l.ai §9.5) and `RNN` (§9.6). `forward(inputs, state=None)
+-> (outputs, state)`: `inputs` are `(num_steps, batch, num_inputs)` floats or `(num_steps,
+batch)` token indices (one-hot rows), `outputs` are `(num_steps, batch, num_hiddens)`."""
 
 from __future__ import annotations
 
@@ -74,53 +71,23 @@ class VariationalDropout(nn.Dropout):
 
 
 class RNN(nn.Module):
-    """The concise core: `torch.nn.RNN` (tanh); GRU and LSTM below share everything but the
-    torch module. `num_layers` stacks cells (`dropout` between them); the state is whatever
-    the torch module returns, a tuple (H, C) for the LSTM.
-
-    `weight_drop` is DropConnect on the hidden-to-hidden matrices (Merity et al., 2017,
-    AWD-LSTM): while training, each batch runs with a fresh dropout of the entries of every
-    `weight_hh_l*`, the same dropped matrix at every time step, so the recurrence itself is
-    regularised and the torch module's fused kernel still runs.
-    """
+    """The concise core (§9.6): `torch.nn.RNN` (tanh), `num_layers` stacked (`dropout` between
+    them). `rnnlm.cores` holds the GRU, the LSTM and DropConnect on the recurrence."""
 
     cell = nn.RNN
     gates = 1  # the products of W_hh per step (threads and memory estimates)
 
     def __init__(
-        self,
-        num_inputs: int,
-        num_hiddens: int,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        weight_drop: float = 0.0,
+        self, num_inputs: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0
     ) -> None:
         super().__init__()
         require_count("model.rnn.num_hiddens", num_hiddens)
         require_count("model.rnn.num_layers", num_layers)
         require_fraction("model.rnn.dropout", dropout)
-        require_fraction("model.rnn.weight_drop", weight_drop)
-        self.num_inputs, self.num_hiddens, self.weight_drop = num_inputs, num_hiddens, weight_drop
+        self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
         self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 
     def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.num_inputs).float()
-        if not (self.training and self.weight_drop):
-            return self.rnn(inputs, state)
-        dropped = {
-            name: F.dropout(p, self.weight_drop)
-            for name, p in self.rnn.named_parameters()
-            if name.startswith("weight_hh")
-        }
-        return torch.func.functional_call(self.rnn, dropped, (inputs, state))
-
-
-class GRU(RNN):
-    cell = nn.GRU
-    gates = 3
-
-
-class LSTM(RNN):
-    cell = nn.LSTM
-    gates = 4
+        return self.rnn(inputs, state)

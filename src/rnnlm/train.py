@@ -1,10 +1,6 @@
-"""The Hydra task: config -> data module -> model -> logger/callbacks -> Trainer -> fit -> test.
-
-Follows the book's training run (d2l.ai §9.5): 100 epochs, SGD, gradient clipping at 1. What
-differs between experiments (the sine series' horizons and figure, the printed prediction) is
-a callback or a model hook that the experiment's config chooses; what the task needs from a
-data module and a model is written down below as `Protocol`s.
-"""
+"""The Hydra task: config -> data module -> model -> logger/callbacks -> Trainer -> fit -> test,
+the book's run (d2l.ai §9.5: 100 epochs, SGD, clipping at 1). What an experiment changes is a
+callback or a model hook its config chooses; what the task needs is the `Protocol`s below."""
 
 from __future__ import annotations
 
@@ -21,6 +17,7 @@ from pytorch_lightning.callbacks import ModelSummary
 from rnnlm.errors import UserError
 from rnnlm.fast import threads
 from rnnlm.fast.cpu import ShareCores, step_work, tune_allocator
+from rnnlm.ops import report
 from rnnlm.ops.board import finish
 from rnnlm.ops.checks import check_memory, check_run_settings, local_processes
 from rnnlm.ops.cli import unwrap_user_errors
@@ -135,5 +132,5 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
             "no test figure: the data has no test part (data=book scores none; on a short "
             "text the validation part may take it all)"
         )
-    finish(cfg, output_dir, trainer, model, {**results, **model.results(metrics)})
+    finish(cfg, output_dir, trainer, model, {**results, **report.results(model, metrics)})
     return float(metrics[model.monitor])

@@ -86,10 +86,6 @@ BYTE_INDEX = {token: b for b, token in enumerate(BYTE_TOKENS)}
 BOOK_ALPHABET = " abcdefghijklmnopqrstuvwxyz"  # all that the book's cleaning leaves
 
 
-def normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 @dataclass(frozen=True)
 class TextFormat:
     """`preprocess` and `token` (see the module's docstring), checked when made."""
@@ -113,20 +109,11 @@ class TextFormat:
     def __str__(self) -> str:
         return f"data.preprocess={self.preprocess} data.token={self.token}"
 
-    @property
-    def fixed_alphabet(self) -> tuple[str, ...] | None:
-        """The tokens every text of this format is made of, when known before reading it."""
-        if self.token == "byte":
-            return BYTE_TOKENS
-        if self.token == "char" and self.preprocess == "book":
-            return tuple(BOOK_ALPHABET)
-        return None
-
     def clean(self, text: str) -> str:
         """`text` preprocessed as this format reads files."""
         if self.preprocess == "book":
             return preprocess(text)
-        return text if self.token == "byte" else normalise_newlines(text)
+        return text if self.token == "byte" else text.replace("\r\n", "\n").replace("\r", "\n")
 
     def split(self, text: str) -> list[str]:
         """The tokens of an already cleaned `text`."""

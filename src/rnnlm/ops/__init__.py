@@ -6,5 +6,6 @@ folders  run folders (a refused run removes only what it made), the lock of a li
 files    files written whole; resume: checkpoints written whole, resuming, stops
 checks   a run's settings checked before anything is built; trainer: the Trainer and its plugins
 sweep    a sweep's summary.csv and summary.png; board: what TensorBoard shows, results.json
+report   what a finished run keeps in results.json and prints
 prompt   generate.py's prefix and the settings that change nothing
 """

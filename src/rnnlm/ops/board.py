@@ -27,6 +27,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
 from rnnlm.errors import UserError, require_count
+from rnnlm.ops import report
 from rnnlm.ops.files import flatten, write_json
 from rnnlm.ops.resume import last_checkpoint
 from rnnlm.sampling import Sampler, generate
@@ -119,7 +120,7 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
         trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
         trainer.logger.finalize("success")
-    for line in model.summary(results):
+    for line in report.summary(model, results):
         print(line)
     last = last_checkpoint(output_dir)
     print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))

@@ -11,6 +11,21 @@ from omegaconf import DictConfig
 from rnnlm.errors import UserError
 
 
+def cleaned_prefix(cfg: DictConfig, fmt) -> str:
+    """The prefix (`read_prefix`) preprocessed as the model's text was (`fmt`), saying so when
+    that changes it."""
+    given = read_prefix(cfg)
+    prefix = fmt.clean(given)
+    if prefix != given:
+        print(f"prefix {given!r} preprocessed as in training ({fmt}): {prefix!r}")
+    if given.strip() and not prefix.strip():
+        print(
+            f"prefix {given!r} is only spaces after the book's preprocessing (it keeps letters "
+            "only): the continuation starts from a space"
+        )
+    return prefix
+
+
 def read_prefix(cfg: DictConfig) -> str:
     """`prefix`, or the whole of `prefix_file` as it is (`-`: standard input), which takes any
     text without the command line's quoting."""

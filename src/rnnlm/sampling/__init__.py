@@ -3,10 +3,10 @@ temperature or the book's exponent alpha, within the top k or top p, many contin
 batch, a long one streamed as it is made. Imports the book only.
 
 sampler   `Sampler`: the book's argmax, or a draw from softmax(logits / temperature)
-generate  `generate`, `generate_tokens`: a model's continuations of a prefix
+generate  `generate`, `generate_tokens`: a model's continuations of a prefix; `print_stream`
 """
 
-from rnnlm.sampling.generate import generate, generate_tokens
+from rnnlm.sampling.generate import generate, generate_tokens, print_stream
 from rnnlm.sampling.sampler import Sampler
 
-__all__ = ["Sampler", "generate", "generate_tokens"]
+__all__ = ["Sampler", "generate", "generate_tokens", "print_stream"]

@@ -3,6 +3,7 @@ one token a step chosen by a `Sampler`, for `num_samples` rows at once."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -45,3 +46,25 @@ def generate_tokens(
     X = tokens.view(-1, 1).expand(-1, num_samples)  # (len(prefix), num_samples) indices
     sampler = sampler or Sampler()
     return model.next_tokens(X, num_preds, lambda logits: sampler(logits, generator))
+
+
+STREAM_CHUNK = 200  # tokens printed at a time
+
+
+def print_stream(model: RNNLMScratch, prefix: str, num_preds: int, sampler, generator) -> str:
+    """One continuation of `prefix`, printed as it is generated, a chunk at a time; returned
+    whole."""
+    steps = generate_tokens(model, prefix, num_preds, sampler, 1, generator)
+    joiner = model.text_format.joiner()
+    pieces, chunk = [prefix], []
+    print(prefix, end="", flush=True)
+    for step in itertools.chain(steps, [None]):
+        if step is not None:
+            chunk.append(step)
+        if step is None or len(chunk) == STREAM_CHUNK:
+            tokens = model.vocab.to_tokens(torch.cat(chunk).tolist()) if chunk else []
+            pieces.append(joiner(tokens, final=step is None))
+            print(pieces[-1], end="", flush=True)
+            chunk = []
+    print()
+    return "".join(pieces)

@@ -1,15 +1,17 @@
 """Counting over a text of any size, a chunk at a time (a memory-mapped text never sits in
 memory): how often each token occurs, and how many characters of the text a scored token
-stands for (a word or byte model's bits per character)."""
+stands for (a word or byte model's bits per character); the fractions that cut it in three."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
 from rnnlm.data import Text, Windows
 from rnnlm.errors import UserError
 from rnnlm.text.streams import Streams
-from rnnlm.vocab import BYTE_INDEX, TextFormat, Vocab
+from rnnlm.vocab import BOOK_ALPHABET, BYTE_INDEX, BYTE_TOKENS, TextFormat, Vocab
 
 COUNT_CHUNK = 1 << 22  # tokens counted at a time
 MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
@@ -68,8 +70,10 @@ def vocabulary(counts: dict[str, int], fmt: TextFormat, min_freq: int, text) -> 
             f"the train part of {text} has {len(counts)} distinct {fmt.token}s ({fmt}): at "
             "least 2 are needed to learn anything"
         )
-    if fmt.fixed_alphabet is not None:
-        return Vocab(reserved_tokens=fmt.fixed_alphabet, unk=fmt.token != "byte")
+    if fmt.token == "byte":  # every text is made of these: a fixed vocabulary
+        return Vocab(reserved_tokens=BYTE_TOKENS, unk=False)
+    if fmt == TextFormat():
+        return Vocab(reserved_tokens=tuple(BOOK_ALPHABET))
     vocab = Vocab(counts, min_freq)
     if len(vocab) > MAX_VOCAB:
         freqs = sorted(counts.values(), reverse=True)
@@ -89,3 +93,18 @@ def unknown_tokens(corpus: Text, vocab: Vocab, parts: dict[str, tuple[int, int]]
         counts = token_counts(corpus, min(start, n), min(stop, n))
         found[name] = sum(c for token, c in counts.items() if token not in known)
     return found
+
+
+def check_fractions(fractions: Sequence[float]) -> list[float]:
+    """Three fractions > 0 for train, val and test that sum to 1."""
+    try:
+        values = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or min(values) <= 0 or abs(sum(values) - 1) > 1e-6:
+        shown = list(fractions) if isinstance(fractions, Sequence) else fractions
+        raise UserError(
+            f"data.fractions={shown!r} is not allowed: give three fractions > 0 for the train, "
+            "val and test parts that sum to 1, e.g. [0.8,0.1,0.1]"
+        )
+    return values

@@ -15,10 +15,16 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.data import TimeMachine, Windows, keep_batch
-from rnnlm.errors import UserError, check_count, check_fractions, require_choice
+from rnnlm.errors import UserError, check_count, require_choice, require_count
 from rnnlm.text.cache import load_corpus, wants_cache
 from rnnlm.text.corpus import Corpus
-from rnnlm.text.counts import characters_per_token, token_counts, unknown_tokens, vocabulary
+from rnnlm.text.counts import (
+    characters_per_token,
+    check_fractions,
+    token_counts,
+    unknown_tokens,
+    vocabulary,
+)
 from rnnlm.text.sampler import WindowSampler, rank_and_world
 from rnnlm.text.streams import Streams, shard
 from rnnlm.vocab import TextFormat, Vocab
@@ -63,11 +69,7 @@ class TextData(TimeMachine):
         self.fractions = check_fractions(fractions)
         self.hparams.fractions = self.fractions  # plain floats in the checkpoint
         self.format = TextFormat(preprocess, token)
-        if not isinstance(min_freq, int) or isinstance(min_freq, bool) or min_freq < 1:
-            raise UserError(
-                f"data.min_freq={min_freq!r} is not allowed: a whole number >= 1 (tokens of the "
-                "train part seen fewer times become <unk>)"
-            )
+        require_count("data.min_freq", min_freq)  # rarer tokens of the train part: <unk>
         self.min_freq, self.split, self.sampling = min_freq, split, sampling
         self.eval_streams, self.memmap_min_mb = eval_streams, memmap_min_mb
         self.per_token: dict[str, float | None] = {}  # characters_per_token by part

@@ -1,0 +1,61 @@
+"""What a finished run reports: the figures results.json keeps and the lines it prints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# results.json's keys for a language model, and the metrics they hold
+RESULTS = {
+    "val_ppl": "val/ppl",
+    "best_val_ppl": "val/ppl_best",
+    "train_ppl": "train/ppl",
+    "test_loss": "test/loss",
+    "test_ppl": "test/ppl",
+    "test_bpc": "test/bpc",
+    "val_bits_per_char": "val/bits_per_char",
+    "test_bits_per_char": "test/bits_per_char",
+    "test_tokens": "test/tokens",
+    "test_ppl_dynamic": "test/ppl_dynamic",
+    "test_bpc_dynamic": "test/bpc_dynamic",
+}
+
+
+def results(model, metrics: Mapping[str, float]) -> dict[str, Any]:
+    """What results.json keeps of a run's final `metrics`: a model with figures of its own
+    (the sine series) says it in its `results`; a language model's are `RESULTS`."""
+    if hasattr(model, "results"):
+        return model.results(metrics)
+    return {key: metrics[name] for key, name in RESULTS.items() if name in metrics}
+
+
+def summary(model, results: Mapping[str, Any]) -> list[str]:
+    """The lines printed at the end of a run (`model.summary`, if it has one); a language
+    model's: the last epoch's val/ppl beside the best (the checkpoint the test figure uses),
+    and the test figure."""
+    if hasattr(model, "summary"):
+        return model.summary(results)
+    lines = [f"val/ppl {results['val_ppl']:.3f} (best {results['best_val_ppl']:.3f})"]
+    unit = "token" if "test_bits_per_char" in results else "character"  # words, bytes: tokens
+    if "test_ppl" in results:
+        lines.append(
+            f"test/ppl {results['test_ppl']:.3f} ({results['test_bpc']:.3f} bits per {unit}, "
+            f"{results['test_tokens']:.0f} {unit}s, {results['test_checkpoint']})"
+        )
+    if "test_bits_per_char" in results:
+        lines.append(
+            f"test/bits_per_char {results['test_bits_per_char']:.3f} (bits per character of the "
+            "text: comparable with a character model's)"
+        )
+    if results.get("unknown_tokens"):
+        unknown = results["unknown_tokens"]
+        lines.append(
+            "tokens outside the vocabulary, read as <unk>: "
+            + ", ".join(f"{part} {n}" for part, n in unknown.items())
+        )
+    if "test_ppl_dynamic" in results:
+        lines.append(
+            f"test/ppl_dynamic {results['test_ppl_dynamic']:.3f} "
+            f"({results['test_bpc_dynamic']:.3f} bits per character, dynamic evaluation)"
+        )
+    return lines
