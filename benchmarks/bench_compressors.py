@@ -1,6 +1,7 @@
 """Bits per character of classical coders on exactly the text a run's test figure scores: the
-yardstick for the language models. zlib, bz2 and lzma from the standard library; PPMd orders
-4-8 with the optional extra (`pip install -e '.[compressors]'`, pyppmd).
+yardstick for the language models. zlib, bz2 and lzma from the standard library; with the
+optional extra (`pip install -e '.[compressors]'`), PPMd orders 4-8 (pyppmd) and zpaq's context
+mixing at levels 4 and 5 (zpaq, one thread: one block, the strongest ratio).
 
     python benchmarks/bench_compressors.py [--data FILE] [--json out.json] [--preprocess none]
 
@@ -29,6 +30,7 @@ from book_path import add_data_argument
 Coder = Callable[[bytes], bytes]
 PPMD_ORDERS = (4, 5, 6, 7, 8)
 PPMD_MEMORY = 16 << 20  # bytes of model memory (16 MB, pyppmd's default)
+ZPAQ_LEVELS = (4, 5)
 
 
 def stdlib_coders() -> dict[str, Coder]:
@@ -47,6 +49,21 @@ def ppmd_coders(orders=PPMD_ORDERS) -> dict[str, Coder]:
         return lambda data: pyppmd.compress(data, max_order=order, mem_size=PPMD_MEMORY)
 
     return {f"PPMd order {k}": coder(k) for k in orders}
+
+
+def zpaq_coders(levels=ZPAQ_LEVELS) -> dict[str, Coder]:
+    """zpaq at each level (`-m4`, `-m5`), one thread and no content hints (on text, hints only
+    cost); raises ImportError without zpaq."""
+    import zpaq
+
+    def coder(level: int) -> Coder:
+        return lambda data: zpaq.compress(data, level=level, threads=1, hints=False)
+
+    return {f"zpaq -m{k}": coder(k) for k in levels}
+
+
+# The extra's coders: the module each needs, what the line says when it is missing.
+OPTIONAL = {"pyppmd": (ppmd_coders, "PPMd orders 4-8"), "zpaq": (zpaq_coders, "zpaq -m4 and -m5")}
 
 
 def coded_bits(coder: Coder, prefix: bytes, text: bytes) -> int:
@@ -112,20 +129,21 @@ def main() -> None:
         "--preprocess", default="book", choices=["book", "none"], help="data.preprocess"
     )
     args = parser.parse_args()
-    coders, missing = stdlib_coders(), None
-    try:
-        coders.update(ppmd_coders())
-    except ImportError:
-        missing = (
-            "error: pyppmd is not installed, so PPMd orders 4-8 were not measured (the "
-            "standard library's coders were): pip install -e '.[compressors]'"
-        )
+    coders, missing = stdlib_coders(), []
+    for module, (more, what) in OPTIONAL.items():
+        try:
+            coders.update(more())
+        except ImportError:
+            missing.append(
+                f"error: {module} is not installed, so {what} were not measured (the other "
+                "coders were): pip install -e '.[compressors]'"
+            )
     figures = measure(args.data, coders, args.splits.split(","), args.preprocess)
     print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     if missing:
-        print(missing, file=sys.stderr)
+        print("\n".join(missing), file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -28,15 +28,16 @@ TINY_TEXT = (
 EXTRAS = {
     "optuna": "hydra_plugins.hydra_optuna_sweeper",
     "slurm": "hydra_plugins.hydra_submitit_launcher",
-    "compressors": "pyppmd",
+    "compressors": ("pyppmd", "zpaq"),
 }
 
 
 def extra_installed(name: str) -> bool:
     import importlib.util
 
+    modules = EXTRAS[name] if isinstance(EXTRAS[name], tuple) else (EXTRAS[name],)
     try:
-        return importlib.util.find_spec(EXTRAS[name]) is not None
+        return all(importlib.util.find_spec(module) is not None for module in modules)
     except ModuleNotFoundError:  # a missing parent package (hydra_plugins)
         return False
 

@@ -1,5 +1,6 @@
 """The coders' yardstick (benchmarks/bench_compressors.py): bits are compressed-size
-differences, on exactly the test part a run scores, with and without the optional PPMd."""
+differences, on exactly the test part a run scores, with and without the optional PPMd and
+zpaq."""
 
 from __future__ import annotations
 
@@ -66,15 +67,34 @@ def test_ppmd_orders_when_installed():
     assert bench().coded_bits(coders["PPMd order 6"], text, text) < 8 * len(text) / 10
 
 
-def test_without_pyppmd_the_stdlib_coders_still_run(tiny_corpus, tmp_path, monkeypatch, capsys):
+@pytest.mark.extra("compressors")
+def test_zpaq_bits_are_the_compressed_size_differences():
+    import zpaq
+
+    coders = bench().zpaq_coders()
+    assert list(coders) == ["zpaq -m4", "zpaq -m5"]
+    prefix, text = b"the time machine " * 40, b"the time traveller " * 10
+    for level in (4, 5):
+        sizes = [
+            len(zpaq.compress(data, level=level, threads=1, hints=False))
+            for data in (prefix + text, prefix)
+        ]
+        assert bench().coded_bits(coders[f"zpaq -m{level}"], prefix, text) == 8 * (
+            sizes[0] - sizes[1]
+        )
+    story = b"it has a strange strange story " * 20
+    assert bench().coded_bits(coders["zpaq -m5"], story, story) < 8 * len(story) / 10
+
+
+def test_without_the_extra_the_stdlib_coders_still_run(tiny_corpus, tmp_path, monkeypatch, capsys):
     real_import = builtins.__import__
 
-    def no_pyppmd(name, *args, **kwargs):
-        if name == "pyppmd":
-            raise ImportError("no pyppmd")
+    def no_extra(name, *args, **kwargs):
+        if name in ("pyppmd", "zpaq"):
+            raise ImportError(f"no {name}")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_pyppmd)
+    monkeypatch.setattr(builtins, "__import__", no_extra)
     out = tmp_path / "figures.json"
     argv = ["x", "--data", str(tiny_corpus), "--json", str(out), "--splits", "contiguous"]
     monkeypatch.setattr(sys, "argv", argv)
@@ -82,10 +102,11 @@ def test_without_pyppmd_the_stdlib_coders_still_run(tiny_corpus, tmp_path, monke
         bench().main()
     assert stop.value.code == 2
     printed = capsys.readouterr()
-    assert "| zlib -9 |" in printed.out and "PPMd" not in printed.out
+    assert "| zlib -9 |" in printed.out and "PPMd" not in printed.out and "zpaq" not in printed.out
     assert printed.err.strip().splitlines() == [
-        "error: pyppmd is not installed, so PPMd orders 4-8 were not measured (the standard "
-        "library's coders were): pip install -e '.[compressors]'"
+        f"error: {module} is not installed, so {what} were not measured (the other coders "
+        "were): pip install -e '.[compressors]'"
+        for module, what in (("pyppmd", "PPMd orders 4-8"), ("zpaq", "zpaq -m4 and -m5"))
     ]
     measured = json.loads(out.read_text())["contiguous"]["after train"]
     assert set(measured) == {"zlib -9", "bz2 -9", "xz -9e"}

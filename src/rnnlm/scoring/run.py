@@ -17,6 +17,13 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> flo
     """After the static `loss`: the mixed figure, and the dynamic one (alone and mixed), each
     printed; returns the last perplexity. `score(module)` is the mean loss of a LightningModule
     through the task's loop."""
+    if cfg.split == "windows" and (
+        cfg.get("dynamic") or (cfg.get("ppm_mixture") or {}).get("order") is not None
+    ):
+        raise UserError(
+            "split=windows scores every window from a zero state, statically: dynamic=true and "
+            "ppm_mixture.order read the text as streams, give split=all"
+        )
     examples = dm.loader(cfg.split, whole=True).dataset
     mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples)
     adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None
@@ -48,7 +55,9 @@ def parts_read_first(value, split: str) -> list[str]:
         return ["val"] if split == "test" else []
     names = list(value or [])
     # Learning from the scored text before scoring it would make it cheap (`all` holds them all).
-    if any(name not in ("train", "val", "test") or split in (name, "all") for name in names):
+    if any(
+        name not in ("train", "val", "test") or split in (name, "all", "windows") for name in names
+    ):
         raise UserError(
             f"dynamic_eval_read_first={names} is not allowed: give auto, or a list of parts "
             f"among train, val and test other than split={split} ([] for split=all)"
@@ -67,7 +76,7 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples):
     if not hasattr(examples, "starts"):  # windows, not streams
         raise UserError(
             f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
-            "data.sampling=sequential (the test part is always read as streams)"
+            "data.sampling=sequential (split=test and split=all are always read as streams)"
         )
     stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
     ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()

@@ -32,6 +32,7 @@ from rnnlm.vocab import TextFormat, Vocab
 SPLITS = ("book", "contiguous")
 SAMPLINGS = ("windows", "sequential")
 PARTS = ("train", "val", "test")
+SCORED = (*PARTS, "all", "windows")  # all: the whole text as streams; windows: as windows
 
 
 @rank_zero_only
@@ -188,27 +189,30 @@ class TextData(TimeMachine):
         self, name: str, training: bool = False, rank: int = 0, world: int = 1
     ) -> Windows | Streams:
         """What a loader of part `name` reads in process `rank` of `world`: `train`, `val`,
-        `test` or `all` (every window of the text). Training batches are windows or
-        `batch_size` streams per process (`sampling`); scoring reads windows of `val`/`train`
-        with `sampling=windows`, else `eval_streams` streams, and always for `test`."""
+        `test`, `all` (the whole text) or `windows` (every window of the whole text). Training
+        batches are windows or `batch_size` streams per process (`sampling`); scoring reads
+        windows of `val`/`train` with `sampling=windows`, else `eval_streams` streams, and
+        always for `test` and `all`."""
         chars, lut = self.corpus.chars, self.lut
-        if name == "all":
-            count = max(len(chars) - self.num_steps, 0)
-            return Windows(chars, lut, self.num_steps, 0, count)
-        if name not in PARTS:
-            raise UserError(f"split={name!r} is not allowed: use train, val, test or all")
-        self.check_sizes()
-        start, stop = self.parts()[name]
+        if name == "windows":
+            return Windows(chars, lut, self.num_steps, 0, max(len(chars) - self.num_steps, 0))
+        if name not in SCORED:
+            raise UserError(f"split={name!r} is not allowed: use one of {list(SCORED)}")
+        if name != "all":
+            self.check_sizes()
+        start, stop = (0, len(chars)) if name == "all" else self.parts()[name]
         if training and self.sampling == "sequential":
             total = self.batch_size * world  # data.batch_size streams in every process
             rows = shard(total, rank, world, contiguous=True)
             return Streams(chars, lut, start, stop, total, self.num_steps, rows)
-        if name == "test" or self.sampling == "sequential":
+        if name in ("test", "all") or self.sampling == "sequential":
             if not self.streamable(start, stop) or self.eval_streams < world:
+                what = "the text" if name == "all" else f"the {name} part"
+                ranks = f" (and {world} processes need at least {world})" if world > 1 else ""
                 raise UserError(
-                    f"the {name} part has {stop - start} characters of {self.text_file()}: "
-                    f"too few for data.eval_streams={self.eval_streams} streams of at least 2 "
-                    f"(and {world} processes need at least {world} streams)"
+                    f"{what} has {stop - start} characters of {self.text_file()}: too few for "
+                    f"data.eval_streams={self.eval_streams} streams of at least 2{ranks}: give "
+                    "more text, or a lower data.eval_streams"
                 )
             rows = shard(self.eval_streams, rank, world, contiguous=False)
             return Streams(chars, lut, start, stop, self.eval_streams, self.num_steps, rows)

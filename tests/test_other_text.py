@@ -1,0 +1,71 @@
+"""Any text as the model reads it (eval.py split=all): the whole text as streams with the state
+carried, as a checkpoint's own test part is read; every window from a zero state only with
+split=windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnnlm.evaluate import evaluate
+from rnnlm.text.data import TextData
+from rnnlm.train import train
+
+from .conftest import TINY_OVERRIDES, compose_config
+from .helpers import refused
+
+
+@pytest.fixture
+def checkpoint(tiny_corpus, tmp_path):
+    """A tiny run's last checkpoint and the test part of its text, as characters."""
+    train(compose_config(f"data.path={tiny_corpus}", *TINY_OVERRIDES), tmp_path / "run")
+    dm = TextData(path=str(tiny_corpus), num_train=600, num_val=300, num_steps=8)
+    dm.setup()
+    start, stop = dm.parts()["test"]
+    test_part = "".join(dm.corpus.symbols[c] for c in dm.corpus.chars[start:stop].tolist())
+    return tmp_path / "run" / "checkpoints" / "last.ckpt", test_part
+
+
+def scored(*overrides: str) -> float:
+    return evaluate(compose_config(*overrides, name="eval"))
+
+
+def test_split_all_of_the_test_part_alone_is_the_test_figure(checkpoint, tmp_path, capsys):
+    ckpt, test_part = checkpoint
+    alone = tmp_path / "test_part.txt"
+    alone.write_text(test_part)
+    own = scored(f"ckpt_path={ckpt}", "split=test")
+    other = scored(f"ckpt_path={ckpt}", f"data.path={alone}", "split=all")
+    assert other == pytest.approx(own, rel=1e-6)
+    printed = capsys.readouterr().out
+    assert printed.count(f"10 streams of {len(test_part) // 10} characters, state carried") == 2
+
+
+def test_split_windows_scores_every_window_of_the_text(checkpoint, tmp_path, capsys):
+    ckpt, test_part = checkpoint
+    alone = tmp_path / "test_part.txt"
+    alone.write_text(test_part)
+    scored(f"ckpt_path={ckpt}", f"data.path={alone}", "split=windows")
+    windows = len(test_part) - 8
+    assert (
+        f"{windows} windows of 8 characters), {windows * 8} tokens scored"
+        in capsys.readouterr().out
+    )
+
+
+def test_split_all_on_a_text_too_short_for_its_streams_is_one_line(checkpoint, tmp_path):
+    ckpt, _ = checkpoint
+    short = tmp_path / "short.txt"
+    short.write_text("the time")
+    message = refused("eval", f"ckpt_path={ckpt}", f"data.path={short}", "split=all")
+    assert message == (
+        f"the text has 8 characters of {short}: too few for data.eval_streams=10 streams of at "
+        "least 2: give more text, or a lower data.eval_streams"
+    )
+
+
+@pytest.mark.parametrize("beyond", ["dynamic=true", "ppm_mixture.order=3"])
+def test_split_windows_is_static_only(checkpoint, beyond):
+    ckpt, _ = checkpoint
+    message = refused("eval", f"ckpt_path={ckpt}", "split=windows", beyond)
+    assert message.startswith("split=windows scores every window from a zero state, statically")
+    assert message.endswith("give split=all")
