@@ -152,15 +152,21 @@ def test_a_folder_of_someone_elses_files_is_refused_and_kept(tmp_path, tiny_corp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [1.5, 3.0])
-def test_ctrl_c_at_start_up_is_one_line_and_leaves_no_folder(tmp_path, tiny_corpus, delay):
+@pytest.mark.parametrize("when", ["in the imports", "once hydra made the run folder"])
+def test_ctrl_c_at_start_up_is_one_line_and_leaves_no_folder(tmp_path, tiny_corpus, when):
     run = subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), f"data.path={tiny_corpus}", *FAST,
          "trainer.max_epochs=50", f"hydra.run.dir={tmp_path}/outputs/run"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    time.sleep(delay)
+    if when == "in the imports":
+        time.sleep(1.5)
+    else:  # the task is about to build the data and the model: training has not started
+        composed = tmp_path / "outputs" / "run" / ".hydra" / "config.yaml"
+        deadline = time.monotonic() + 60
+        while not composed.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 130, err[-2000:]
