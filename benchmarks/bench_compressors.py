@@ -4,6 +4,7 @@ optional extra (`pip install -e '.[compressors]'`), PPMd orders 4-8 (pyppmd) and
 mixing at levels 4 and 5 (zpaq, one thread: one block, the strongest ratio).
 
     python benchmarks/bench_compressors.py [--data FILE] [--json out.json] [--preprocess none]
+    python benchmarks/bench_compressors.py --other FILE  # another text, after the book's train part
 
 The bits of the test part after a prefix are 8 x (compressed size of prefix + test part -
 compressed size of the prefix), divided by the test part's characters: a coder that adapts as
@@ -11,7 +12,9 @@ it codes, given the same text before the test part that a model trained on. Both
 the cleaned book: `book` (the test part is the text after the book's validation windows) and
 `contiguous` (80/10/10), each preceded by the train part, and by train + val. With
 `--preprocess none`, the text as it is (`data.preprocess=none`: capitals, punctuation, line
-breaks), coded as UTF-8 and counted in characters.
+breaks), coded as UTF-8 and counted in characters. With `--other FILE`, the whole of another
+text read the same way (what `eval.py data.path=FILE split=all` scores), coded after nothing
+and after the train part of the book's contiguous split (what a `whole_book` model trained on).
 """
 
 from __future__ import annotations
@@ -101,6 +104,20 @@ def measure(
     return figures
 
 
+def measure_other(path: str, other: str, coders: dict[str, Coder], preprocess: str) -> dict:
+    """{"characters": n, "after nothing": {coder: bpc}, "after the book's train part": ...}"""
+    text, _ = parts(other, "contiguous", preprocess)
+    book, cut = parts(path, "contiguous", preprocess)
+    prefixes = {"after nothing": "", "after the book's train part": book[: cut["train"][1]]}
+    figures = {"text": other, "characters": len(text)}
+    for name, prefix in prefixes.items():
+        figures[name] = {
+            coder: round(coded_bits(code, prefix.encode(), text.encode()) / len(text), 4)
+            for coder, code in coders.items()
+        }
+    return figures
+
+
 def table(figures: dict) -> str:
     coders = list(next(iter(figures.values()))["after train"])
     lines = [
@@ -128,6 +145,7 @@ def main() -> None:
     parser.add_argument(
         "--preprocess", default="book", choices=["book", "none"], help="data.preprocess"
     )
+    parser.add_argument("--other", help="another text, coded after the book's train part")
     args = parser.parse_args()
     coders, missing = stdlib_coders(), []
     for module, (more, what) in OPTIONAL.items():
@@ -138,8 +156,14 @@ def main() -> None:
                 f"error: {module} is not installed, so {what} were not measured (the other "
                 "coders were): pip install -e '.[compressors]'"
             )
-    figures = measure(args.data, coders, args.splits.split(","), args.preprocess)
-    print(table(figures))
+    if args.other:
+        figures = measure_other(args.data, args.other, coders, args.preprocess)
+        print(f"{args.other}: {figures['characters']} characters, bits per character")
+        for name in ("after nothing", "after the book's train part"):
+            print(f"  {name}: " + ", ".join(f"{c} {v:.3f}" for c, v in figures[name].items()))
+    else:
+        figures = measure(args.data, coders, args.splits.split(","), args.preprocess)
+        print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     if missing:

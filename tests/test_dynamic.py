@@ -3,13 +3,15 @@ step size 0 equal to static scoring, the weights put back, bad settings refused.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from rnnlm.cores import LSTM
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
-from rnnlm.scoring.dynamic import Adaptation, dynamic_score, mean_squared_gradients
+from rnnlm.scoring.dynamic import Adaptation, StepGain, dynamic_score, mean_squared_gradients
 from rnnlm.text.data import TextData
 
 from .helpers import core, scored, tokens
@@ -36,6 +38,26 @@ def test_step_size_zero_is_static_scoring(tiny_corpus):
     still = Adaptation(method="sgd", lr=0.0, decay=0.0, bptt=5, streams=dm.eval_streams)
     loss, tokens_scored = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, None)
     assert tokens_scored == count and loss == pytest.approx(static, abs=1e-6)
+
+
+def test_an_adaptive_step_of_size_zero_is_static_scoring(tiny_corpus):
+    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    dm.setup()
+    model = lstm(len(dm.vocab))
+    static, _ = scored(model, dm.loader("test"))
+    still = Adaptation("sgd", lr=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=2.0)
+    loss, _ = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, None)
+    assert loss == pytest.approx(static, abs=1e-6)
+
+
+def test_the_step_grows_while_it_keeps_its_direction():
+    gain = StepGain(0.5)
+    up = [torch.ones(3), torch.ones(2)]
+    assert gain(up) == 1.0  # the first step: nothing to compare with yet
+    assert gain([2 * u for u in up]) == pytest.approx(math.exp(0.5))  # the same direction
+    assert gain([-u for u in up]) == pytest.approx(1.0)  # turned back: shrinks again
+    fixed = StepGain(0.0)
+    assert [fixed(up), fixed([-u for u in up])] == [1.0, 1.0]
 
 
 def test_no_character_is_scored_by_weights_that_learned_from_it():
@@ -84,6 +106,7 @@ def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
         ({"decay": -1}, "dynamic_eval.decay=-1 is not allowed"),
         ({"method": "adam"}, "dynamic_eval.method='adam' is not allowed: use one of ['rms', "),
         ({"streams": 0}, "dynamic_eval.streams=0 is not allowed"),
+        ({"adapt_lr": -0.5}, "dynamic_eval.adapt_lr=-0.5 is not allowed: it must be a number >= 0"),
     ],
 )
 def test_bad_dynamic_settings(settings, message):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.scoring.ppm import PPMMixture, mixed, ppm_log_probs
+from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, mixed, ppm_log_probs, ppm_read
 
 from .conftest import compose_config
 
@@ -55,6 +55,61 @@ def test_mixture_weights_one_and_zero_are_each_part_and_the_chosen_weight_is_bes
     grid = [float(-mixed(*half.tokens(), w / 100).mean()) for w in range(101)]
     assert loss <= min(grid) + 1e-7 and 0 <= weight <= 1
     assert half.model_loss() == pytest.approx(float(-model.mean()), abs=1e-6)
+
+
+def test_the_depth_of_a_position_does_not_depend_on_its_token():
+    ids, size = ids_of(SENTENCE * 2)
+    for t in (0, 1, 5, 40, 90):
+        depths = {int(ppm_read([*ids[:t], v], size, 5)[1][-1]) for v in range(size)}
+        assert len(depths) == 1
+    _, depths = ppm_read(ids, size, 5)
+    assert depths[0] == -1 and depths[1] == 0 and depths[len(SENTENCE) + 10] == 5
+
+
+def recovered_weight(model, ppm, log_p):
+    """The weight w of log(w e^model + (1 - w) e^ppm) = log_p."""
+    return (log_p.double().exp() - ppm.exp()) / (model.double().exp() - ppm.exp())
+
+
+def test_an_online_weight_never_scores_a_token_with_knowledge_of_it():
+    torch.manual_seed(0)
+    table = torch.log(torch.rand(400, dtype=torch.float64) * 0.5 + 0.02)  # a weak PPM
+    depths = torch.randint(-1, 4, (400,))
+    starts = torch.tensor([0, 200])
+    offsets = lambda position: starts.unsqueeze(1) + position + 1 + torch.arange(10)  # noqa: E731
+    batches = [torch.log(torch.rand(2, 10) * 0.2 + 0.75) for _ in range(12)]  # a strong model
+    runs = []
+    for last in (batches[-1], torch.log(torch.rand(2, 10) * 0.5 + 0.01)):  # a weak last batch
+        mixture = PPMMixture(table, 0.5, starts, 3, OnlineWeights(depths, 3, 0.5, 50))
+        outputs = [mixture.mix(b, 10 * i) for i, b in enumerate([*batches[:-1], last])]
+        runs.append((outputs, last))
+    (first, last_a), (second, last_b) = runs
+    # Up to the last batch the two runs read the same: the same mixtures.
+    for a, b in zip(first[:-1], second[:-1], strict=True):
+        assert torch.equal(a, b)
+    # The weights of the last batch are the same whatever its own tokens' probabilities ...
+    ppm = table[offsets(110)]
+    used_a, used_b = (
+        recovered_weight(m, ppm, o[-1]) for m, o in ((last_a, first), (last_b, second))
+    )
+    assert torch.allclose(used_a, used_b, atol=1e-4)
+    # ... the first batch is mixed with the starting weight, and the strong model's share grew.
+    first_used = recovered_weight(batches[0], table[offsets(0)], first[0])
+    assert torch.allclose(first_used, torch.full_like(first_used, 0.5), atol=1e-4)
+    assert used_a.min() > 0.6
+
+
+@pytest.mark.parametrize(
+    "start, memory, message",
+    [
+        (0.5, 0, "ppm_mixture.memory=0 is not allowed: it must be an integer >= 1"),
+        (1.0, 100, "ppm_mixture.weight=1.0 with ppm_mixture.online=true is not allowed"),
+        (0.0, 100, "ppm_mixture.weight=0.0 with ppm_mixture.online=true is not allowed"),
+    ],
+)
+def test_impossible_online_settings_are_one_line(start, memory, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[")):
+        OnlineWeights(torch.zeros(5, dtype=torch.int64), 2, start, memory)
 
 
 def test_eval_mixes_a_checkpoint_with_ppm(trained_run):

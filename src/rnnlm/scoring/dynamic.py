@@ -6,6 +6,9 @@ learned only from the text before it in its stream (and the other streams' earli
 `sgd`: theta -= lr * g, then theta += decay * (theta_0 - theta). `rms` (Krause et al.): the
 step divided by the root of each weight's mean squared gradient over the train part, and the
 decay back to the trained weights theta_0 scaled by that root relative to its mean (at most 1).
+With `adapt_lr` > 0 the step size adapts as the text is read: its gain is multiplied by
+exp(adapt_lr x cos), cos the cosine between a step and the one before (steps that keep their
+direction grow, steps that turn back shrink), computed after the segment was scored.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ class Adaptation:
     gradient_batches: int = 100
     eps: float = 1e-5
     streams: int = 1
+    adapt_lr: float = 0.0
 
     def __post_init__(self) -> None:
         require_choice("dynamic_eval.method", self.method, METHODS)
         require_count("dynamic_eval.bptt", self.bptt)
         require_count("dynamic_eval.gradient_batches", self.gradient_batches)
         require_count("dynamic_eval.streams", self.streams)
-        for name in ("lr", "decay", "eps"):
+        for name in ("lr", "decay", "eps", "adapt_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise UserError(
@@ -95,10 +99,11 @@ def dynamic_score(
     modes = [m.training for m in models]
     for m in models:
         m.eval()  # no dropout; gradients still flow
+    gains = [StepGain(adaptation.adapt_lr) for _ in models]
     try:
         for text in read_first:
-            adapt(models, text, params, trained, scales)
-        total, tokens = adapt(models, batches, params, trained, scales, mixture)
+            adapt(models, text, params, trained, scales, gains)
+        total, tokens = adapt(models, batches, params, trained, scales, gains, mixture)
     finally:
         with torch.no_grad():
             for ps, p0s in zip(params, trained, strict=True):
@@ -131,7 +136,7 @@ def dynamic_evaluation(
     return loss, tokens, part
 
 
-def adapt(models, batches, params, trained, scales, mixture=None) -> tuple[float, int]:
+def adapt(models, batches, params, trained, scales, gains, mixture=None) -> tuple[float, int]:
     """Score each batch, then let every model step on it: (the summed loss, the tokens)."""
     states, total, tokens = [None] * len(models), 0.0, 0
     fused = len(models) == 1 and mixture is None  # one model alone: the fused loss of training
@@ -149,7 +154,7 @@ def adapt(models, batches, params, trained, scales, mixture=None) -> tuple[float
                     log_probs.append(log_p.detach())
                 grads = torch.autograd.grad(loss, params[i])
             scored = loss.detach() if fused else None
-            step(params[i], grads, trained[i], *scales[i])
+            step(params[i], grads, trained[i], *scales[i], gains[i])
             states[i] = detach_state(states[i])
         if scored is None:
             log_p = average_log_probs(log_probs)
@@ -161,10 +166,36 @@ def adapt(models, batches, params, trained, scales, mixture=None) -> tuple[float
     return total, tokens
 
 
+class StepGain:
+    """The factor of every step of one model, adapted as it reads (`Adaptation.adapt_lr`)."""
+
+    LIMIT = 64.0  # the gain stays in [1 / LIMIT, LIMIT]
+
+    def __init__(self, adapt_lr: float) -> None:
+        self.adapt_lr, self.gain, self.last = adapt_lr, 1.0, None
+
+    def __call__(self, updates: list[torch.Tensor]) -> float:
+        """The gain of the step `updates`: the last one, times exp(adapt_lr x the cosine between
+        this step and the one before it)."""
+        if self.adapt_lr:
+            if self.last is not None:
+                dot = sum(float((u * v).sum()) for u, v in zip(updates, self.last, strict=True))
+                norms = math.sqrt(sum(float((u * u).sum()) for u in updates))
+                norms *= math.sqrt(sum(float((v * v).sum()) for v in self.last))
+                cosine = dot / norms if norms > 0 else 0.0
+                self.gain = min(
+                    max(self.gain * math.exp(self.adapt_lr * cosine), 1 / self.LIMIT), self.LIMIT
+                )
+            self.last = updates
+        return self.gain
+
+
 @torch.no_grad()
-def step(params, grads, trained, steps, decays) -> None:
-    for p, g, p0, size, decay in zip(params, grads, trained, steps, decays, strict=True):
-        p.sub_(g * size)
+def step(params, grads, trained, steps, decays, gain: StepGain) -> None:
+    updates = [g * size for g, size in zip(grads, steps, strict=True)]
+    factor = gain(updates)
+    for p, update, p0, decay in zip(params, updates, trained, decays, strict=True):
+        p.sub_(update * factor)
         p.add_((p0 - p) * decay)
 
 

@@ -34,6 +34,12 @@ PRIOR, LIMIT = 8.0, 255.0
 
 def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tensor:
     """log p(ids[t] | ids[:t]) for every t, in float64: the PPM model reads `ids` once."""
+    return ppm_read(ids, vocab_size, order)[0]
+
+
+def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ppm_log_probs`, and for every t the depth of the PPM's knowledge before ids[t]: the
+    longest context of ids[:t] it has seen before (-1: none), which does not depend on ids[t]."""
     require_count("ppm_mixture.order", order, minimum=0)
     if any(not 0 <= i < vocab_size for i in ids):
         raise UserError(f"token ids must be in [0, {vocab_size}): the vocabulary's size")
@@ -41,8 +47,10 @@ def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tens
     tables: dict[str, dict[str, int]] = {}
     rates: dict[tuple, list[float]] = {}
     out = torch.empty(len(text), dtype=torch.float64)
+    depths = torch.full((len(text),), -1, dtype=torch.int64)
     for t, token in enumerate(text):
         top = min(order, t)
+        depths[t] = next((k for k in range(top, -1, -1) if text[t - k : t] in tables), -1)
         p, found, escapes = probability(text, t, top, tables, rates, vocab_size)
         out[t] = math.log(p)
         for rate, escaped in escapes:  # the escape rates learn from what they just coded
@@ -53,7 +61,7 @@ def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tens
         for k in range(max(found, 0), top + 1):  # update exclusion: the orders that coded it
             counts = tables.setdefault(text[t - k : t], {})
             counts[token] = counts.get(token, 0) + 1
-    return out
+    return out, depths
 
 
 def probability(text: str, t: int, top: int, tables, rates, vocab_size: int):
@@ -95,17 +103,64 @@ def check_weight(weight: object) -> float:
     return float(weight)
 
 
+class OnlineWeights:
+    """The model's share learned as the text is read, as context-mixing coders learn theirs:
+    one weight per depth of the PPM's knowledge (`ppm_read`), each the mean share of the model
+    in the probability of the tokens read so far at that depth (online expectation-maximisation),
+    the older tokens forgotten at a rate of 1 / `memory` a token. A batch is mixed with the
+    weights of the batches before it, then learned from."""
+
+    PRIOR = 16.0  # tokens' worth of the starting weight
+
+    def __init__(self, depths: torch.Tensor, order: int, start: float, memory: int) -> None:
+        require_count("ppm_mixture.memory", memory)
+        if not 0 < start < 1:
+            raise UserError(
+                f"ppm_mixture.weight={start!r} with ppm_mixture.online=true is not allowed: the "
+                "online weight starts there and could never move from 0 or 1; give one in (0, 1)"
+            )
+        self.depths, self.memory = depths + 1, memory  # depth -1 (no context) is bucket 0
+        self.start, self.buckets = start, order + 2
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was learned: every weight back at the start."""
+        self.counts = torch.full((self.buckets,), self.PRIOR, dtype=torch.float64)
+        self.sums = self.counts * self.start
+
+    def weights(self, offsets: torch.Tensor) -> torch.Tensor:
+        return (self.sums / self.counts)[self.depths[offsets]].clamp(1e-4, 1 - 1e-4)
+
+    def learn(self, offsets, model, weight, log_p) -> None:
+        """Add the model's share of each mixed probability (`log_p`) to its depth's weight."""
+        buckets = self.depths[offsets].flatten()
+        share = torch.exp(torch.log(weight) + model - log_p).flatten()
+        seen = torch.bincount(buckets, minlength=len(self.counts)).double()
+        kept = (1 - 1 / self.memory) ** seen
+        self.sums = self.sums * kept + torch.bincount(buckets, share, minlength=len(self.sums))
+        self.counts = self.counts * kept + seen
+
+    def mean(self) -> float:
+        return float(self.sums.sum() / self.counts.sum())
+
+
 class PPMMixture:
     """p = weight x p_model + (1 - weight) x p_PPM for each scored token of a part read as
     streams (`starts`: where each stream begins in the text). `log_probs` holds the PPM's
-    (of `order`) log-probability of every token of the text (`ppm_log_probs`). Every mixed
-    pair is kept, so `best_weight` can say which weight the part would choose (on validation)."""
+    (of `order`) log-probability of every token of the text (`ppm_log_probs`); with `online`
+    (`OnlineWeights`) the weight is learned as the part is read. Every mixed pair is kept, so
+    `best_weight` can say which weight the part would choose (on validation)."""
 
     def __init__(
-        self, log_probs: torch.Tensor, weight: float, starts: torch.Tensor, order: int
+        self,
+        log_probs: torch.Tensor,
+        weight: float,
+        starts: torch.Tensor,
+        order: int,
+        online: OnlineWeights | None = None,
     ) -> None:
         self.log_probs, self.weight, self.starts = log_probs, check_weight(weight), starts
-        self.order = order
+        self.order, self.online = order, online
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def model_loss(self) -> float:
@@ -116,8 +171,11 @@ class PPMMixture:
         return torch.cat([m for m, _ in self.pairs]), torch.cat([p for _, p in self.pairs])
 
     def use(self, starts: torch.Tensor) -> None:
-        """Mix on a part read as other streams, from scratch (the pairs kept are dropped)."""
+        """Mix on a part read as other streams, from scratch (the pairs kept and the weights
+        learned are dropped)."""
         self.starts, self.pairs = starts, []
+        if self.online is not None:
+            self.online.reset()
 
     def mix(self, model_log_p: torch.Tensor, position: int) -> torch.Tensor:
         """The mixture's log p of each target of a streamed batch (rows, steps) whose inputs
@@ -128,7 +186,12 @@ class PPMMixture:
         ppm = self.log_probs[offsets].to(model_log_p.device, torch.float64)
         model = model_log_p.double()
         self.pairs.append((model.detach().flatten().cpu(), ppm.flatten().cpu()))
-        return mixed(model, ppm, self.weight).to(model_log_p.dtype)
+        if self.online is None:
+            return mixed(model, ppm, self.weight).to(model_log_p.dtype)
+        weight = self.online.weights(offsets).to(model.device)  # the batches before this one
+        log_p = mixed(model, ppm, weight)
+        self.online.learn(offsets, model.detach().cpu(), weight.cpu(), log_p.detach().cpu())
+        return log_p.to(model_log_p.dtype)
 
     def best_weight(self, iterations: int = 300) -> tuple[float, float]:
         """The weight that minimises the mean loss of the pairs mixed so far (expectation-
@@ -143,8 +206,11 @@ class PPMMixture:
         return min(losses.items(), key=lambda item: item[1])
 
 
-def mixed(model: torch.Tensor, ppm: torch.Tensor, weight: float) -> torch.Tensor:
-    """log(weight x e^model + (1 - weight) x e^ppm), with weights 0 and 1 exact."""
+def mixed(model: torch.Tensor, ppm: torch.Tensor, weight) -> torch.Tensor:
+    """log(weight x e^model + (1 - weight) x e^ppm), with weights 0 and 1 exact; `weight` a
+    number or a tensor of one per token."""
+    if torch.is_tensor(weight):
+        return torch.logaddexp(model + torch.log(weight), ppm + torch.log1p(-weight))
     if weight == 1:
         return model
     if weight == 0:

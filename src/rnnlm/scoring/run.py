@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rnnlm.errors import UserError
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble
-from rnnlm.scoring.ppm import PPMMixture, check_weight, ppm_log_probs
+from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, check_weight, ppm_read
 
 
 def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> float:
@@ -80,12 +80,20 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples):
         )
     stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
     ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()
-    return PPMMixture(ppm_log_probs(ids, vocab_size, order), weight, examples.starts, order)
+    log_probs, depths = ppm_read(ids, vocab_size, order)
+    online = None
+    if settings.get("online"):
+        online = OnlineWeights(depths, order, weight, settings.get("memory"))
+    return PPMMixture(log_probs, weight, examples.starts, order, online)
 
 
 def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
+    weight = f"the model's weight {mixture.weight:g}"
+    if mixture.online is not None:
+        online = mixture.online
+        weight = f"{weight} learned online, memory {online.memory}, at the end {online.mean():.3f}"
     print(
-        f"mixed with PPM order {mixture.order} (the model's weight {mixture.weight:g}): "
+        f"mixed with PPM order {mixture.order} ({weight}): "
         f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
     )
     if split == "val":  # weights are chosen on validation; never shown for the test part
