@@ -69,3 +69,30 @@ def test_split_windows_is_static_only(checkpoint, beyond):
     message = refused("eval", f"ckpt_path={ckpt}", "split=windows", beyond)
     assert message.startswith("split=windows scores every window from a zero state, statically")
     assert message.endswith("give split=all")
+
+
+def test_a_primed_ppm_reads_the_checkpoints_own_train_part_first(checkpoint, tiny_corpus, tmp_path):
+    import math
+
+    import torch
+
+    from rnnlm.scoring.ppm import ppm_log_probs
+
+    ckpt, _ = checkpoint
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text()[:400])  # words of the checkpoint's train part
+    mixed = ["ppm_mixture.order=3", "ppm_mixture.weight=0", f"data.path={other}", "split=all"]
+    alone, primed = (
+        scored(f"ckpt_path={ckpt}", *mixed, f"ppm_mixture.prime={prime}") for prime in (False, True)
+    )
+    own = TextData(path=str(tiny_corpus), num_train=600, num_val=300, num_steps=8)
+    own.setup()
+    read = TextData(path=str(other), vocab=own.vocab.idx_to_token, num_steps=8)
+    read.setup()
+    first = own.lut[own.corpus.chars[: own.parts()["train"][1]].long()].tolist()
+    ids = read.lut[read.corpus.chars.long()].tolist()
+    table = ppm_log_probs(first + ids, len(own.vocab), 3)[len(first) :]
+    streams = read.streams("all", 8)
+    expected = torch.cat([table[s + 1 : s + streams.length] for s in streams.starts.tolist()])
+    assert primed == pytest.approx(math.exp(-expected.mean()), rel=1e-6)
+    assert primed < 0.8 * alone  # the primed PPM read these words before

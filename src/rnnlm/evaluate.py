@@ -5,9 +5,10 @@ evaluation are the scoring wing's (`rnnlm.scoring.run`)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
@@ -49,8 +50,13 @@ def evaluate(cfg: DictConfig) -> float:
     ratio = dm.characters_per_token(cfg.split)
     if ratio is not None:  # word and byte models: bits per character of the text
         print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
+
+    @functools.cache
+    def own():  # the checkpoint's own text, as its run read it
+        return text_for(models[0], checkpoint, OmegaConf.create({}), True, paths[0])
+
     return beyond_static(
-        cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss
+        cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss, own
     )
 
 

@@ -117,16 +117,17 @@ def dynamic_score(
 
 
 def dynamic_evaluation(
-    models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None
+    models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None, own=None
 ):
     """Dynamic evaluation of part `split` of a data module's text (a `TextData`'s), read as
     `adaptation.streams` streams, after learning from the parts `read_first`; rms steps are
-    scaled by each model's mean squared gradients over the train part; with a `mixture`, the
-    models' probabilities mixed with a PPM model's (on these streams). Returns the mean loss,
-    the tokens scored and the streams read."""
+    scaled by each model's mean squared gradients over the train part of its own text (`own`,
+    when `dm` reads another); with a `mixture`, the models' probabilities mixed with a PPM
+    model's (on these streams). Returns the mean loss, the tokens scored and the streams read."""
     squares = [None] * len(models)
     if adaptation.method == "rms":
-        train = dm.streams("train", adaptation.bptt, dm.batch_size)
+        own = own or dm
+        train = own.streams("train", adaptation.bptt, own.batch_size)
         squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
     first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
     part = dm.streams(split, adaptation.bptt, adaptation.streams)

@@ -13,10 +13,10 @@ from rnnlm.scoring.ensemble import Ensemble
 from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, check_weight, ppm_read
 
 
-def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> float:
+def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
     """After the static `loss`: the mixed figure, and the dynamic one (alone and mixed), each
     printed; returns the last perplexity. `score(module)` is the mean loss of a LightningModule
-    through the task's loop."""
+    through the task's loop; `own()` the checkpoint's own text (rms reads its train part)."""
     if cfg.split == "windows" and (
         cfg.get("dynamic") or (cfg.get("ppm_mixture") or {}).get("order") is not None
     ):
@@ -25,7 +25,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> flo
             "ppm_mixture.order read the text as streams, give split=all"
         )
     examples = dm.loader(cfg.split, whole=True).dataset
-    mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples)
+    mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples, own)
     adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None
     read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
     if mixture is not None:
@@ -33,7 +33,10 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float) -> flo
         report_mixture(mixture, cfg.split, loss)
     if adaptation is None:
         return math.exp(loss)
-    loss, tokens, part = dynamic_evaluation(models, dm, cfg.split, adaptation, read_first, mixture)
+    own_text = own() if own is not None and adaptation.method == "rms" else None
+    loss, tokens, part = dynamic_evaluation(
+        models, dm, cfg.split, adaptation, read_first, mixture, own_text
+    )
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
@@ -65,9 +68,10 @@ def parts_read_first(value, split: str) -> list[str]:
     return names
 
 
-def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples):
+def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     """The PPM model of `cfg.ppm_mixture` over the text up to the end of the scored part (each
-    token predicted from the tokens before it), or None when `ppm_mixture.order` is null."""
+    token predicted from the tokens before it; with `ppm_mixture.prime`, after the train part
+    of the checkpoint's own text, `own()`), or None when `ppm_mixture.order` is null."""
     settings = cfg.get("ppm_mixture") or {}
     order = settings.get("order")
     if order is None:
@@ -80,7 +84,11 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples):
         )
     stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
     ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()
-    log_probs, depths = ppm_read(ids, vocab_size, order)
+    first = []
+    if settings.get("prime"):  # what the model learned from, read before the scored text
+        text = own()
+        first = text.lut[text.corpus.chars[: text.parts()["train"][1]].long()].tolist()
+    log_probs, depths = (t[len(first) :] for t in ppm_read(first + ids, vocab_size, order))
     online = None
     if settings.get("online"):
         online = OnlineWeights(depths, order, weight, settings.get("memory"))
