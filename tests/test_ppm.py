@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, mixed, ppm_log_probs, ppm_read
+from rnnlm.scoring.ppm import (
+    OnlineWeights,
+    PPMMixture,
+    buckets,
+    mixed,
+    ppm_log_probs,
+    ppm_read,
+)
 
 from .conftest import compose_config
 
@@ -57,13 +64,15 @@ def test_mixture_weights_one_and_zero_are_each_part_and_the_chosen_weight_is_bes
     assert half.model_loss() == pytest.approx(float(-model.mean()), abs=1e-6)
 
 
-def test_the_depth_of_a_position_does_not_depend_on_its_token():
+def test_what_the_ppm_knows_of_a_position_does_not_depend_on_its_token():
     ids, size = ids_of(SENTENCE * 2)
     for t in (0, 1, 5, 40, 90):
-        depths = {int(ppm_read([*ids[:t], v], size, 5)[1][-1]) for v in range(size)}
-        assert len(depths) == 1
-    _, depths = ppm_read(ids, size, 5)
-    assert depths[0] == -1 and depths[1] == 0 and depths[len(SENTENCE) + 10] == 5
+        known = {int(ppm_read([*ids[:t], v], size, 5)[1][-1]) for v in range(size)}
+        assert len(known) == 1
+    _, known = ppm_read(ids, size, 5)
+    # Nothing seen; the empty context followed by one token; 5 characters seen once before.
+    assert known[0] == 0 and known[1] == 1 and known[len(SENTENCE) + 10] == 3 * 5 + 1
+    assert int(known.max()) < buckets(5)
 
 
 def recovered_weight(model, ppm, log_p):
@@ -74,13 +83,13 @@ def recovered_weight(model, ppm, log_p):
 def test_an_online_weight_never_scores_a_token_with_knowledge_of_it():
     torch.manual_seed(0)
     table = torch.log(torch.rand(400, dtype=torch.float64) * 0.5 + 0.02)  # a weak PPM
-    depths = torch.randint(-1, 4, (400,))
+    known = torch.randint(0, buckets(3), (400,))
     starts = torch.tensor([0, 200])
     offsets = lambda position: starts.unsqueeze(1) + position + 1 + torch.arange(10)  # noqa: E731
     batches = [torch.log(torch.rand(2, 10) * 0.2 + 0.75) for _ in range(12)]  # a strong model
     runs = []
     for last in (batches[-1], torch.log(torch.rand(2, 10) * 0.5 + 0.01)):  # a weak last batch
-        mixture = PPMMixture(table, 0.5, starts, 3, OnlineWeights(depths, 3, 0.5, 50))
+        mixture = PPMMixture(table, 0.5, starts, 3, OnlineWeights(known, 3, 0.5, 50))
         outputs = [mixture.mix(b, 10 * i) for i, b in enumerate([*batches[:-1], last])]
         runs.append((outputs, last))
     (first, last_a), (second, last_b) = runs

@@ -38,8 +38,10 @@ def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tens
 
 
 def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`ppm_log_probs`, and for every t the depth of the PPM's knowledge before ids[t]: the
-    longest context of ids[:t] it has seen before (-1: none), which does not depend on ids[t]."""
+    """`ppm_log_probs`, and for every t what the PPM knows before ids[t], as a bucket of
+    `buckets(order)` that does not depend on ids[t]: 0 when it has seen no context of ids[:t]
+    before, else by the longest one it has seen (its order) and the distinct tokens that
+    followed it (1, 2, more)."""
     require_count("ppm_mixture.order", order, minimum=0)
     if any(not 0 <= i < vocab_size for i in ids):
         raise UserError(f"token ids must be in [0, {vocab_size}): the vocabulary's size")
@@ -47,10 +49,12 @@ def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Ten
     tables: dict[str, dict[str, int]] = {}
     rates: dict[tuple, list[float]] = {}
     out = torch.empty(len(text), dtype=torch.float64)
-    depths = torch.full((len(text),), -1, dtype=torch.int64)
+    known = torch.zeros(len(text), dtype=torch.int64)
     for t, token in enumerate(text):
         top = min(order, t)
-        depths[t] = next((k for k in range(top, -1, -1) if text[t - k : t] in tables), -1)
+        depth = next((k for k in range(top, -1, -1) if text[t - k : t] in tables), -1)
+        if depth >= 0:
+            known[t] = 3 * depth + min(len(tables[text[t - depth : t]]), 3)
         p, found, escapes = probability(text, t, top, tables, rates, vocab_size)
         out[t] = math.log(p)
         for rate, escaped in escapes:  # the escape rates learn from what they just coded
@@ -61,7 +65,12 @@ def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Ten
         for k in range(max(found, 0), top + 1):  # update exclusion: the orders that coded it
             counts = tables.setdefault(text[t - k : t], {})
             counts[token] = counts.get(token, 0) + 1
-    return out, depths
+    return out, known
+
+
+def buckets(order: int) -> int:
+    """The buckets of `ppm_read` for `order`."""
+    return 3 * order + 4
 
 
 def probability(text: str, t: int, top: int, tables, rates, vocab_size: int):
@@ -105,22 +114,22 @@ def check_weight(weight: object) -> float:
 
 class OnlineWeights:
     """The model's share learned as the text is read, as context-mixing coders learn theirs:
-    one weight per depth of the PPM's knowledge (`ppm_read`), each the mean share of the model
-    in the probability of the tokens read so far at that depth (online expectation-maximisation),
+    one weight per bucket of what the PPM knows (`ppm_read`), each the mean share of the model
+    in the probability of the tokens read so far in it (online expectation-maximisation),
     the older tokens forgotten at a rate of 1 / `memory` a token. A batch is mixed with the
     weights of the batches before it, then learned from."""
 
     PRIOR = 16.0  # tokens' worth of the starting weight
 
-    def __init__(self, depths: torch.Tensor, order: int, start: float, memory: int) -> None:
+    def __init__(self, known: torch.Tensor, order: int, start: float, memory: int) -> None:
         require_count("ppm_mixture.memory", memory)
         if not 0 < start < 1:
             raise UserError(
                 f"ppm_mixture.weight={start!r} with ppm_mixture.online=true is not allowed: the "
                 "online weight starts there and could never move from 0 or 1; give one in (0, 1)"
             )
-        self.depths, self.memory = depths + 1, memory  # depth -1 (no context) is bucket 0
-        self.start, self.buckets = start, order + 2
+        self.known, self.memory = known, memory
+        self.start, self.buckets = start, buckets(order)
         self.reset()
 
     def reset(self) -> None:
@@ -129,11 +138,11 @@ class OnlineWeights:
         self.sums = self.counts * self.start
 
     def weights(self, offsets: torch.Tensor) -> torch.Tensor:
-        return (self.sums / self.counts)[self.depths[offsets]].clamp(1e-4, 1 - 1e-4)
+        return (self.sums / self.counts)[self.known[offsets]].clamp(1e-4, 1 - 1e-4)
 
     def learn(self, offsets, model, weight, log_p) -> None:
-        """Add the model's share of each mixed probability (`log_p`) to its depth's weight."""
-        buckets = self.depths[offsets].flatten()
+        """Add the model's share of each mixed probability (`log_p`) to its bucket's weight."""
+        buckets = self.known[offsets].flatten()
         share = torch.exp(torch.log(weight) + model - log_p).flatten()
         seen = torch.bincount(buckets, minlength=len(self.counts)).double()
         kept = (1 - 1 / self.memory) ** seen

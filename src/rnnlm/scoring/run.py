@@ -88,10 +88,10 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     if settings.get("prime"):  # what the model learned from, read before the scored text
         text = own()
         first = text.lut[text.corpus.chars[: text.parts()["train"][1]].long()].tolist()
-    log_probs, depths = (t[len(first) :] for t in ppm_read(first + ids, vocab_size, order))
+    log_probs, known = (t[len(first) :] for t in ppm_read(first + ids, vocab_size, order))
     online = None
     if settings.get("online"):
-        online = OnlineWeights(depths, order, weight, settings.get("memory"))
+        online = OnlineWeights(known, order, weight, settings.get("memory"))
     return PPMMixture(log_probs, weight, examples.starts, order, online)
 
 
