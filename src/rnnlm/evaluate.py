@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import math
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
@@ -17,7 +17,7 @@ from rnnlm.fast.cpu import step_work
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.scoring.run import beyond_static, describe
-from rnnlm.text.scored import text_for
+from rnnlm.text.scored import own_text, text_for
 from rnnlm.text.streams import Streams
 
 
@@ -50,11 +50,7 @@ def evaluate(cfg: DictConfig) -> float:
     ratio = dm.characters_per_token(cfg.split)
     if ratio is not None:  # word and byte models: bits per character of the text
         print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
-
-    @functools.cache
-    def own():  # the checkpoint's own text, as its run read it
-        return text_for(models[0], checkpoint, OmegaConf.create({}), True, paths[0])
-
+    own = functools.partial(own_text, models[0], checkpoint, paths[0])  # read if rms needs it
     return beyond_static(
         cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss, own
     )

@@ -3,6 +3,7 @@ dynamic evaluation (`dynamic=true`), and the lines they print."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 from omegaconf import DictConfig
@@ -24,6 +25,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
             "split=windows scores every window from a zero state, statically: dynamic=true and "
             "ppm_mixture.order read the text as streams, give split=all"
         )
+    own = None if own is None else functools.cache(own)  # read once, if at all
     examples = dm.loader(cfg.split, whole=True).dataset
     mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples, own)
     adaptation = Adaptation(**cfg.dynamic_eval) if cfg.get("dynamic") else None

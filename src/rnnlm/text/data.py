@@ -130,9 +130,7 @@ class TextData(TimeMachine):
 
     def parts(self) -> dict[str, tuple[int, int]]:
         """The book's parts, or with `split=contiguous` (no overlap):
-
-        |train: fractions[0]|val: fractions[1]|test: fractions[2]|
-        """
+        |train: fractions[0]|val: fractions[1]|test: fractions[2]|"""
         if self.split != "contiguous":
             return super().parts()
         n = len(self.corpus.chars)
@@ -179,8 +177,8 @@ class TextData(TimeMachine):
                 )
                 raise UserError(
                     f"{setting} leaves the {name} part {stop - start} of the {n} "
-                    f"{self.format.token_name}s of "
-                    f"{self.text_file()}, fewer than data.batch_size * (data.num_steps + 1) = "
+                    f"{self.format.token_name}s of {self.text_file()}, fewer than "
+                    "data.batch_size * (data.num_steps + 1) = "
                     f"{self.batch_size} * {self.num_steps + 1} = {smallest}: give it more "
                     "text, or lower data.batch_size or data.num_steps"
                 )
@@ -188,11 +186,9 @@ class TextData(TimeMachine):
     def examples(
         self, name: str, training: bool = False, rank: int = 0, world: int = 1
     ) -> Windows | Streams:
-        """What a loader of part `name` reads in process `rank` of `world`: `train`, `val`,
-        `test`, `all` (the whole text) or `windows` (every window of the whole text). Training
-        batches are windows or `batch_size` streams per process (`sampling`); scoring reads
-        windows of `val`/`train` with `sampling=windows`, else `eval_streams` streams, and
-        always for `test` and `all`."""
+        """What a loader of part `name` (train, val, test; all: the whole text; windows: its every
+        window) reads in process `rank` of `world`: training, windows or `batch_size` streams a
+        process (`sampling`); scoring, `eval_streams` streams (val, train: windows if windows)."""
         chars, lut = self.corpus.chars, self.lut
         if name == "windows":
             return Windows(chars, lut, self.num_steps, 0, max(len(chars) - self.num_steps, 0))

@@ -40,3 +40,8 @@ def text_for(model, checkpoint: dict, data: DictConfig, allow_unk: bool, path: s
             "text of the same vocabulary, or pass allow_unk=true to score them as <unk>"
         )
     return dm
+
+
+def own_text(model, checkpoint: dict, path: str) -> TextData:
+    """The checkpoint's own text, read as its run read it."""
+    return text_for(model, checkpoint, OmegaConf.create({}), True, path)
