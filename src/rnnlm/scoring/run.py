@@ -17,7 +17,8 @@ from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, check_weight, ppm_read
 def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
     """After the static `loss`: the mixed figure, and the dynamic one (alone and mixed), each
     printed; returns the last perplexity. `score(module)` is the mean loss of a LightningModule
-    through the task's loop; `own()` the checkpoint's own text (rms reads its train part)."""
+    through the task's loop; `own()` the checkpoint's own text, whose train part rms steps and
+    a primed PPM read."""
     if cfg.split == "windows" and (
         cfg.get("dynamic") or (cfg.get("ppm_mixture") or {}).get("order") is not None
     ):
