@@ -96,3 +96,20 @@ def test_a_primed_ppm_reads_the_checkpoints_own_train_part_first(checkpoint, tin
     expected = torch.cat([table[s + 1 : s + streams.length] for s in streams.starts.tolist()])
     assert primed == pytest.approx(math.exp(-expected.mean()), rel=1e-6)
     assert primed < 0.8 * alone  # the primed PPM read these words before
+
+
+def test_the_checkpoints_own_text_is_read_again_only_for_another_text(checkpoint, tmp_path):
+    from omegaconf import OmegaConf
+
+    from rnnlm.checkpoints import load_lm, read_checkpoint
+    from rnnlm.text.scored import own_text
+
+    ckpt, test_part = checkpoint
+    saved, model = read_checkpoint(ckpt), load_lm(ckpt)
+    scored_dm = object()  # what eval.py scores; returned as it is when nothing was overridden
+    same = OmegaConf.create({"path": None, "num_steps": None})
+    assert own_text(model, saved, str(ckpt), scored_dm, same) is scored_dm
+    other = tmp_path / "other.txt"
+    other.write_text(test_part)
+    own = own_text(model, saved, str(ckpt), scored_dm, OmegaConf.create({"path": str(other)}))
+    assert own is not scored_dm and own.parts()["train"] == (0, 608)  # the tiny run's windows

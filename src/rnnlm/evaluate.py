@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig) -> float:
     ratio = dm.characters_per_token(cfg.split)
     if ratio is not None:  # word and byte models: bits per character of the text
         print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
-    own = functools.partial(own_text, models[0], checkpoint, paths[0])  # read only if needed
+    own = functools.partial(own_text, models[0], checkpoint, paths[0], dm, cfg.data)
     return beyond_static(
         cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss, own
     )

@@ -42,6 +42,9 @@ def text_for(model, checkpoint: dict, data: DictConfig, allow_unk: bool, path: s
     return dm
 
 
-def own_text(model, checkpoint: dict, path: str) -> TextData:
-    """The checkpoint's own text, read as its run read it."""
+def own_text(model, checkpoint: dict, path: str, scored: TextData, data: DictConfig) -> TextData:
+    """The checkpoint's own text, read as its run read it: `scored` itself when `data` changes
+    nothing of it."""
+    if data_settings(checkpoint, data) == data_settings(checkpoint, OmegaConf.create({})):
+        return scored
     return text_for(model, checkpoint, OmegaConf.create({}), True, path)
