@@ -11,7 +11,13 @@ import torch
 from rnnlm.cores import LSTM
 from rnnlm.errors import UserError
 from rnnlm.lm import RNNLM
-from rnnlm.scoring.dynamic import Adaptation, StepGain, dynamic_score, mean_squared_gradients
+from rnnlm.scoring.dynamic import (
+    Adaptation,
+    StepGain,
+    dynamic_evaluation,
+    dynamic_score,
+    mean_squared_gradients,
+)
 from rnnlm.text.data import TextData
 
 from .helpers import core, scored, tokens
@@ -48,6 +54,27 @@ def test_an_adaptive_step_of_size_zero_is_static_scoring(tiny_corpus):
     still = Adaptation("sgd", lr=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=2.0)
     loss, _ = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, None)
     assert loss == pytest.approx(static, abs=1e-6)
+
+
+def test_another_texts_rms_steps_follow_the_models_own_train_part(tiny_corpus, tmp_path):
+    own = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
+    own.setup()
+    other_path = tmp_path / "other.txt"
+    other_path.write_text("the winds blew over the lamps of the old tower at dusk " * 12)
+    other = TextData(batch_size=4, num_steps=8, path=str(other_path), vocab=own.vocab.idx_to_token)
+    other.setup()
+    model = lstm(len(own.vocab))
+    rms = Adaptation(method="rms", lr=1e-2, bptt=10, gradient_batches=3)
+    loss, _, _ = dynamic_evaluation([model], other, "all", rms, own=own)
+    part = other.streams("all", 10, 1)
+    expected = {
+        name: dynamic_score(
+            model, part, rms, mean_squared_gradients(model, dm.streams("train", 10, 4), 3)
+        )[0]
+        for name, dm in (("own", own), ("scored", other))
+    }
+    assert loss == pytest.approx(expected["own"], rel=1e-6)
+    assert abs(expected["own"] - expected["scored"]) > 1e-4  # the other text's would differ
 
 
 def test_the_step_grows_while_it_keeps_its_direction():
