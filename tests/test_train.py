@@ -187,7 +187,7 @@ def test_matmul_precision_is_set_and_checked_first(compose_train, tiny_corpus, t
     with pytest.raises(UserError) as refused:  # before the missing text is noticed
         train(bad, tmp_path / "fast")
     assert str(refused.value) == (
-        "matmul_precision='fast' is not allowed: use one of ('highest', 'high', 'medium')"
+        "matmul_precision='fast' is not allowed: use one of ['highest', 'high', 'medium']"
     )
 
 

@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from rnnlm.errors import UserError, check_count
+from rnnlm.errors import UserError, require_count, require_windows
 from rnnlm.vocab import BOOK_ALPHABET, Vocab, preprocess
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -140,10 +140,10 @@ class TimeMachine(pl.LightningDataModule):
         vocab: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        for name, value in {"batch_size": batch_size, "num_steps": num_steps}.items():
-            check_count(name, value)
-        for name, value in {"num_train": num_train, "num_val": num_val}.items():
-            check_count(name, value, fraction_ok=True)
+        require_count("data.batch_size", batch_size)
+        require_count("data.num_steps", num_steps)
+        require_windows("data.num_train", num_train)
+        require_windows("data.num_val", num_val)
         self.save_hyperparameters(ignore=["vocab"])
         self.batch_size, self.num_steps = batch_size, num_steps
         self.num_train, self.num_val = num_train, num_val

@@ -8,16 +8,15 @@ class UserError(ValueError):
     """Bad input: the message names the bad value and what is allowed."""
 
 
-def require_positive(name: str, value: float) -> None:
-    """Raise a `UserError` unless `value` is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise UserError(f"{name}={value!r} is not allowed: it must be a number > 0")
+RULES = {"> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, "in [0, 1)": lambda v: 0 <= v < 1}
+RULES |= {"in [0, 1]": lambda v: 0 <= v <= 1, "in (0, 1]": lambda v: 0 < v <= 1}
 
 
-def require_fraction(name: str, value: float) -> None:
-    """Raise a `UserError` unless `value` is in [0, 1) (a dropout probability)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise UserError(f"{name}={value!r} is not allowed: it must be in [0, 1)")
+def require_number(name: str, value: object, rule: str = "> 0", why: str = "") -> float:
+    """`value` as a float, or a `UserError` unless it is a number that keeps `rule` (`RULES`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not RULES[rule](value):
+        raise UserError(f"{name}={value!r} is not allowed: it must be a number {rule}{why}")
+    return float(value)
 
 
 def require_count(name: str, value: object, minimum: int = 1) -> None:
@@ -26,18 +25,19 @@ def require_count(name: str, value: object, minimum: int = 1) -> None:
         raise UserError(f"{name}={value!r} is not allowed: it must be an integer >= {minimum}")
 
 
-def require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    """Raise a `UserError` unless `value` is one of `allowed`."""
+def require_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """`value`, or a `UserError` unless it is one of `allowed`."""
     if value not in allowed:
         raise UserError(f"{name}={value!r} is not allowed: use one of {list(allowed)}")
+    return value
 
 
-def check_count(name: str, value, fraction_ok: bool = False) -> None:
-    """Sizes are integers >= 1; `num_train`/`num_val` may also be fractions in (0, 1)."""
-    if fraction_ok and isinstance(value, float) and 0 < value < 1:
+def require_windows(name: str, value: object) -> None:
+    """A count of windows (an integer >= 1), or a fraction in (0, 1) of the text's."""
+    if isinstance(value, float) and 0 < value < 1:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "an integer >= 1"
-        if fraction_ok:
-            allowed += " (windows) or a fraction of the corpus between 0 and 1"
-        raise UserError(f"data.{name}={value!r} is not allowed: it must be {allowed}")
+        raise UserError(
+            f"{name}={value!r} is not allowed: it must be an integer >= 1 (windows) or a "
+            "fraction of the corpus between 0 and 1"
+        )

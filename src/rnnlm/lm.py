@@ -15,7 +15,7 @@ from torchmetrics import MinMetric
 
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.carry import CarriedStates
-from rnnlm.errors import UserError, require_count, require_fraction, require_positive
+from rnnlm.errors import UserError, require_count, require_number
 from rnnlm.metrics import SplitFigures, own_metric_states
 from rnnlm.partials import SGD, core_config, optimizers, partial_config
 from rnnlm.rnn import VariationalDropout
@@ -47,8 +47,8 @@ class RNNLMScratch(pl.LightningModule):
         text: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        require_positive("model.lr", lr)
-        require_fraction("model.dropout", dropout)
+        require_number("model.lr", lr)
+        require_number("model.dropout", dropout, "in [0, 1)")
         # What the checkpoint keeps (plain containers; a bad _target_ fails now), given as a
         # dict: read from the call stack, a subclass's own arguments would come unchecked.
         scheduler = (

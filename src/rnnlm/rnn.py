@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnnlm.errors import require_choice, require_count, require_fraction
+from rnnlm.errors import require_choice, require_count, require_number
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -83,7 +83,7 @@ class RNN(nn.Module):
         super().__init__()
         require_count("model.rnn.num_hiddens", num_hiddens)
         require_count("model.rnn.num_layers", num_layers)
-        require_fraction("model.rnn.dropout", dropout)
+        require_number("model.rnn.dropout", dropout, "in [0, 1)")
         self.num_inputs, self.num_hiddens = num_inputs, num_hiddens
         self.rnn = self.cell(num_inputs, num_hiddens, num_layers=num_layers, dropout=dropout)
 

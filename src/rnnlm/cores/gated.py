@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rnnlm import rnn
-from rnnlm.errors import require_fraction
+from rnnlm.errors import require_number
 
 
 class RNN(rnn.RNN):
@@ -27,7 +27,7 @@ class RNN(rnn.RNN):
         dropout: float = 0.0,
         weight_drop: float = 0.0,
     ) -> None:
-        require_fraction("model.rnn.weight_drop", weight_drop)
+        require_number("model.rnn.weight_drop", weight_drop, "in [0, 1)")
         super().__init__(num_inputs, num_hiddens, num_layers, dropout)
         self.weight_drop = weight_drop
 

@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from rnnlm.errors import UserError, require_count
+from rnnlm.errors import UserError, require_count, require_number
 from rnnlm.ops.cli import in_multirun  # the Hydra mode query (no Lightning import)
 
 
@@ -29,13 +29,8 @@ def check_run_settings(cfg: DictConfig) -> None:
     if epochs is not None:  # -1 would train forever; bound a run by time with trainer.max_time
         require_count("trainer.max_epochs", epochs)
     clip = trainer.get("gradient_clip_val")
-    if clip is not None and (
-        isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0
-    ):
-        raise UserError(
-            f"trainer.gradient_clip_val={clip!r} is not allowed: it must be a number > 0, "
-            "or null for no clipping"
-        )
+    if clip is not None:
+        require_number("trainer.gradient_clip_val", clip, why=", or null for no clipping")
     if cfg.data.get("sampling") == "sequential" and trainer.get("use_distributed_sampler"):
         raise UserError(
             "data.sampling=sequential with trainer.use_distributed_sampler=true is not allowed: "

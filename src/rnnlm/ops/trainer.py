@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rnnlm.errors import UserError
+from rnnlm.errors import UserError, require_choice
 
 
 class DropLines(logging.Filter):
@@ -131,11 +131,7 @@ class MatmulPrecision(pl.Callback):
     them use TF32 or bfloat16 products, faster and less exact."""
 
     def __init__(self, precision: str) -> None:
-        if precision not in MATMUL_PRECISIONS:
-            raise UserError(
-                f"matmul_precision={precision!r} is not allowed: use one of {MATMUL_PRECISIONS}"
-            )
-        self.precision = precision
+        self.precision = require_choice("matmul_precision", precision, MATMUL_PRECISIONS)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         torch.set_float32_matmul_precision(self.precision)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnlm.errors import UserError
+from rnnlm.errors import UserError, require_choice, require_count, require_number
 
 STRATEGIES = ("greedy", "sample")
 
@@ -33,22 +33,17 @@ class Sampler:
         top_p: float | None = None,
     ) -> Sampler:
         """Validate user options; `alpha` (the book's exponent) becomes temperature 1/alpha."""
-        if strategy not in STRATEGIES:
-            raise UserError(f"strategy={strategy!r} is not allowed: use one of {STRATEGIES}")
+        require_choice("strategy", strategy, STRATEGIES)
         if alpha is not None and temperature is not None:
             raise UserError(f"give alpha={alpha} or temperature={temperature}, not both")
         if alpha is not None:
-            if not alpha > 0:
-                raise UserError(f"alpha={alpha} is not allowed: it must be > 0")
-            temperature = 1.0 / alpha
-        temperature = 1.0 if temperature is None else temperature
-        if not temperature > 0:
-            raise UserError(f"temperature={temperature} is not allowed: it must be > 0")
-        if top_k is not None and (isinstance(top_k, bool) or not top_k >= 1):
-            raise UserError(f"top_k={top_k} is not allowed: it must be an integer >= 1")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise UserError(f"top_p={top_p} is not allowed: it must be in (0, 1]")
-        return cls(strategy, float(temperature), top_k, top_p)
+            temperature = 1.0 / require_number("alpha", alpha)
+        temperature = require_number("temperature", 1.0 if temperature is None else temperature)
+        if top_k is not None:
+            require_count("top_k", top_k)
+        if top_p is not None:
+            require_number("top_p", top_p, "in (0, 1]")
+        return cls(strategy, temperature, top_k, top_p)
 
     def __call__(self, logits: torch.Tensor, generator: torch.Generator | None = None):
         """(batch, vocab) logits -> (batch,) token indices."""

@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
-from rnnlm.errors import UserError, require_choice, require_count
+from rnnlm.errors import UserError, require_choice, require_count, require_number
 from rnnlm.scoring.ensemble import average_log_probs, token_log_probs
 
 METHODS = ("rms", "sgd")
@@ -48,11 +48,7 @@ class Adaptation:
         require_count("dynamic_eval.gradient_batches", self.gradient_batches)
         require_count("dynamic_eval.streams", self.streams)
         for name in ("lr", "decay", "eps", "adapt_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise UserError(
-                    f"dynamic_eval.{name}={value!r} is not allowed: it must be a number >= 0"
-                )
+            require_number(f"dynamic_eval.{name}", getattr(self, name), ">= 0")
 
 
 def mean_squared_gradients(model, batches: Iterable[tuple], limit: int) -> list[torch.Tensor]:

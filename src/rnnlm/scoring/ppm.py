@@ -1,21 +1,10 @@
 """A PPM coder's probabilities, token by token, and their mixture with a model's.
 
-PPM ("prediction by partial matching", Cleary and Witten, 1984) predicts the next token from
-the counts of what followed the same context of `order` tokens before, backing off ("escaping")
-to shorter contexts for tokens that context has not seen, down to the uniform distribution;
-tokens already offered by a longer context are excluded from the shorter ones (exclusion).
-It learns as it reads: the probability of token t is conditioned on the tokens before t only,
-then its counts are added (to the contexts from the one that predicted it up to the longest:
-update exclusion). The escape probability of a context is estimated from how often contexts
-like it escaped before (secondary escape estimation, as in PPMd and PPMZ): adaptive rates keyed
-by the context's order, its number of distinct tokens, its count's magnitude and whether tokens
-were excluded, each started from PPM-D's estimate (distinct / (2 x count)).
-
-pyppmd codes bytes but gives no probabilities, so they are computed here; the compressor
-benchmark keeps pyppmd's sizes as the yardstick (PPMd adds information inheritance: order 6
-codes the book's test part in 1.86 bits per character after the text before it, where this
-model takes 1.94-2.06 at orders 5-8; mixed with a neural model it is the diversity that
-counts: docs/whole_book.md).
+PPM (Cleary and Witten, 1984) predicts the next token from what followed the same context of
+`order` tokens before, escaping to shorter contexts (with exclusion) down to the uniform
+distribution, and learns as it reads (update exclusion). Escapes are estimated from how often
+similar contexts escaped before (secondary escape estimation, as in PPMd). pyppmd gives sizes,
+not probabilities: they are computed here (docs/whole_book.md).
 """
 
 from __future__ import annotations
@@ -25,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rnnlm.errors import UserError, require_count
+from rnnlm.errors import UserError, require_count, require_number
 
 # Secondary escape estimation: a rate starts as PPM-D's with the weight of PRIOR escapes and
 # is halved when its count passes LIMIT, so it follows the text.
@@ -104,12 +93,8 @@ def probability(text: str, t: int, top: int, tables, rates, vocab_size: int):
 
 
 def check_weight(weight: object) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
-        raise UserError(
-            f"ppm_mixture.weight={weight!r} is not allowed: it must be a number in [0, 1] "
-            "(the model's share of each probability; the PPM model has the rest)"
-        )
-    return float(weight)
+    why = " (the model's share of each probability; the PPM model has the rest)"
+    return require_number("ppm_mixture.weight", weight, "in [0, 1]", why)
 
 
 class OnlineWeights:

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MeanSquaredError, MinMetric
 
-from rnnlm.errors import UserError, require_count, require_positive
+from rnnlm.errors import UserError, require_count, require_number
 from rnnlm.metrics import own_metric_states
 from rnnlm.ops.files import write_bytes
 from rnnlm.partials import ADAM, optimizers, partial_config, plain
@@ -50,7 +50,7 @@ class SineRNN(pl.LightningModule):
         horizons: Sequence[int] = HORIZONS,
     ) -> None:
         super().__init__()
-        require_positive("model.lr", lr)
+        require_number("model.lr", lr)
         optimizer, rnn = partial_config("model.optimizer", optimizer), plain(rnn)
         for k in horizons:
             require_count("model.horizons", k)

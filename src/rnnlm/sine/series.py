@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from rnnlm.errors import UserError, require_count
+from rnnlm.errors import UserError, require_count, require_number
 
 
 class SineSeries(pl.LightningDataModule):
@@ -32,8 +32,7 @@ class SineSeries(pl.LightningDataModule):
         require_count("data.T", T)
         require_count("data.tau", tau)
         require_count("data.batch_size", batch_size)
-        if isinstance(noise, bool) or not isinstance(noise, int | float) or noise < 0:
-            raise UserError(f"data.noise={noise!r} is not allowed: it must be a number >= 0")
+        require_number("data.noise", noise, ">= 0")
         require_count("data.num_train", num_train)
         if num_train >= T - tau:
             raise UserError(

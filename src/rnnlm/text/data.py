@@ -15,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader, SequentialSampler
 
 from rnnlm.data import TimeMachine, Windows, keep_batch
-from rnnlm.errors import UserError, check_count, require_choice, require_count
+from rnnlm.errors import UserError, require_choice, require_count
 from rnnlm.text.cache import load_corpus, wants_cache
 from rnnlm.text.corpus import Corpus
 from rnnlm.text.counts import (
@@ -64,7 +64,7 @@ class TextData(TimeMachine):
     ) -> None:
         super().__init__(**book)  # the arguments of TimeMachine
         self.seed = seed  # the windows' shuffle: a permutation of (seed, epoch)
-        check_count("eval_streams", eval_streams)
+        require_count("data.eval_streams", eval_streams)
         require_choice("data.split", split, SPLITS)
         require_choice("data.sampling", sampling, SAMPLINGS)
         self.fractions = check_fractions(fractions)
