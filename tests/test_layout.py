@@ -3,7 +3,9 @@
 - the top of `src/rnnlm/` is the book and the three tasks; no top-level module but the tasks
   imports a wing (a subpackage);
 - a wing imports the book and only the wings its `__init__` docstring names;
-- no import cycle between modules.
+- no import cycle between modules;
+- the sizes that keep it readable: no module over 250 lines, no function over 40, the top level
+  at most 14 modules and 1,400 lines.
 """
 
 from __future__ import annotations
@@ -50,6 +52,20 @@ def test_there_are_wings_beside_the_book():
     assert len(WINGS) >= 2, WINGS
     for wing in WINGS:
         assert ast.get_docstring(ast.parse((PACKAGE / wing / "__init__.py").read_text()))
+
+
+def test_no_module_over_250_lines_no_function_over_40_and_a_small_top_level():
+    lines = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    too_long = [f"{name}: {n} lines" for name, n in lines.items() if n > 250]
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = node.end_lineno - node.lineno + 1
+                if size > 40:
+                    too_long.append(f"{name}.{node.name}: {size} lines (a function)")
+    assert too_long == [], too_long
+    top = {name: n for name, n in lines.items() if wing_of(name) is None}  # wc -l src/rnnlm/*.py
+    assert len(top) <= 14 and sum(top.values()) <= 1400, (len(top), sum(top.values()))
 
 
 def test_no_top_level_module_but_the_tasks_imports_a_wing():

@@ -76,6 +76,34 @@ def test_the_vocabulary_comes_from_the_train_part_only(tmp_path, token):
     assert (torch.cat([X.flatten(), Y.flatten()]) == dm.vocab.unk).any()
 
 
+def test_train_on_train_and_val_refits_on_both_parts(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TRAIN_PART + LATER_PART)
+    settings = dict(preprocess="none", eval_streams=2, batch_size=1, sampling="sequential")
+    apart, refit = data(path, **settings), data(path, train_on="train+val", **settings)
+    assert refit.parts()["train"] == (0, apart.parts()["val"][1])
+    assert refit.parts()["val"] == apart.parts()["val"]  # scored still, now seen text
+    assert refit.parts()["test"] == apart.parts()["test"]
+    val_text = "".join(tokens_of(apart)[slice(*apart.parts()["val"])])
+    assert set(refit.vocab.idx_to_token) >= set(val_text)
+    streams = refit.examples("train", training=True)  # one stream: batch_size=1
+    assert streams.length == apart.parts()["val"][1]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(train_on="val"), "data.train_on='val' is not allowed: use one of ['train', "),
+        (dict(train_on="train+val", split="book"), "data.train_on=train+val needs data.split="),
+    ],
+)
+def test_train_on_refuses_what_it_cannot_do(tmp_path, settings, message):
+    path = tmp_path / "text.txt"
+    path.write_text(TRAIN_PART)
+    with pytest.raises(UserError, match=re.escape(message)):
+        TextData(path=str(path), **settings)
+
+
 def test_min_freq_sends_rare_train_tokens_to_unk(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("a b a b a b c a b " * 40)

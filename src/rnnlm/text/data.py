@@ -1,9 +1,6 @@
-"""Any text, as the model reads it: `TextData` is the book's `TimeMachine` with the text as
-it is (characters with case and punctuation, bytes, words; `rnnlm.vocab.TextFormat`), texts of
-any size (cleaned once into a memory-mapped cache: `rnnlm.text.corpus`), the whole text in
-three contiguous parts, training on streams with the state carried (`rnnlm.text.streams`),
-a test part read as streams, and the windows' shuffle that never holds a permutation
-(`rnnlm.text.sampler`). `data=timemachine` runs it.
+"""Any text, as the model reads it: `TextData` is the book's `TimeMachine` with the text as it is
+(`rnnlm.vocab.TextFormat`), texts of any size (`rnnlm.text.corpus`), three contiguous parts,
+streams with the state carried (`rnnlm.text.streams`) and a test part. `data=timemachine`.
 """
 
 from __future__ import annotations
@@ -32,6 +29,7 @@ from rnnlm.vocab import TextFormat, Vocab
 SPLITS = ("book", "contiguous")
 SAMPLINGS = ("windows", "sequential")
 PARTS = ("train", "val", "test")
+TRAIN_ON = ("train", "train+val")  # train+val: refit on both with a recipe chosen on val
 SCORED = (*PARTS, "all", "windows")  # all: the whole text as streams; windows: as windows
 
 
@@ -43,11 +41,9 @@ def say(line: str) -> None:
 class TextData(TimeMachine):
     """The book's data, read as `preprocess` and `token` say, with a test part: with
     `split="book"` the text after the validation windows, with `split="contiguous"` the last of
-    three parts cut by `fractions`. `sampling="sequential"` trains on `batch_size` contiguous
-    streams whose state the model carries (`rnnlm.text.streams`); the test part (and val with
-    `sequential`) is scored as `eval_streams` streams. A text of at least `memmap_min_mb` MB is
-    cleaned once into a cache file and memory-mapped. Batches are uint8.
-    """
+    three parts cut by `fractions` (`train_on="train+val"`: training also reads val). With
+    `sampling="sequential"`, `batch_size` streams train, state carried; the test part (and val)
+    is scored as `eval_streams` streams. A text of `memmap_min_mb` MB or more is memory-mapped."""
 
     def __init__(
         self,
@@ -59,6 +55,7 @@ class TextData(TimeMachine):
         preprocess: str = "book",
         token: str = "char",
         min_freq: int = 1,
+        train_on: str = "train",
         seed: int = 0,
         **book,
     ) -> None:
@@ -67,6 +64,9 @@ class TextData(TimeMachine):
         require_count("data.eval_streams", eval_streams)
         require_choice("data.split", split, SPLITS)
         require_choice("data.sampling", sampling, SAMPLINGS)
+        self.train_on = require_choice("data.train_on", train_on, TRAIN_ON)
+        if train_on != "train" and split != "contiguous":
+            raise UserError(f"data.train_on={train_on} needs data.split=contiguous (three parts)")
         self.fractions = check_fractions(fractions)
         self.hparams.fractions = self.fractions  # plain floats in the checkpoint
         self.format = TextFormat(preprocess, token)
@@ -136,15 +136,15 @@ class TextData(TimeMachine):
         n = len(self.corpus.chars)
         train_end = round(self.fractions[0] * n)
         val_end = train_end + round(self.fractions[1] * n)
-        return {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, n)}
+        fit_end = val_end if self.train_on == "train+val" else train_end
+        return {"train": (0, fit_end), "val": (train_end, val_end), "test": (val_end, n)}
 
     def model_inputs(self) -> dict:
         """What the language model is built with from the data: the vocabulary (the model
         sets its core's input size from it) and how the text was read (`rnnlm.vocab`)."""
         return {"text": self.format.as_dict(), "vocab": self.vocab.idx_to_token}
 
-    # What window counts that do not fit a text of one's own become.
-    FALLBACK = (0.8, 0.1)
+    FALLBACK = (0.8, 0.1)  # what window counts that do not fit a text of one's own become
 
     def fit_counts(self, available: int) -> None:
         """With `data.path` (a text of one's own), counts of windows that do not fit it (the
