@@ -24,6 +24,17 @@ from .conftest import ROOT, compose_config
 SENTENCE = "a clock on the wall ticked while the kettle sang of tea and rain "
 
 
+def targets(log_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A model's log p of every token (two: the target, 0, and the rest) and the targets."""
+    rest = torch.log1p(-log_p.exp().clamp(max=1 - 1e-12))
+    return torch.stack([log_p, rest], -1), torch.zeros(log_p.shape, dtype=torch.long)
+
+
+def mix_targets(mixture: PPMMixture, log_p: torch.Tensor, position: int) -> torch.Tensor:
+    dist, Y = targets(log_p)
+    return mixture.mix(dist, position, Y)
+
+
 def ids_of(text: str) -> tuple[list[int], int]:
     symbols = sorted(set(text))
     return [symbols.index(c) for c in text], len(symbols)
@@ -54,11 +65,12 @@ def test_mixture_weights_one_and_zero_are_each_part_and_the_chosen_weight_is_bes
     starts = torch.tensor([0, 25])
     model = torch.log(torch.rand(2, 4) * 0.9 + 0.05)  # targets 4..7 and 29..32 of the text
     offsets = torch.tensor([[4, 5, 6, 7], [29, 30, 31, 32]])
-    assert torch.allclose(PPMMixture(table, 1, starts, 3).mix(model, 3), model)
-    assert torch.allclose(PPMMixture(table, 0, starts, 3).mix(model, 3).double(), table[offsets])
+    dist, Y = targets(model)
+    assert torch.allclose(PPMMixture(table, 1, starts, 3).mix(dist, 3, Y), model)
+    assert torch.allclose(PPMMixture(table, 0, starts, 3).mix(dist, 3, Y).double(), table[offsets])
     half = PPMMixture(table, 0.5, starts, 3)
     expected = torch.log((model.double().exp() + table[offsets].exp()) / 2)
-    assert torch.allclose(half.mix(model, 3).double(), expected, atol=1e-6)
+    assert torch.allclose(half.mix(dist, 3, Y).double(), expected, atol=1e-6)
     weight, loss = half.best_weight()
     grid = [float(-mixed(*half.tokens(), w / 100).mean()) for w in range(101)]
     assert loss <= min(grid) + 1e-7 and 0 <= weight <= 1
@@ -70,7 +82,7 @@ def test_what_the_ppm_knows_of_a_position_does_not_depend_on_its_token():
     for t in (0, 1, 5, 40, 90):
         known = {int(ppm_read([*ids[:t], v], size, 5)[1][-1]) for v in range(size)}
         assert len(known) == 1
-    _, known = ppm_read(ids, size, 5)
+    _, known, _ = ppm_read(ids, size, 5)
     # Nothing seen; the empty context followed by one token; 5 characters seen once before.
     assert known[0] == 0 and known[1] == 1 and known[len(SENTENCE) + 10] == 3 * 5 + 1
     assert int(known.max()) < buckets(5)
@@ -91,7 +103,7 @@ def test_an_online_weight_never_scores_a_token_with_knowledge_of_it():
     runs = []
     for last in (batches[-1], torch.log(torch.rand(2, 10) * 0.5 + 0.01)):  # a weak last batch
         mixture = PPMMixture(table, 0.5, starts, 3, OnlineWeights(known, 3, 0.5, 50))
-        outputs = [mixture.mix(b, 10 * i) for i, b in enumerate([*batches[:-1], last])]
+        outputs = [mix_targets(mixture, b, 10 * i) for i, b in enumerate([*batches[:-1], last])]
         runs.append((outputs, last))
     (first, last_a), (second, last_b) = runs
     # Up to the last batch the two runs read the same: the same mixtures.
@@ -118,7 +130,9 @@ def test_the_experts_benchmark_mixes_two_as_the_online_mixture_does():
     known = torch.randint(0, buckets(3), (121,))
     model = torch.log(torch.rand(120, dtype=torch.float64) * 0.7 + 0.2)  # tokens 1 .. 120
     mixture = PPMMixture(table, 0.6, torch.tensor([0]), 3, OnlineWeights(known, 3, 0.6, 30))
-    ours = torch.cat([mixture.mix(model[i : i + 10].view(1, -1), i) for i in range(0, 120, 10)])
+    ours = torch.cat(
+        [mix_targets(mixture, model[i : i + 10].view(1, -1), i) for i in range(0, 120, 10)]
+    )
     experts = torch.stack([model, table[1:]])
     theirs = bench.online_mix(experts, known[1:], [0.6, 0.4], memory=30, segment=10)
     assert theirs == pytest.approx(float(ours.mean()), rel=1e-9)
@@ -160,6 +174,38 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
     assert ppm_only == pytest.approx(math.exp(-scored.mean()), rel=1e-6)
     both = evaluate(compose_config(*base, "ppm_mixture.weight=0.5", name="eval"))
     assert both < (alone * ppm_only) ** 0.5  # mixing beats the mean of the two losses
+    geometric = [*base, "ppm_mixture.kind=geometric"]
+    assert evaluate(compose_config(*geometric, "ppm_mixture.weight=1", name="eval")) == (
+        pytest.approx(alone, rel=1e-6)
+    )
+    assert evaluate(compose_config(*geometric, "ppm_mixture.weight=0", name="eval")) == (
+        pytest.approx(ppm_only, rel=1e-5)
+    )
+
+
+def test_every_tokens_ppm_probability_is_a_distribution_that_holds_the_target():
+    ids, size = ids_of(SENTENCE * 2)
+    log_p, _, full = ppm_read(ids, size, 4, full_from=30)
+    assert full.shape == (len(ids) - 30, size)
+    assert torch.allclose(full.exp().sum(-1), torch.ones(len(ids) - 30, dtype=torch.float64))
+    assert torch.allclose(
+        full.gather(1, torch.tensor(ids[30:]).unsqueeze(1)).squeeze(1), log_p[30:]
+    )
+    again, _, none = ppm_read(ids, size, 4)
+    assert torch.equal(again, log_p) and none is None  # asking for the rows changes nothing
+
+
+def test_a_geometric_mixture_is_the_normalised_product_of_the_two():
+    torch.manual_seed(2)
+    ppm_rows = torch.log_softmax(torch.randn(12, 5, dtype=torch.float64), -1)  # positions 8..19
+    model = torch.log_softmax(torch.randn(1, 4, 5), -1)
+    Y = torch.randint(0, 5, (1, 4))
+    table = torch.zeros(20, dtype=torch.float64)
+    mixture = PPMMixture(table, 0.7, torch.tensor([10]), 2, full=(ppm_rows, 8))
+    got = mixture.mix(model, 2, Y)  # targets at 13..16
+    product = 0.7 * model.double() + 0.3 * ppm_rows[5:9].unsqueeze(0)
+    expected = torch.log_softmax(product, -1).gather(-1, Y.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(got.double(), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +214,8 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
         ("ppm_mixture.weight=1.5", "ppm_mixture.weight=1.5 is not allowed: it must be a number"),
         ("ppm_mixture.order=-1", "ppm_mixture.order=-1 is not allowed: it must be an integer >= 0"),
         ("split=val", "ppm_mixture.order=3 needs split=val read as streams"),
+        ("ppm_mixture.kind=log", "ppm_mixture.kind='log' is not allowed: use one of ['linear', "),
+        ("ppm_mixture.kind=geometric ppm_mixture.online=true", "kind=geometric has one weight"),
     ],
 )
 def test_bad_mixture_settings(trained_run, override, message):
@@ -176,4 +224,5 @@ def test_bad_mixture_settings(trained_run, override, message):
     _, ckpt = trained_run
     order = [] if override.startswith("ppm_mixture.order") else ["ppm_mixture.order=3"]
     with pytest.raises(UserError, match=message.replace("[", r"\[")):
-        evaluate(compose_config(f"ckpt_path={ckpt}", "split=test", *order, override, name="eval"))
+        args = [f"ckpt_path={ckpt}", "split=test", *order, *override.split()]
+        evaluate(compose_config(*args, name="eval"))

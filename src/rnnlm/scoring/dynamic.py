@@ -23,6 +23,7 @@ import torch
 from rnnlm.carry import detach_state
 from rnnlm.errors import UserError, require_choice, require_count, require_number
 from rnnlm.scoring.ensemble import average_log_probs, token_log_probs
+from rnnlm.scoring.ppm import at
 
 METHODS = ("rms", "sgd")
 
@@ -146,8 +147,8 @@ def adapt(models, batches, params, trained, scales, gains, mixture=None) -> tupl
                 if fused:
                     loss, states[i] = model.batch_loss(X, Y, carried)
                 else:
-                    log_p, states[i] = token_log_probs(model, X, Y, carried)
-                    loss = -log_p.mean()
+                    log_p, states[i] = token_log_probs(model, X, carried)
+                    loss = -at(log_p, Y).mean()
                     log_probs.append(log_p.detach())
                 grads = torch.autograd.grad(loss, params[i])
             scored = loss.detach() if fused else None
@@ -155,8 +156,7 @@ def adapt(models, batches, params, trained, scales, gains, mixture=None) -> tupl
             states[i] = detach_state(states[i])
         if scored is None:
             log_p = average_log_probs(log_probs)
-            if mixture is not None:
-                log_p = mixture.mix(log_p, position)
+            log_p = at(log_p, Y) if mixture is None else mixture.mix(log_p, position, Y)
             scored = -log_p.mean()
         total += float(scored) * Y.numel()  # scored before the weights learned from it
         tokens += Y.numel()

@@ -16,17 +16,18 @@ from torch.nn import functional as F
 from rnnlm.carry import CarriedStates
 from rnnlm.errors import UserError
 from rnnlm.metrics import SplitFigures
+from rnnlm.scoring.ppm import at
 
 
-def token_log_probs(model, X: torch.Tensor, Y: torch.Tensor, state: Any = None):
-    """log p(Y | X, state) of every token, (batch, steps), and the model's new state."""
+def token_log_probs(model, X: torch.Tensor, state: Any = None):
+    """log p(token | X, state) of every token of the vocabulary at every step, (batch, steps,
+    vocab), and the model's new state."""
     outputs, state = model.hidden(X.T, state)
-    log_p = F.log_softmax(model.output_layer(outputs), dim=-1)
-    return log_p.gather(-1, Y.long().unsqueeze(-1)).squeeze(-1), state
+    return F.log_softmax(model.output_layer(outputs), dim=-1), state
 
 
 def average_log_probs(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The log of the models' averaged probabilities of each token."""
+    """The log of the models' averaged probabilities (of targets, or of every token)."""
     if len(log_probs) == 1:
         return log_probs[0]
     stacked = torch.stack(list(log_probs))
@@ -70,12 +71,14 @@ class Ensemble(pl.LightningModule):
         X, Y, *position = batch
         log_probs = []
         for model, carried in zip(self.models, self.carried, strict=True):
-            log_p, state = token_log_probs(model, X, Y, carried.take(split, position))
+            log_p, state = token_log_probs(model, X, carried.take(split, position))
             carried.keep(split, position, X.shape[1], state)
             log_probs.append(log_p)
         log_p = average_log_probs(log_probs)
         if self.mixture is not None:
-            log_p = self.mixture.mix(log_p, int(position[0]))
+            log_p = self.mixture.mix(log_p, int(position[0]), Y)
+        else:
+            log_p = at(log_p, Y)
         self.figures.update(split, -log_p.mean(), Y.numel())
         if batch_idx == 0:
             self.figures.log(self, split)

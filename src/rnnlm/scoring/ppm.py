@@ -26,11 +26,13 @@ def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tens
     return ppm_read(ids, vocab_size, order)[0]
 
 
-def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`ppm_log_probs`, and for every t what the PPM knows before ids[t], as a bucket of
+def ppm_read(
+    ids: Sequence[int], vocab_size: int, order: int, full_from: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`ppm_log_probs`; for every t what the PPM knows before ids[t], as a bucket of
     `buckets(order)` that does not depend on ids[t]: 0 when it has seen no context of ids[:t]
     before, else by the longest one it has seen (its order) and the distinct tokens that
-    followed it (1, 2, more)."""
+    followed it (1, 2, more); and with `full_from`, log p of every token at every t from it."""
     require_count("ppm_mixture.order", order, minimum=0)
     if any(not 0 <= i < vocab_size for i in ids):
         raise UserError(f"token ids must be in [0, {vocab_size}): the vocabulary's size")
@@ -39,11 +41,19 @@ def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Ten
     rates: dict[tuple, list[float]] = {}
     out = torch.empty(len(text), dtype=torch.float64)
     known = torch.zeros(len(text), dtype=torch.int64)
+    full = [] if full_from is not None else None
     for t, token in enumerate(text):
         top = min(order, t)
         depth = next((k for k in range(top, -1, -1) if text[t - k : t] in tables), -1)
         if depth >= 0:
             known[t] = 3 * depth + min(len(tables[text[t - depth : t]]), 3)
+        if full is not None and t >= full_from:  # the same tables and rates, every token in turn
+            full.append(
+                [
+                    probability(text, t, top, tables, rates, vocab_size, chr(v))[0]
+                    for v in range(vocab_size)
+                ]
+            )
         p, found, escapes = probability(text, t, top, tables, rates, vocab_size)
         out[t] = math.log(p)
         for rate, escaped in escapes:  # the escape rates learn from what they just coded
@@ -54,7 +64,7 @@ def ppm_read(ids: Sequence[int], vocab_size: int, order: int) -> tuple[torch.Ten
         for k in range(max(found, 0), top + 1):  # update exclusion: the orders that coded it
             counts = tables.setdefault(text[t - k : t], {})
             counts[token] = counts.get(token, 0) + 1
-    return out, known
+    return out, known, None if full is None else torch.tensor(full, dtype=torch.float64).log()
 
 
 def buckets(order: int) -> int:
@@ -62,10 +72,10 @@ def buckets(order: int) -> int:
     return 3 * order + 4
 
 
-def probability(text: str, t: int, top: int, tables, rates, vocab_size: int):
-    """p(text[t] | text[:t]) from the contexts of orders `top` down to -1, with exclusions:
-    the probability, the order that coded it (-1: none) and the escape rates it used."""
-    token, excluded = text[t], set()
+def probability(text: str, t: int, top: int, tables, rates, vocab_size: int, token=None):
+    """p(text[t] | text[:t]) (or of `token` there) from the contexts of orders `top` down to -1,
+    with exclusions: the probability, the order that coded it (-1: none), the rates it used."""
+    token, excluded = text[t] if token is None else token, set()
     p, escapes = 1.0, []
     for k in range(top, -1, -1):
         counts = tables.get(text[t - k : t])
@@ -142,8 +152,10 @@ class PPMMixture:
     """p = weight x p_model + (1 - weight) x p_PPM for each scored token of a part read as
     streams (`starts`: where each stream begins in the text). `log_probs` holds the PPM's
     (of `order`) log-probability of every token of the text (`ppm_log_probs`); with `online`
-    (`OnlineWeights`) the weight is learned as the part is read. Every mixed pair is kept, so
-    `best_weight` can say which weight the part would choose (on validation)."""
+    (`OnlineWeights`) the weight is learned as the part is read. With `full` (the PPM's log p
+    of every token at each position from `full_from`: `ppm_read`), the geometric mixture
+    p ~ p_model^weight x p_PPM^(1 - weight) instead. Every mixed pair is kept, so
+    `best_weight` can say which linear weight the part would choose (on validation)."""
 
     def __init__(
         self,
@@ -152,9 +164,10 @@ class PPMMixture:
         starts: torch.Tensor,
         order: int,
         online: OnlineWeights | None = None,
+        full: tuple[torch.Tensor, int] | None = None,
     ) -> None:
         self.log_probs, self.weight, self.starts = log_probs, check_weight(weight), starts
-        self.order, self.online = order, online
+        self.order, self.online, self.full = order, online, full
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def model_loss(self) -> float:
@@ -171,15 +184,21 @@ class PPMMixture:
         if self.online is not None:
             self.online.reset()
 
-    def mix(self, model_log_p: torch.Tensor, position: int) -> torch.Tensor:
-        """The mixture's log p of each target of a streamed batch (rows, steps) whose inputs
-        start at `position` of every stream: target j of row r is token starts[r] + position
-        + 1 + j of the text."""
-        steps = model_log_p.shape[1]
-        offsets = self.starts.unsqueeze(1) + position + 1 + torch.arange(steps)
+    def mix(self, distributions: torch.Tensor, position: int, Y: torch.Tensor) -> torch.Tensor:
+        """The mixture's log p of the targets `Y` (rows, steps) of a streamed batch whose
+        inputs start at `position` of every stream, from the model's log p of every token
+        (rows, steps, vocab): target j of row r is token starts[r] + position + 1 + j."""
+        model_log_p = at(distributions, Y)
+        offsets = self.starts.unsqueeze(1) + position + 1 + torch.arange(Y.shape[1])
         ppm = self.log_probs[offsets].to(model_log_p.device, torch.float64)
         model = model_log_p.double()
         self.pairs.append((model.detach().flatten().cpu(), ppm.flatten().cpu()))
+        if self.full is not None:
+            table, first = self.full
+            both = self.weight * distributions.double() + (1 - self.weight) * table[
+                offsets - first
+            ].to(distributions.device)
+            return at(torch.log_softmax(both, -1), Y).to(model_log_p.dtype)
         if self.online is None:
             return mixed(model, ppm, self.weight).to(model_log_p.dtype)
         weight = self.online.weights(offsets).to(model.device)  # the batches before this one
@@ -210,3 +229,8 @@ def mixed(model: torch.Tensor, ppm: torch.Tensor, weight) -> torch.Tensor:
     if weight == 0:
         return ppm
     return torch.logaddexp(model + math.log(weight), ppm + math.log1p(-weight))
+
+
+def at(log_p: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """log p of each target `Y` (rows, steps) in `log_p` (rows, steps, vocab)."""
+    return log_p.gather(-1, Y.long().unsqueeze(-1)).squeeze(-1)

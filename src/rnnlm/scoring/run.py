@@ -8,10 +8,12 @@ import math
 
 from omegaconf import DictConfig
 
-from rnnlm.errors import UserError
+from rnnlm.errors import UserError, require_choice
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble
 from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, check_weight, ppm_read
+
+KINDS = ("linear", "geometric")  # p = w p_model + (1 - w) p_PPM, or p ~ p_model^w p_PPM^(1 - w)
 
 
 def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
@@ -85,21 +87,29 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
             f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
             "data.sampling=sequential (split=test and split=all are always read as streams)"
         )
-    stop = len(dm.corpus.chars) if cfg.split == "all" else dm.parts()[cfg.split][1]
+    start, stop = (0, len(dm.corpus.chars)) if cfg.split == "all" else dm.parts()[cfg.split]
     ids = dm.lut[dm.corpus.chars[:stop].long()].tolist()
     first = []
     if settings.get("prime"):  # what the model learned from, read before the scored text
         text = own()
         first = text.lut[text.corpus.chars[: text.parts()["train"][1]].long()].tolist()
-    log_probs, known = (t[len(first) :] for t in ppm_read(first + ids, vocab_size, order))
+    geometric = (
+        require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS) != KINDS[0]
+    )
+    if geometric and settings.get("online"):
+        raise UserError("ppm_mixture.kind=geometric has one weight: leave ppm_mixture.online=false")
+    from_ = len(first) + start if geometric else None  # every token's log p from the part's start
+    log_probs, known, full = ppm_read(first + ids, vocab_size, order, from_)
+    log_probs, known = log_probs[len(first) :], known[len(first) :]
     online = None
     if settings.get("online"):
         online = OnlineWeights(known, order, weight, settings.get("memory"))
-    return PPMMixture(log_probs, weight, examples.starts, order, online)
+    full = None if full is None else (full, start)
+    return PPMMixture(log_probs, weight, examples.starts, order, online, full)
 
 
 def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
-    weight = f"the model's weight {mixture.weight:g}"
+    weight = f"the model's {'exponent' if mixture.full else 'weight'} {mixture.weight:g}"
     if mixture.online is not None:
         online = mixture.online
         weight = f"{weight} learned online, memory {online.memory}, at the end {online.mean():.3f}"
@@ -107,7 +117,7 @@ def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
         f"mixed with PPM order {mixture.order} ({weight}): "
         f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
     )
-    if split == "val":  # weights are chosen on validation; never shown for the test part
+    if split == "val" and not mixture.full:  # chosen on validation; never shown for test
         weight, best = mixture.best_weight()
         print(
             f"the weight this part would choose: ppm_mixture.weight={weight:.3f} "
