@@ -184,7 +184,8 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
 
 
 def test_every_tokens_ppm_probability_is_a_distribution_that_holds_the_target():
-    ids, size = ids_of(SENTENCE * 2)
+    # Tokens that escape further than the text's do: asking about them must leave no trace.
+    ids, size = ids_of(SENTENCE * 3 + "zebras quietly jumped over vexed wizards by the lake")
     log_p, _, full = ppm_read(ids, size, 4, full_from=30)
     assert full.shape == (len(ids) - 30, size)
     assert torch.allclose(full.exp().sum(-1), torch.ones(len(ids) - 30, dtype=torch.float64))

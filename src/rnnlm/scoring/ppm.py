@@ -72,10 +72,10 @@ def buckets(order: int) -> int:
     return 3 * order + 4
 
 
-def probability(text: str, t: int, top: int, tables, rates, vocab_size: int, token=None):
-    """p(text[t] | text[:t]) (or of `token` there) from the contexts of orders `top` down to -1,
+def probability(text: str, t: int, top: int, tables, rates, vocab_size: int, asked=None):
+    """p(text[t] | text[:t]) (or of `asked` there) from the contexts of orders `top` down to -1,
     with exclusions: the probability, the order that coded it (-1: none), the rates it used."""
-    token, excluded = text[t] if token is None else token, set()
+    token, excluded = text[t] if asked is None else asked, set()
     p, escapes = 1.0, []
     for k in range(top, -1, -1):
         counts = tables.get(text[t - k : t])
@@ -91,7 +91,9 @@ def probability(text: str, t: int, top: int, tables, rates, vocab_size: int, tok
         if distinct + len(excluded) == vocab_size:  # every token offered: no escape
             return p * (count / total), k, escapes
         key = (k, min(distinct, 4), min(total.bit_length(), 7), bool(excluded))
-        rate = rates.setdefault(key, [PRIOR * distinct / (2 * total), PRIOR])
+        rate = rates.get(key) or [PRIOR * distinct / (2 * total), PRIOR]
+        if asked is None:  # the token read learns; another token asked about leaves no trace
+            rates[key] = rate
         escape = min(max(rate[0] / rate[1], 1e-4), 0.999)
         if count is not None and token not in excluded:
             escapes.append((rate, 0.0))
