@@ -15,7 +15,6 @@ from rnnlm.scoring.ppm import (
     PPMMixture,
     buckets,
     mixed,
-    ppm_log_probs,
     ppm_read,
 )
 
@@ -44,15 +43,15 @@ def ids_of(text: str) -> tuple[list[int], int]:
 def test_every_position_is_a_distribution_over_the_vocabulary(order):
     ids, size = ids_of(SENTENCE * 2)
     for t in (0, 1, 7, 40, 90):
-        probs = [math.exp(ppm_log_probs([*ids[:t], v], size, order)[-1]) for v in range(size)]
+        probs = [math.exp(ppm_read([*ids[:t], v], size, order)[0][-1]) for v in range(size)]
         assert sum(probs) == pytest.approx(1.0, abs=1e-9) and min(probs) > 0
 
 
 def test_a_token_is_predicted_from_the_tokens_before_it_only():
     ids, size = ids_of(SENTENCE * 3)
-    whole = ppm_log_probs(ids, size, 4)
+    whole = ppm_read(ids, size, 4)[0]
     for n in (1, 30, len(SENTENCE) + 5):
-        assert torch.equal(ppm_log_probs(ids[:n], size, 4), whole[:n])
+        assert torch.equal(ppm_read(ids[:n], size, 4)[0], whole[:n])
     # It learns as it reads: the repeats cost a fraction of the first reading.
     n = len(SENTENCE)
     first, again = -whole[:n].mean(), -whole[n : 2 * n].mean()
@@ -169,7 +168,7 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
     dm.setup()
     streams = dm.streams("test", 5)
     stop = dm.parts()["test"][1]
-    table = ppm_log_probs(dm.lut[dm.corpus.chars[:stop].long()].tolist(), len(dm.vocab), 3)
+    table = ppm_read(dm.lut[dm.corpus.chars[:stop].long()].tolist(), len(dm.vocab), 3)[0]
     scored = torch.cat([table[s + 1 : s + streams.length] for s in streams.starts.tolist()])
     assert ppm_only == pytest.approx(math.exp(-scored.mean()), rel=1e-6)
     both = evaluate(compose_config(*base, "ppm_mixture.weight=0.5", name="eval"))

@@ -38,8 +38,8 @@ def test_other_values_are_refused(value):
 
 def test_auto_gives_small_steps_one_thread_and_large_ones_every_core(monkeypatch):
     monkeypatch.setattr(threads, "cores", lambda: 8)
-    book = threads.step_work(batch_size=1024, outputs=32, inputs=32 + 28)  # the book's run
-    large = threads.step_work(batch_size=1024, outputs=256, inputs=256 + 28)
+    book = 1024 * 32 * (32 + 28)  # the book's run
+    large = 1024 * 256 * (256 + 28)
     assert book < threads.SHARE_FROM <= large
     assert threads.per_process(book) == 1
     assert threads.per_process(large) == 8

@@ -1,5 +1,5 @@
-"""Training callbacks: the book's printed prediction (d2l.ai §9.5 predict), and the gradient
-norm before clipping and the divergence guard, which every language model adds to its runs."""
+"""Training callbacks: the book's printed prediction (d2l.ai §9.5), the gradient norm before
+clipping and the divergence guard that every language model adds to its runs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from rnnlm.errors import UserError, require_count
 
 
 class GradNorm(pl.Callback):
-    """Log `train/grad_norm`, the global L2 norm of the gradients before the Trainer clips
-    them (the norm clipping acts on), on the steps the logger records (`log_every_n_steps`):
-    the norm is a host sync, which a step with nothing to log need not wait for."""
+    """`train/grad_norm`, the global L2 norm clipping acts on, on the steps the logger records
+    (the norm is a host sync)."""
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:
         if trainer.global_step % trainer.log_every_n_steps:
@@ -27,9 +26,8 @@ class GradNorm(pl.Callback):
 
 
 class DivergenceGuard(pl.Callback):
-    """Stop a diverged run before its NaN weights are checkpointed: remember the first step
-    whose loss is not finite without a host sync per step, and check once per epoch (at the
-    end of training and before validation; checkpoints are written after both)."""
+    """Stop a diverged run before its NaN weights are checkpointed: the first non-finite loss's
+    step kept without a host sync, checked once an epoch."""
 
     def __init__(self) -> None:
         self.first_bad_step: torch.Tensor | None = None
@@ -65,8 +63,7 @@ class DivergenceGuard(pl.Callback):
 
 
 class PrintPrediction(pl.Callback):
-    """At the end of training, print the book's prediction: `num_preds` characters after
-    `prefix` (the weights at the end of training)."""
+    """At the end of training, print the book's prediction of `num_preds` tokens after `prefix`."""
 
     def __init__(self, prefix: str = "it has", num_preds: int = 20) -> None:
         require_count("num_preds", num_preds, minimum=0)

@@ -1,6 +1,5 @@
-"""The state a language model carries from one streamed batch to the next (truncated
-backpropagation through time, `rnnlm.text.streams`), with the check that makes it safe: a batch
-carries its position in its streams, and must continue where the batch before it ended."""
+"""The state a language model carries from one streamed batch to the next (`rnnlm.text.streams`),
+and the check that makes it safe: a batch must start where the batch before it ended."""
 
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ class CarriedStates:
         self.by_split: dict[str, Carried] = {}
 
     def take(self, split: str, position: list[int]) -> Any:
-        """The state a batch of `split` starts from: zero (None) for windows (no `position`)
-        and at position 0, else the state the batch before it left, which must have ended
-        at `position`."""
+        """The state a batch of `split` starts from: none for windows (no `position`) and at
+        position 0, else the last batch's, which must have ended at `position`."""
         carried = self.by_split.pop(split, None)
         if not position or int(position[0]) == 0:
             return None
@@ -44,19 +42,17 @@ class CarriedStates:
         return carried.state
 
     def keep(self, split: str, position: list[int], steps: int, state: Any) -> None:
-        """Keep `state`, cut from the graph that made it, for the batch `steps` after
-        `position` (nothing for windows)."""
+        """Keep `state`, detached, for the batch `steps` after `position` (nothing for windows)."""
         if position:
             self.by_split[split] = Carried(int(position[0]) + steps, detach_state(state))
 
 
 def detach_state(state: Any) -> Any:
-    """A state (a tensor, or a tuple of them for the LSTM) cut from the graph that made it."""
     return map_state(state, torch.Tensor.detach)
 
 
 def map_state(state: Any, fn) -> Any:
-    """`fn` applied to every tensor of a state (a tensor, or nested tuples of them)."""
+    """`fn` applied to every tensor of a state (a tensor, or nested tuples of them: the LSTM's)."""
     if isinstance(state, torch.Tensor):
         return fn(state)
     return tuple(map_state(s, fn) for s in state)

@@ -1,6 +1,6 @@
 """Checkpoints written by train.py, read with `weights_only=True` (nothing in them runs), and a
-model rebuilt from one alone: its class (`rnnlm_class`), its constructor arguments
-(`hyper_parameters`, the core's as a `_target_` mapping) and its weights."""
+model rebuilt from one alone: its class (`rnnlm_class`), arguments (`hyper_parameters`) and
+weights."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def load_lm(
     checkpoint: dict | None = None,
     kind: type | None = None,
 ) -> RNNLMScratch:
-    """Rebuild a model from a checkpoint alone (read from `path` unless given): a character
-    language model, or another `kind` of the project's models (the sine series' regression)."""
+    """A model rebuilt from a checkpoint alone (read from `path` unless given): a language model,
+    or another `kind` (the sine series')."""
     checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path, map_location)
     class_path = checkpoint["rnnlm_class"]
     module, _, name = class_path.rpartition(".")

@@ -3,11 +3,7 @@ overlapping windows, and `TimeMachine`, the book's split into train and validati
 
 corpus:  t0 t1 t2 t3 t4 t5 t6 ...          (num_steps = 3)
 window i=0:  X = t0 t1 t2   Y = t1 t2 t3
-window i=1:     X = t1 t2 t3   Y = t2 t3 t4  (stride 1: windows overlap)
-
-`rnnlm.text.TextData` (what `data=timemachine` runs) reads any text as characters, bytes or
-words, at any size, in contiguous parts or streams, with a test part.
-"""
+window i=1:     X = t1 t2 t3   Y = t2 t3 t4  (stride 1: windows overlap)"""
 
 from __future__ import annotations
 
@@ -41,11 +37,8 @@ def sha1sum(path: Path) -> str:
 
 
 def download(url: str, root: str | Path, sha1: str | None) -> Path:
-    """Fetch `url` into `root` once; a cached file is reused only if its SHA-1 matches.
-
-    The bytes go to a temporary file that is renamed only after the checksum passed, so an
-    interrupted or corrupt download never becomes the cache.
-    """
+    """Fetch `url` into `root` once (a cached file only if its SHA-1 matches), through a
+    temporary file renamed once the checksum passed."""
     root = Path(root)
     target = root / url.rstrip("/").split("/")[-1]
     if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
@@ -89,9 +82,9 @@ class Text:
 
 
 class Windows(Dataset):
-    """Window i starts at token `start + i`; nothing is materialised. `chars` holds character
-    codes (uint8, maybe memory-mapped), `lut` maps a code to its vocabulary index (one cleaned
-    text serves any vocabulary); a tensor of window indices gives a batch in one gather."""
+    """Window i starts at token `start + i`, nothing materialised: `chars` are codes (maybe
+    memory-mapped), `lut` maps a code to its vocabulary index; a tensor of indices is a batch in
+    one gather."""
 
     def __init__(
         self, chars: torch.Tensor, lut: torch.Tensor, num_steps: int, start: int, count: int
@@ -121,11 +114,8 @@ def resolve_count(value: int | float, available: int) -> int:
 
 class TimeMachine(pl.LightningDataModule):
     """The book's data: the first `num_train` windows of `num_steps + 1` characters train
-    (shuffled), the next `num_val` validate. `path=None` downloads d2l's copy into `root`
-    (SHA-1 checked); `path=FILE` reads another text. `num_train`/`num_val` are counts of
-    windows, or fractions in (0, 1) of the text's. `vocab` (a list of tokens, e.g. a
-    checkpoint's) encodes the text instead of its own.
-    """
+    (shuffled), the next `num_val` validate (counts, or fractions of the text's). `path=None`
+    downloads d2l's copy; `vocab` (a checkpoint's tokens) encodes the text instead of its own."""
 
     def __init__(
         self,
@@ -179,7 +169,6 @@ class TimeMachine(pl.LightningDataModule):
             self.check_sizes()
 
     def resolve_counts(self, available: int) -> None:
-        """Fractions of the `available` windows as counts."""
         self.num_train = resolve_count(self.num_train, available)
         self.num_val = resolve_count(self.num_val, available)
 
@@ -188,12 +177,9 @@ class TimeMachine(pl.LightningDataModule):
         return Vocab(reserved_tokens=tuple(BOOK_ALPHABET))
 
     def parts(self) -> dict[str, tuple[int, int]]:
-        """The character ranges [start, stop) of train, val and test:
-
+        """The character ranges of train, val and test (train and val windows share num_steps):
         |train: [0, num_train + num_steps)|
-                  |val: [num_train, num_train + num_val + num_steps)|test: the rest|
-        (the book's train and val windows share num_steps characters)
-        """
+                  |val: [num_train, num_train + num_val + num_steps)|test: the rest|"""
         n = len(self.corpus.chars)
         train_end = self.num_train + self.num_steps
         val_end = min(self.num_train + self.num_val + self.num_steps, n)
@@ -213,7 +199,6 @@ class TimeMachine(pl.LightningDataModule):
             )
 
     def examples(self, name: str, training: bool = False) -> Windows:
-        """The windows of part `name` (train or val)."""
         start, stop = self.parts()[name]
         return Windows(
             self.corpus.chars, self.lut, self.num_steps, start, stop - start - self.num_steps
@@ -233,14 +218,11 @@ class TimeMachine(pl.LightningDataModule):
         return self.loader("val")
 
     def model_inputs(self) -> dict:
-        """What the language model is built with from the data: the vocabulary (the model
-        sets its core's input size from it) and how the text was read."""
+        """The vocabulary, which the model sizes its core from."""
         return {"vocab": self.vocab.idx_to_token}
 
     def batch_shape(self) -> tuple[int, int]:
-        """(rows, time steps) of a training batch."""
         return self.batch_size, self.num_steps
 
     def has_test(self) -> bool:
-        """The book scores no test part."""
         return False

@@ -1,7 +1,6 @@
-"""The eval task: loss and perplexity of a checkpoint on a part of its text or any text
-(d2l.ai §9.3: perplexity is exp of the mean cross-entropy per token), through Lightning's
-test loop (`split=test`) or validation loop (any other part); the PPM mixture and dynamic
-evaluation are the scoring wing's (`rnnlm.scoring.run`)."""
+"""The eval task: a checkpoint's loss and perplexity (d2l.ai §9.3) on a part of its text or any
+text, through Lightning's test or validation loop; beyond static: the scoring wing
+(`rnnlm.scoring.run`)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,8 @@ from rnnlm.text.streams import Streams
 
 
 def evaluate(cfg: DictConfig) -> float:
-    """Print and return the perplexity of `cfg.ckpt_path` on `cfg.split`: one checkpoint, or a
-    list of them scored as an ensemble (the average of their probabilities)."""
+    """Print and return the perplexity of `cfg.ckpt_path` (one, or a list scored as an ensemble)
+    on `cfg.split`."""
     paths = [cfg.ckpt_path] if isinstance(cfg.ckpt_path, str) else list(cfg.ckpt_path)
     if not paths:
         raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
@@ -57,8 +56,8 @@ def evaluate(cfg: DictConfig) -> float:
 
 
 def score(trainer, scored, loader, split: str) -> tuple[float, float]:
-    """The mean loss and the tokens of a part: the test part through Lightning's test loop (as
-    after training), any other through its validation loop."""
+    """The mean loss and the tokens of a part: test through Lightning's test loop, others its
+    validation loop."""
     if split == "test":
         (metrics,) = trainer.test(scored, dataloaders=loader, verbose=False)
         return metrics["test/loss"], metrics["test/tokens"]

@@ -1,5 +1,5 @@
-"""Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6);
-the recurrent maths is the core's (`rnnlm.rnn`), clipping and devices the Trainer's."""
+"""Language models: `RNNLMScratch` (d2l.ai §9.5) and `RNNLM` with an `nn.Linear` head (§9.6); the
+recurrence is the core's (`rnnlm.rnn`), clipping and devices the Trainer's."""
 
 from __future__ import annotations
 
@@ -26,11 +26,9 @@ class RNNLMScratch(pl.LightningModule):
     """One-hot inputs -> recurrent core -> output layer (W_hq, b_q); cross-entropy; SGD(lr).
 
     `rnn` is the core's config (`{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}`);
-    `vocab` (its length is the book's `vocab_size`) and `text` (`rnnlm.vocab.TextFormat`) make a
-    checkpoint self-contained. Beyond the book: a learnable `embedding`; `dropout` on the
-    non-recurrent connections, one mask per sequence if `variational_dropout`; `optimizer` and
-    `lr_scheduler` as partial configs of torch.optim classes (`rnnlm.partials`).
-    """
+    `vocab` and `text` (`TextFormat`) make a checkpoint self-contained. Beyond the book:
+    `embedding`, `dropout` (`variational_dropout`: a mask a sequence), `optimizer` and
+    `lr_scheduler` as partial configs."""
 
     monitor = "val/ppl"  # what selects checkpoints and what a sweep optimises
 
@@ -128,8 +126,8 @@ class RNNLMScratch(pl.LightningModule):
     def next_tokens(
         self, X: torch.Tensor, num_preds: int, choose: Callable[[torch.Tensor], torch.Tensor]
     ) -> Iterator[torch.Tensor]:
-        """The book's warm-up on the (len(prefix), rows) indices `X` (the prefix only sets the
-        state), then `num_preds` tokens a row, each chosen from the logits by `choose`."""
+        """The book's warm-up on the (len(prefix), rows) indices `X` (state only), then
+        `num_preds` tokens a row, each chosen from the logits by `choose`."""
         was_training = self.training
         self.eval()  # no dropout while generating
         try:
@@ -162,9 +160,8 @@ class RNNLMScratch(pl.LightningModule):
         own_metric_states(self)  # in every process of a run (ddp_spawn: rnnlm.metrics)
 
     def scored_step(self, batch: tuple, batch_idx: int, split: str) -> torch.Tensor:
-        """The mean loss of a batch, added to the split's figures. Windows `(X, Y)` start from
-        a zero state, streams `(X, Y, position)` from the state the batch before left. The
-        metrics go to `self.log` once: Lightning computes them when the epoch ends."""
+        """A batch's mean loss, added to the split's figures: windows `(X, Y)` from a zero state,
+        streams `(X, Y, position)` from the state the last batch left."""
         X, Y, *position = batch
         loss, state = self.batch_loss(X, Y, self.carried.take(split, position))
         self.carried.keep(split, position, X.shape[1], state)
@@ -199,8 +196,8 @@ class RNNLMScratch(pl.LightningModule):
         self.log_bits_per_char("test")
 
     def log_bits_per_char(self, split: str) -> None:
-        """Word and byte models: `<split>/bits_per_char`, comparable across kinds of token (the
-        data module counts the characters its loader's targets stand for)."""
+        """Word and byte models: `<split>/bits_per_char` (the data module counts the characters
+        per token)."""
         per_token = getattr(self.trainer.datamodule, "characters_per_token", None)
         ratio = per_token(split) if per_token is not None else None
         if ratio is not None:
@@ -215,7 +212,6 @@ class RNNLMScratch(pl.LightningModule):
             checkpoint["current_model_state"] = checkpoint["state_dict"]
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        """What every run watches, whatever the config's callbacks."""
         return [GradNorm(), DivergenceGuard()]
 
     def configure_optimizers(self) -> Any:

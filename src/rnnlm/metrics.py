@@ -1,6 +1,6 @@
 """Epoch figures as torchmetrics objects (d2l.ai §9.3: perplexity is exp of the mean
-cross-entropy per token), handed to `self.log`: Lightning computes them once at the end of
-the epoch (one sync across processes, inside torchmetrics) and resets them."""
+cross-entropy per token) handed to `self.log`, which computes them once an epoch (one sync) and
+resets them."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ SPLIT_FORMS = {"train": ("loss", "ppl"), "val": ("loss", "ppl"), "test": FORMS}
 
 
 class TokenLoss(MeanMetric):
-    """The token-weighted mean cross-entropy of a split (update with a batch's mean loss and
-    its token count), reported as `form`: `loss` (nats), `ppl` (exp) or `bpc` (bits)."""
+    """A split's token-weighted mean cross-entropy, as `form`: `loss` (nats), `ppl` or `bpc`."""
 
     def __init__(self, form: str = "loss") -> None:
         super().__init__()
@@ -33,9 +32,8 @@ class TokenLoss(MeanMetric):
 
 
 def own_metric_states(module: nn.Module) -> None:
-    """Give this process its own copy of every metric state in `module` (from `setup`, which
-    runs in every process): under ddp_spawn on a CPU, Lightning copies parameters and buffers
-    out of shared memory, not metric states, so every rank would add into the same tensors."""
+    """This process's own copy of every metric state (from `setup`): ddp_spawn on a CPU copies
+    parameters and buffers out of shared memory, not metric states."""
     for metric in module.modules():
         if isinstance(metric, Metric):
             for name, value in metric.metric_state.items():
@@ -44,8 +42,7 @@ def own_metric_states(module: nn.Module) -> None:
 
 
 class SplitFigures(nn.Module):
-    """Every split's epoch figures, `<split>/<form>` (`SPLIT_FORMS`), and the tokens scored in
-    val and test (`<split>/tokens`: each token once, also across processes)."""
+    """Every split's `<split>/<form>` figures, and the tokens scored in val and test."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,20 +56,17 @@ class SplitFigures(nn.Module):
         self.tokens = nn.ModuleDict({split: SumMetric() for split in ("val", "test")})
 
     def update(self, split: str, loss: torch.Tensor, tokens: int) -> None:
-        """Add a batch's mean loss over `tokens` tokens to `split`'s figures."""
         for form in SPLIT_FORMS[split]:
             self.figures[f"{split}_{form}"].update(loss.detach(), tokens)
         if split in self.tokens:
             self.tokens[split].update(tokens)
 
     def ppl(self, split: str) -> torch.Tensor:
-        """The split's perplexity so far (synced; computing it again returns the same value)."""
+        """The split's perplexity so far (synced; Lightning's compute reuses it)."""
         return self.figures[f"{split}_ppl"].compute()
 
     def log(self, module, split: str) -> None:
-        """Hand `split`'s metric objects to `module.log` (a LightningModule's, from a step), which
-        computes them once at the end of the epoch and resets them; perplexity on the progress
-        bar, which then shows the epoch's own value when the epoch ends."""
+        """Hand `split`'s metric objects to `module.log` (perplexity on the progress bar)."""
         for form in SPLIT_FORMS[split]:
             metric = self.figures[f"{split}_{form}"]
             module.log(

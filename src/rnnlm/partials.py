@@ -1,7 +1,5 @@
-"""Settings that a model keeps as configs and completes later: the optimizer and the rate
-scheduler as Hydra partials (`_target_`, `_partial_: true`, their arguments), completed with the
-parameters in `configure_optimizers`.
-"""
+"""The optimizer and the rate scheduler as Hydra partials a model keeps (`_target_`, `_partial_:
+true`), completed in `configure_optimizers`."""
 
 from __future__ import annotations
 
@@ -27,8 +25,8 @@ def plain(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def partial_config(key: str, settings: Any) -> dict[str, Any]:
-    """`settings` as the plain partial config a checkpoint keeps, built once now so that a bad
-    `_target_` fails before training, in one line."""
+    """`settings` as the plain partial config a checkpoint keeps, built once now: a bad
+    `_target_` fails before training."""
     if not isinstance(settings, Mapping) or "_target_" not in settings:
         group = "model/optimizer=sgd|adam" if key.endswith("optimizer") else f"{key}=null"
         raise UserError(
@@ -54,9 +52,8 @@ def optimizers(
     lr: float,
     monitor: str,
 ) -> Any:
-    """What a LightningModule's `configure_optimizers` returns: the optimizer partial completed
-    with the parameters and the rate, and the scheduler's (stepped once per epoch, after
-    validation; `ReduceLROnPlateau` watches `monitor`)."""
+    """`configure_optimizers`'s value: the optimizer, and the scheduler's (stepped each epoch;
+    `ReduceLROnPlateau` watches `monitor`)."""
     built = instantiate(optimizer)(parameters, lr=lr)
     if lr_scheduler is None:
         return built
@@ -68,8 +65,7 @@ def optimizers(
 
 
 def core_config(rnn: Mapping[str, Any]) -> dict[str, Any]:
-    """The core's config as the checkpoint keeps it: without `num_inputs`, which the model sets
-    (the embedding's size, else the vocabulary's)."""
+    """The core's config as the checkpoint keeps it, without `num_inputs` (the model sets it)."""
     if not isinstance(rnn, Mapping) or "num_inputs" in rnn:
         raise UserError(
             "model.rnn is the core's config without num_inputs (the model feeds its core "

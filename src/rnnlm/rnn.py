@@ -1,6 +1,6 @@
-"""Recurrent cores: `RNNScratch` (d2l.ai §9.5) and `RNN` (§9.6). `forward(inputs, state=None)
--> (outputs, state)`: `inputs` are `(num_steps, batch, num_inputs)` floats or `(num_steps,
-batch)` token indices (one-hot rows), `outputs` are `(num_steps, batch, num_hiddens)`."""
+"""Recurrent cores: `RNNScratch` (d2l.ai §9.5) and `RNN` (§9.6), `forward(inputs, state=None) ->
+(outputs, state)`: (num_steps, batch, num_inputs) floats or (num_steps, batch) indices (one-hot
+rows) -> (num_steps, batch, num_hiddens)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,15 @@ ACTIVATIONS = ("tanh", "relu")
 
 
 def core(cls: type[nn.Module], **arguments: Any) -> dict[str, Any]:
-    """A core's config, as the language models take it: `core(RNNScratch, num_hiddens=32)` is
-    `{"_target_": "rnnlm.rnn.RNNScratch", "num_hiddens": 32}` (the model sets `num_inputs`);
-    the benchmarks build their models with it."""
+    """A core's config as the models take it: `core(RNNScratch, num_hiddens=32)`; the benchmarks
+    build with it."""
     return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **arguments}
 
 
 class RNNScratch(nn.Module):
-    """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), parameters initialised as in the book.
-
-    phi is tanh (the book) or ReLU (the book's last exercise: does ReLU still need clipping?).
-    `forward` is the book's loop, step by step, differentiated by autograd;
-    `rnnlm.fast.FastRNNScratch` runs the same maths faster.
-    """
+    """H_t = phi(X_t W_xh + H_{t-1} W_hh + b_h), initialised as in the book; phi is tanh or ReLU
+    (the book's last exercise). `forward` is the book's loop; `rnnlm.fast.FastRNNScratch` is
+    faster."""
 
     gates = 1  # the products of W_hh per step (threads and memory estimates)
 
@@ -71,8 +67,7 @@ class VariationalDropout(nn.Dropout):
 
 
 class RNN(nn.Module):
-    """The concise core (§9.6): `torch.nn.RNN` (tanh), `num_layers` stacked (`dropout` between
-    them). `rnnlm.cores` holds the GRU, the LSTM and DropConnect on the recurrence."""
+    """The concise core (§9.6): `torch.nn.RNN`, `num_layers` stacked (`dropout` between them)."""
 
     cell = nn.RNN
     gates = 1  # the products of W_hh per step (threads and memory estimates)

@@ -1,6 +1,6 @@
-"""The Hydra task: config -> data module -> model -> logger/callbacks -> Trainer -> fit -> test,
-the book's run (d2l.ai §9.5: 100 epochs, SGD, clipping at 1). What an experiment changes is a
-callback or a model hook its config chooses; what the task needs is the `Protocol`s below."""
+"""The Hydra task (d2l.ai §9.5's run): config -> data module -> model -> logger, callbacks ->
+Trainer -> fit -> test. What an experiment changes is a callback or model hook its config
+chooses."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ class Model(Protocol):
 def build(
     cfg: DictConfig, output_dir: Path, ckpt_path: str | None = None
 ) -> tuple[DataModule, Model, pl.Trainer]:
-    """Everything `fit` needs, with the checkpoint to resume from checked before the Trainer
-    is built (its lines come after); run-time objects are passed as keyword arguments."""
+    """Everything `fit` needs; a checkpoint to resume from is checked before the Trainer is
+    built."""
     precision = MatmulPrecision(cfg.get("matmul_precision", "highest"))  # checked before data
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -98,8 +98,7 @@ def build(
 
 
 def train(cfg: DictConfig, output_dir: str | Path) -> float:
-    """Train as configured in `output_dir`, then test the checkpoint the validation metric
-    selected; returns the final value of that metric (what a sweep minimises)."""
+    """Train in `output_dir`, test the checkpoint val/ppl chose; returns that metric (a sweep's)."""
     output_dir = Path(output_dir)
     check_run_settings(cfg)
     tune_allocator()

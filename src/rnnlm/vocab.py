@@ -1,10 +1,8 @@
-"""The book's preprocessing, tokens and `Vocab` (d2l.ai §9.2), shared by the data and the
-models; a model keeps its vocabulary as a list of tokens and how its text was read
-(`TextFormat`), so generation and evaluation read new text the way training did.
+"""The book's preprocessing, tokens and `Vocab` (d2l.ai §9.2); a model keeps its vocabulary and
+`TextFormat`, so generation and evaluation read text the way training did.
 
 preprocess  book: every run of non-letters -> one space, lowercase | none: the text as it is
-token       char (d2l's `tokenize(lines, 'char')`) | byte (256 tokens, no <unk>) | word
-"""
+token       char (d2l's `tokenize(lines, 'char')`) | byte (256 tokens, no <unk>) | word"""
 
 from __future__ import annotations
 
@@ -131,8 +129,8 @@ class TextFormat:
 
 
 class Joiner:
-    """Tokens back into text, a piece at a time: words with a space before each, bytes
-    decoded as UTF-8 (a character split across two pieces completed by the next)."""
+    """Tokens back into text a piece at a time: words spaced, bytes decoded as UTF-8 across
+    pieces."""
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -148,8 +146,7 @@ class Joiner:
 
 
 def prefix_indices(prefix: str, fmt: TextFormat, vocab: Vocab) -> list[int]:
-    """The vocabulary indices of a (preprocessed) prefix's tokens; one line naming any that
-    the vocabulary does not hold."""
+    """A prefix's vocabulary indices; one line naming the tokens the vocabulary lacks."""
     tokens, kind = fmt.split(prefix), fmt.token_name
     if not tokens:
         raise UserError(f"prefix={prefix!r} holds no {kind}: give at least one")

@@ -1,6 +1,5 @@
-"""The book's scratch core, faster: `FastRNNScratch` overrides `RNNScratch.forward` with the
-same maths, the input projection of all steps at once, then `Recurrence`, one autograd node
-with backpropagation through time written out (d2l.ai §9.7)."""
+"""The book's scratch core, faster: the input projection of all steps at once, then `Recurrence`,
+one autograd node with backpropagation through time written out (d2l.ai §9.7)."""
 
 from __future__ import annotations
 
@@ -23,11 +22,8 @@ class FastRNNScratch(RNNScratch):
         return outputs, outputs[-1]
 
     def input_projection(self, inputs: torch.Tensor) -> torch.Tensor:
-        """X_t W_xh + b_h for all steps at once: (num_steps, batch, num_hiddens).
-
-        A one-hot row times W_xh is a row of W_xh, so token indices are a lookup into
-        W_xh + b_h (exactly X_t W_xh + b_h) instead of a matmul with a one-hot tensor.
-        """
+        """X_t W_xh + b_h for all steps (num_steps, batch, num_hiddens): for token indices a row
+        lookup into W_xh + b_h, which a one-hot row times W_xh is."""
         if inputs.is_floating_point():
             return torch.matmul(inputs, self.W_xh) + self.b_h
         rows = (self.W_xh + self.b_h).index_select(0, inputs.reshape(-1))
@@ -35,10 +31,8 @@ class FastRNNScratch(RNNScratch):
 
 
 class Recurrence(torch.autograd.Function):
-    """H_t = phi(XW_t + H_{t-1} W_hh) over all steps, with backpropagation through time
-    written out, so autograd sees one node instead of ~5 per step and the W_hh gradient of
-    all steps is one matmul. Only H_{t-1} W_hh stays inside the loop.
-    """
+    """H_t = phi(XW_t + H_{t-1} W_hh) over all steps, BPTT written out: one autograd node instead
+    of ~5 a step, and the W_hh gradient of all steps one matmul."""
 
     @staticmethod
     def forward(ctx, xw, W_hh, state, activation: str = "tanh"):

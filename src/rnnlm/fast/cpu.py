@@ -14,11 +14,8 @@ from rnnlm.fast import threads
 
 
 class ShareCores(pl.Callback):
-    """`threads=auto` with several threads: every `every_s` seconds of training, use only the
-    cores other processes leave free (at least one thread, at most `most`), and all of them
-    again once they are free. Spinning threads on a core another process wants make each op
-    wait for the slowest thread (figures: docs/performance.md, CPU threads on a shared
-    machine)."""
+    """`threads=auto`: every `every_s` seconds of training, use the cores other processes leave
+    free (1 to `most` threads): spinning threads on a wanted core make each op wait."""
 
     def __init__(self, most: int, every_s: float = 0.5) -> None:
         self.most, self.every_s = most, every_s
@@ -41,12 +38,8 @@ class ShareCores(pl.Callback):
 
 
 def tune_allocator() -> None:
-    """Keep freed multi-MB tensors in the heap instead of returning them to the OS (glibc).
-
-    Every step allocates several (num_steps, batch, num_hiddens) buffers; by default glibc
-    serves each from fresh mmap'd pages, and the page faults cost more than the maths:
-    on the book's setting this halved the scratch forward pass (docs/performance.md).
-    """
+    """Keep freed multi-MB tensors in glibc's heap: fresh mmap'd pages for every step's buffers
+    cost more page faults than maths (docs/performance.md)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -60,8 +53,6 @@ def tune_allocator() -> None:
 
 
 def step_work(model: pl.LightningModule, batch_size: int) -> int:
-    """Multiply-adds of one time step of one layer of `model` (its gates together)."""
+    """Multiply-adds of one time step of one layer (its gates together): the ops threads share."""
     rnn = model.rnn
-    return threads.step_work(
-        batch_size, rnn.gates * rnn.num_hiddens, rnn.num_hiddens + rnn.num_inputs
-    )
+    return batch_size * rnn.gates * rnn.num_hiddens * (rnn.num_hiddens + rnn.num_inputs)

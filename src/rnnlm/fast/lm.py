@@ -1,13 +1,6 @@
-"""The book's language models, faster: what `FastRNNLMScratch` and `FastRNNLM` override of
-`RNNLMScratch` and `RNNLM` (the same numbers; the tests check them against the book's).
-
-- `one_hot`: token indices, which the cores read as one-hot rows, without building them;
-- `output_layer` and `loss`: class-major logits and their cross-entropy (`rnnlm.fast.output`);
-- `batch_loss`: with `compile=True`, through `torch.compile`; with `cuda_graphs=True`, its
-  forward and backward kernels recorded as CUDA graphs and replayed (`torch.compile`'s
-  reduce-overhead mode: static shapes, a graph of its own for an epoch's shorter last batch;
-  the clipping and the optimizer's step stay Lightning's).
-"""
+"""What `FastRNNLMScratch` and `FastRNNLM` override of the book's classes, the same numbers:
+`one_hot` (indices, not rows), `output_layer` and `loss` (class-major), and `batch_loss`
+(`compile=True`: torch.compile; `cuda_graphs=True`: replayed CUDA graphs, a graph a shape)."""
 
 from __future__ import annotations
 
@@ -48,9 +41,9 @@ class Fast:
         return super().batch_loss(X, Y, state)
 
     def setup(self, stage: str) -> None:
-        """The compiled batch loss, built here (in every process, after DDP spawn pickled a
-        plain module); CUDA graphs only when the trainer runs on CUDA (a checkpoint trained
-        with them is scored eagerly on a CPU)."""
+        """The compiled batch loss, built in every process (after DDP spawn pickled a plain
+        module); CUDA graphs only on CUDA (a checkpoint trained with them scores eagerly on a
+        CPU)."""
         super().setup(stage)
         if self.compiled is not None:
             return
@@ -60,9 +53,9 @@ class Fast:
             self.compiled = torch.compile(super().batch_loss, dynamic=True)
 
     def record_cuda_graphs(self) -> None:
-        """The batch loss from now on through CUDA graphs, recorded per shape at its first call.
-        Gradients are owned before the first step: a backward into a `None` gradient would
-        keep the graph's output as `.grad`, which the next replay overwrites."""
+        """The batch loss through CUDA graphs, recorded per shape; gradients owned first (a
+        backward into a `None` gradient would keep the graph's output, which the next replay
+        overwrites)."""
         for param in self.parameters():
             if param.grad is None:
                 param.grad = torch.zeros_like(param)

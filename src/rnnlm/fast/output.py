@@ -1,12 +1,6 @@
-"""The output layer and the cross-entropy of d2l.ai §9.5, class-major.
-
-The maths is the book's: logits O_t = H_t W_hq + b_q, loss = mean over tokens of
--log softmax(O_t)[y_t]. The engineering: the logits are computed as a (vocab, tokens) tensor,
-because with a vocabulary of 28 every reduction along the short axis of a (tokens, 28) tensor
-is slow on a CPU (docs/performance.md measures the bias gradient in both layouts), and both
-gradients are written out: softmax minus one-hot over the count, then one matmul each.
-The logits handed on are a (batch, num_steps, vocab) view of the class-major tensor.
-"""
+"""The output layer and cross-entropy of d2l.ai §9.5 (O_t = H_t W_hq + b_q; the mean of -log
+softmax(O_t)[y_t]), class-major: reductions along the short axis of (tokens, 28) are slow on a
+CPU (docs/performance.md); both gradients written out (softmax minus one-hot, one matmul each)."""
 
 from __future__ import annotations
 
@@ -56,8 +50,7 @@ def class_major_logits(rnn_outputs: torch.Tensor, W: torch.Tensor, b: torch.Tens
 
 
 def class_major_cross_entropy(Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """The mean cross-entropy of (batch, num_steps, vocab) logits against (batch, num_steps)
-    targets, over tokens in time-major order (the mean does not depend on it): for the
-    logits of `class_major_logits` the class-major tensor itself, without a copy."""
+    """The mean cross-entropy of (batch, num_steps, vocab) logits, read time-major: the
+    class-major tensor of `class_major_logits` itself, no copy."""
     logits_t = Y_hat.permute(2, 1, 0).reshape(Y_hat.shape[-1], -1)
     return ClassMajorCrossEntropy.apply(logits_t, Y.T.reshape(-1).long())

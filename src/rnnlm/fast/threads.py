@@ -1,20 +1,13 @@
 """How many CPU threads torch computes with: the `threads` setting of every entry point.
 
-    threads=auto   (default) starts with one thread when the model's steps are small,
-                   otherwise one per core; while training, every core that other processes
-                   leave free, fewer while they keep cores busy (the `ShareCores` callback;
-                   benchmarks/bench_contention.py measures why)
-    threads=torch  torch's own default: one OpenMP thread per core, spinning between ops
+    threads=auto   (default) one thread for small steps, else one per core; while training,
+                   the cores other processes leave free (`ShareCores`)
+    threads=torch  torch's default: one OpenMP thread per core, spinning between ops
     threads=N      exactly N threads
 
-torch's OpenMP threads spin at a barrier after every op. The book's ops take ~15 us each,
-so a second thread gains little when the machine is idle, and when another process wants
-the same cores the spinning threads take turns with it and a run becomes many times slower.
-
-`prepare` runs before torch is imported (the OpenMP runtime reads its environment once);
-`choose` sets the count once the model's size is known. Both export `OMP_NUM_THREADS`, so
-processes started from this one (DDP ranks, sweep jobs) compute with the same count.
-"""
+Spinning threads gain little on the book's ~15 us ops and lose many times over beside another
+process. `prepare` runs before torch starts; `choose` once the model's size is known; both
+export `OMP_NUM_THREADS` for the processes started from this one."""
 
 from __future__ import annotations
 
@@ -82,12 +75,6 @@ def export(count: int) -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(count)
 
 
-def step_work(batch_size: int, outputs: int, inputs: int) -> int:
-    """Multiply-adds of one time step of one layer (batch x outputs x inputs): the size of
-    the ops the threads share."""
-    return batch_size * outputs * inputs
-
-
 def machine_busy() -> float | None:
     """CPU seconds spent so far by every process on the machine (Linux /proc/stat), or None."""
     try:
@@ -100,9 +87,8 @@ def machine_busy() -> float | None:
 
 
 class BusyElsewhere:
-    """How many cores processes other than this one kept busy since the last `cores()` call:
-    the machine's busy CPU time minus this process's own (all its threads, spinning ones too),
-    over the wall time between calls."""
+    """Cores that other processes kept busy since the last `cores()` call: the machine's busy CPU
+    time minus this process's, over the wall time."""
 
     def __init__(self) -> None:
         self.last = (time.monotonic(), machine_busy(), time.process_time())

@@ -1,16 +1,8 @@
 """What TensorBoard shows of a run and of many, and what a finished run writes.
 
-- `TextSamples` (callbacks.text_samples): text generated as the model learns, in the TEXT tab.
-
-- `TensorBoard` (conf/logger/tensorboard.yaml): Lightning's logger, events straight in the run
-  folder, without its `epoch` scalar. TIME SERIES and SCALARS open on the first two groups of
-  tags in name order, so the test figures (single dots) are written under `~test/` (after
-  `train/` and `val/`); everywhere else (checkpoints, monitors, results.json) they are `test/`.
-  CUSTOM SCALARS opens on `LAYOUT`: train and val perplexity on one chart first.
-- HPARAMS: each run writes its settings (`run_settings`) and no experiment of its own: from
-  the runs' settings TensorBoard makes the columns itself, those in which the runs under
-  `--logdir` differ first, and every scalar a metric (one experiment written anywhere would
-  be taken as the columns of every run).
+TIME SERIES and SCALARS open on the first two tag groups by name: test figures are written under
+`~test/` (after train and val). HPARAMS: each run writes its settings and no experiment, so
+TensorBoard makes the columns from the settings in which the runs under `--logdir` differ.
 """
 
 from __future__ import annotations
@@ -32,8 +24,6 @@ from rnnlm.ops.files import flatten, write_json
 from rnnlm.ops.resume import last_checkpoint
 from rnnlm.sampling import Sampler, generate
 
-TEST_GROUP = "~test"  # `test/ppl` -> `~test/ppl` in TensorBoard: the group sorts after val
-
 # The CUSTOM SCALARS tab, in the order a user reads a run: category -> chart -> tag patterns.
 LAYOUT = {
     "perplexity": {
@@ -50,17 +40,13 @@ LAYOUT = {
         "gradient norm before clipping": ["Multiline", [r"^train/grad_norm$"]],
     },
 }
-
-
-def board_tag(name: str) -> str:
-    """The TensorBoard tag of a metric: `test/...` under `TEST_GROUP`, the others as named."""
-    group, sep, rest = name.partition("/")
-    return f"{TEST_GROUP}/{rest}" if sep and group == "test" else name
+# Not settings of the model or its training: where things are written and shown.
+NOT_SETTINGS = ("hydra", "logger", "callbacks", "ckpt_path", "verbose")
 
 
 class TensorBoard(TensorBoardLogger):
-    """Lightning's TensorBoardLogger, events straight in the run folder, no `epoch` scalar,
-    the test group after train and val, settings as a row of the HPARAMS tab."""
+    """Lightning's logger (conf/logger/tensorboard.yaml): events in the run folder, no `epoch`
+    scalar, `test/` as `~test/`, the CUSTOM SCALARS layout, settings as an HPARAMS row."""
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -68,57 +54,48 @@ class TensorBoard(TensorBoardLogger):
             # Lightning's logger has no hook for a dashboard layout: written with the first scalars.
             self.experiment.add_custom_scalars(LAYOUT)
             self._layout_written = True
-        shown = {board_tag(k): v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(shown, step)
+        shown = {("~" + k if k.startswith("test/") else k): v for k, v in metrics.items()}
+        super().log_metrics({k: v for k, v in shown.items() if k != "epoch"}, step)
 
     @rank_zero_only
     def log_run_settings(self, settings: dict[str, Any]) -> None:
-        """The run's settings (flat, `a/b` names) as one row of the HPARAMS tab: torch's
-        `hparams` summaries without the experiment (`log_hyperparams` would write one)."""
-        _, started, ended = hparams({k: plain_value(v) for k, v in settings.items()}, {})
+        """The settings as one HPARAMS row: torch's `hparams` summaries without the experiment
+        that `log_hyperparams` writes (one experiment would fix every run's columns)."""
+        plain = {
+            k: v if isinstance(v, float | str) else plain_value(v) for k, v in settings.items()
+        }
+        _, started, ended = hparams(plain, {})
         writer = self.experiment._get_file_writer()
         writer.add_summary(started)
         writer.add_summary(ended)
         writer.flush()
 
 
-def plain_value(value: Any) -> float | str:
-    """Floats as numbers; integers, booleans, lists and None as they read in the config."""
-    if isinstance(value, float):
-        return value
-    if isinstance(value, bool) or value is None:
-        return "null" if value is None else str(value).lower()
-    return value if isinstance(value, str) else str(value)
-
-
-# Not settings of the model or its training: where things are written and shown.
-NOT_SETTINGS = ("hydra", "logger", "callbacks", "ckpt_path", "verbose")
+def plain_value(value: Any) -> str:
+    """Integers, booleans, lists and None as they read in the config."""
+    return "null" if value is None else str(value).lower() if value in (True, False) else str(value)
 
 
 def run_settings(cfg: DictConfig) -> dict:
-    """Every setting of the run, flat (`model/rnn/num_hiddens`), for TensorBoard's HPARAMS
-    tab, and the option each config group took (`model`: `scratch`, `experiment`, ...)."""
+    """Every setting of the run, flat (`model/rnn/num_hiddens`), and each group's option."""
     from hydra.core.hydra_config import HydraConfig
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     settings = flatten({k: v for k, v in plain.items() if k not in NOT_SETTINGS}, sep="/")
-    if HydraConfig.initialized():
-        choices = HydraConfig.get().runtime.choices
-        for group, option in choices.items():
-            if option is not None and not group.startswith(NOT_SETTINGS):
-                settings[group] = option
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    settings |= {
+        g: o for g, o in choices.items() if o is not None and not g.startswith(NOT_SETTINGS)
+    }
     return settings
 
 
 @rank_zero_only
 def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> None:
-    """Rank 0: results.json (for sweep reports), the HPARAMS tab, the printed summary."""
+    """Rank 0: results.json (for sweep reports), the HPARAMS row, the printed summary."""
     write_json(output_dir / "results.json", results)
-    if isinstance(trainer.logger, TensorBoard):
-        trainer.logger.log_run_settings(run_settings(cfg))
-    elif trainer.logger is not None:
-        trainer.logger.log_hyperparams(run_settings(cfg))
     if trainer.logger is not None:
+        log = getattr(trainer.logger, "log_run_settings", trainer.logger.log_hyperparams)
+        log(run_settings(cfg))
         trainer.logger.finalize("success")
     for line in report.summary(model, results):
         print(line)
@@ -127,8 +104,8 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> 
 
 
 class TextSamples(pl.Callback):
-    """Every `every_n_epochs` (and after the last epoch), log the text generated after each
-    prefix: greedy (the book's `predict`) and sampled at `temperature`."""
+    """Every `every_n_epochs` (and after the last), the TEXT tab gets the text generated after
+    each prefix: greedy (the book's `predict`) and sampled at `temperature`."""
 
     def __init__(
         self,
@@ -140,16 +117,12 @@ class TextSamples(pl.Callback):
     ) -> None:
         require_count("callbacks.text_samples.every_n_epochs", every_n_epochs)
         require_count("callbacks.text_samples.num_preds", num_preds, minimum=0)
-        self.every_n_epochs, self.prefixes, self.num_preds = (
-            every_n_epochs,
-            list(prefixes),
-            num_preds,
-        )
+        self.every_n_epochs, self.prefixes = every_n_epochs, list(prefixes)
+        self.num_preds, self.seed = num_preds, seed
         self.samplers = {
             "greedy": Sampler.from_options("greedy"),
             f"sample_t{temperature:g}": Sampler.from_options("sample", temperature=temperature),
         }
-        self.seed = seed
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -164,8 +137,8 @@ class TextSamples(pl.Callback):
             lines = []
             for prefix in self.prefixes:
                 try:
-                    lines.append(
-                        generate(pl_module, prefix, self.num_preds, sampler, generator=generator)[0]
+                    lines += generate(
+                        pl_module, prefix, self.num_preds, sampler, generator=generator
                     )
                 except UserError as err:  # another text's vocabulary: say so, train on
                     lines.append(f"(no sample: {err})")

@@ -1,15 +1,12 @@
-"""The CLI layer: what turns a `UserError` into `error: <message>` and exit code 2, and the
-Hydra callbacks and checks that run before a task.
-
-Every entry point (train.py, eval.py, generate.py) wraps its task in `report_user_errors`;
-`HYDRA_FULL_ERROR=1` shows the traceback instead.
-"""
+"""The command line: a `UserError` as `error: <message>` and exit 2 (`HYDRA_FULL_ERROR=1` shows
+the traceback), Ctrl-C at start-up, and the overrides Hydra would report in many lines."""
 
 from __future__ import annotations
 
 import difflib
 import functools
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -23,11 +20,11 @@ from rnnlm.ops import folders
 from rnnlm.ops.files import flatten
 
 T = TypeVar("T")
+NULLS = ("null", "none", "~")
 
 
 class FailedJob(UserError, CompactHydraException):
-    """A `UserError` in a job of a multirun: the sweep records the job as failed and goes on;
-    at the end Hydra prints the job's overrides and this message, without a traceback."""
+    """A multirun job's `UserError`: Hydra marks the job failed, prints it without traceback."""
 
 
 def find_user_error(exc: BaseException | None) -> UserError | None:
@@ -48,11 +45,9 @@ def unwrap_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args, **kwargs) -> T:
         try:
             return fn(*args, **kwargs)
-        except UserError:
-            raise
         except Exception as err:
             user_error = find_user_error(err)
-            if user_error is None:
+            if user_error is None or user_error is err:
                 raise
             raise user_error from None
 
@@ -60,7 +55,6 @@ def unwrap_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 def in_multirun() -> bool:
-    """Whether this process runs a job of a Hydra multirun (-m)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -68,15 +62,14 @@ def in_multirun() -> bool:
 
 
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a CLI task: a `UserError` becomes `error: <message>` and exit code 2 (in a
-    multirun, the job is marked failed and the sweep report shows it)."""
+    """Decorate a CLI task: a `UserError` becomes one line and exit 2 (a failed job in a sweep)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> T:
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            user_error = find_user_error(err) or missing_value(err)
+            user_error = find_user_error(err)
             if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if in_multirun():  # let Hydra record a failed job; the sweep goes on
@@ -89,32 +82,18 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 def require_given(cfg) -> None:
-    """Raise a `UserError` for the first mandatory key (`???` in the config) left out."""
+    """A `UserError` for the first mandatory key (`???` in the config) left out."""
     from omegaconf import OmegaConf
 
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise required(missing[0])
-
-
-def required(key: str) -> UserError:
-    return UserError(f"{key} is required: add {key}=... to the command line")
-
-
-def missing_value(err: Exception) -> UserError | None:
-    """A mandatory key (`???` in the config, e.g. eval.py's ckpt_path) left out."""
-    from omegaconf.errors import MissingMandatoryValue
-
-    if not isinstance(err, MissingMandatoryValue):
-        return None
-    return required(err.full_key)
+        raise UserError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
 
 
 def run_entry_point(main: Callable[[], object], when: str = "") -> None:
-    """Run an entry point's Hydra main. Until the task hands SIGINT back to Python (train.py
-    when training starts: Lightning's loops stop cleanly on Ctrl-C), Ctrl-C ends the process
-    at once with one line and no run folder: a KeyboardInterrupt raised in the middle of an
-    import or of Hydra's start-up would end in a traceback of whatever it cut short."""
+    """Run a Hydra main. Until the task hands SIGINT back (train.py, when training starts),
+    Ctrl-C ends the process at once with one line and no run folder, not a traceback of
+    whatever import or start-up step it cut short."""
 
     def stop(signum, frame) -> None:
         gone = folders.discard_unstarted_run()
@@ -127,19 +106,13 @@ def run_entry_point(main: Callable[[], object], when: str = "") -> None:
     main()
 
 
-NULLS = ("null", "none", "~")
-
-
 def check_command_line(argv: list[str], conf_dir: Path, config_name: str) -> None:
-    """The mistakes Hydra reports in several lines or with a traceback (exit code 1) while it
-    composes the config, before any task code runs: an unknown option of a config group, a
-    group set to null, a key the config does not have. Said in one line instead, exit code 2,
-    before Hydra makes a run folder. Anything else is left to Hydra."""
+    """An unknown group option, a group set to null, or an unknown key: one line and exit 2
+    before Hydra makes a run folder (Hydra says it in many lines, exit 1); the rest is Hydra's."""
     if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in argv):
         return  # --help, --cfg, --info, ...: Hydra's own
-    overrides = [arg for arg in argv if not arg.startswith("-")]
     try:
-        problem = first_problem(overrides, conf_dir, config_name)
+        problem = first_problem([a for a in argv if not a.startswith("-")], conf_dir, config_name)
     except Exception:  # what this check cannot read, Hydra reports itself
         return
     if problem:
@@ -181,37 +154,30 @@ def unknown_key(keys: list[str], groups: list[str], conf_dir: Path, config_name:
         cfg = compose(config_name, overrides=groups)
     known = set(flatten(OmegaConf.to_container(cfg, resolve=False)))
     known |= {".".join(k.split(".")[:n]) for k in known for n in range(1, k.count(".") + 1)}
-    for key in keys:
-        if key not in known:
-            level = sorted(k for k in known if k.count(".") == key.count("."))
-            near = difflib.get_close_matches(key, level, n=2, cutoff=0.8)
-            hint = f": did you mean {' or '.join(near)}?" if near else ""
-            return (
-                f"{key} is not a key of the {config_name} config{hint} (python {config_name}.py "
-                "--cfg job prints every key)"
-            )
+    for key in (k for k in keys if k not in known):
+        level = sorted(k for k in known if k.count(".") == key.count("."))
+        near = difflib.get_close_matches(key, level, n=2, cutoff=0.8)
+        hint = f": did you mean {' or '.join(near)}?" if near else ""
+        return (
+            f"{key} is not a key of the {config_name} config{hint} (python {config_name}.py "
+            "--cfg job prints every key)"
+        )
     return None
 
 
 def quote_text_values(argv: list[str], keys: tuple[str, ...] = ("prefix",)) -> list[str]:
-    """`argv` with each `key=VALUE` of `keys` that Hydra's override grammar cannot read (a
-    text with `!`, `(`, `:` ...) quoted so that it reads back as exactly VALUE: a prefix is
-    always text, so `prefix="It Has!"` needs no second layer of quotes. Arguments Hydra reads
-    already, and any whose quoted form would not read back the same, are left as they are."""
-    import re
-
+    """Each `key=VALUE` of `keys` that Hydra's grammar cannot read (`!`, `(`, `:` ...) quoted so
+    that it reads back as exactly VALUE; any other argument as it is."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parser = OverridesParser.create()
-    quoted = []
+    parser, quoted = OverridesParser.create(), []
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and key in keys:
             try:
                 parser.parse_override(arg)
             except Exception:
-                # Hydra's quoted strings: \' is a quote; backslashes before a quote or at the
-                # end are doubled.
+                # Hydra's quoting: \' is a quote; backslashes before a quote or at the end double.
                 body = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
                 candidate = f"{key}='{body.replace(chr(39), chr(92) + chr(39))}'"
                 try:

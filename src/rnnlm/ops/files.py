@@ -1,10 +1,6 @@
-"""Writing a file whole or not at all: checkpoints, results.json, sweep reports, figures.
-
-A file is written to a temporary file in its own folder (a rename across filesystems would be
-a copy, which a full disk or a kill can cut short), flushed to the disk, then renamed over the
-old one with `os.replace`. A failed write leaves the old file as it was and removes the
-temporary one.
-"""
+"""Files written whole or not at all (checkpoints, results.json, sweep reports, figures): to a
+temporary file in their own folder (a rename across filesystems would be a copy, which a full
+disk or a kill cuts short), flushed to the disk, then renamed over the old one."""
 
 from __future__ import annotations
 
@@ -24,9 +20,8 @@ FILE_MODE = 0o666 & ~_umask
 
 
 def write_file(path: str | Path, write: Callable[[BinaryIO], object], kept: str = "") -> None:
-    """Call `write(f)` on a temporary file beside `path`, then rename it over `path`. An
-    OSError (disk full, permission denied, a read-only folder) becomes a `UserError` that
-    names the file and the reason, followed by `kept` (what is left whole)."""
+    """`write(f)` on a temporary file beside `path`, renamed over it; an OSError (a full disk, a
+    read-only folder) becomes a `UserError` naming the file, the reason, and `kept`."""
     path = Path(path)
     tmp = None
     try:
@@ -37,19 +32,14 @@ def write_file(path: str | Path, write: Callable[[BinaryIO], object], kept: str 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        remove(tmp)
-        reason = err.strerror or type(err).__name__
-        raise UserError(f"writing {path} failed ({reason}){kept}") from None
-    except BaseException:  # Ctrl-C or an error in `write`: the old file stays as it was
-        remove(tmp)
+    except BaseException as err:  # also Ctrl-C, or an error in `write`: the old file stays
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(err, OSError):
+            reason = err.strerror or type(err).__name__
+            raise UserError(f"writing {path} failed ({reason}){kept}") from None
         raise
-
-
-def remove(tmp: str | None) -> None:
-    if tmp is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def write_bytes(path: str | Path, data: bytes, kept: str = "") -> None:

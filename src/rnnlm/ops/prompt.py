@@ -1,5 +1,5 @@
-"""What generate.py reads from its command line beyond the model's options: the prefix, as it
-is from a file or standard input, and the settings given that change nothing."""
+"""generate.py's prefix (given, from a file or standard input) and the settings that change
+nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from rnnlm.errors import UserError
 
 
 def cleaned_prefix(cfg: DictConfig, fmt) -> str:
-    """The prefix (`read_prefix`) preprocessed as the model's text was (`fmt`), saying so when
-    that changes it."""
+    """The prefix preprocessed as the model's text was (`fmt`), saying so when that changes it."""
     given = read_prefix(cfg)
     prefix = fmt.clean(given)
     if prefix != given:
@@ -27,8 +26,7 @@ def cleaned_prefix(cfg: DictConfig, fmt) -> str:
 
 
 def read_prefix(cfg: DictConfig) -> str:
-    """`prefix`, or the whole of `prefix_file` as it is (`-`: standard input), which takes any
-    text without the command line's quoting."""
+    """`prefix`, or all of `prefix_file` (`-`: standard input): any text, no quoting."""
     source = cfg.get("prefix_file")
     if source is None:
         return str(cfg.prefix)

@@ -22,17 +22,15 @@ RESULTS = {
 
 
 def results(model, metrics: Mapping[str, float]) -> dict[str, Any]:
-    """What results.json keeps of a run's final `metrics`: a model with figures of its own
-    (the sine series) says it in its `results`; a language model's are `RESULTS`."""
+    """What results.json keeps of a run's `metrics`: `RESULTS`, or the model's own `results`."""
     if hasattr(model, "results"):
         return model.results(metrics)
     return {key: metrics[name] for key, name in RESULTS.items() if name in metrics}
 
 
 def summary(model, results: Mapping[str, Any]) -> list[str]:
-    """The lines printed at the end of a run (`model.summary`, if it has one); a language
-    model's: the last epoch's val/ppl beside the best (the checkpoint the test figure uses),
-    and the test figure."""
+    """The lines printed at the end of a run: the model's own `summary`, or val/ppl (last and
+    best: the checkpoint tested) and the test figures."""
     if hasattr(model, "summary"):
         return model.summary(results)
     lines = [f"val/ppl {results['val_ppl']:.3f} (best {results['best_val_ppl']:.3f})"]

@@ -1,5 +1,5 @@
 """Carrying a run on: checkpoints written whole, `ckpt_path=last`, the checks before resuming,
-what a stopped run says, and what a finished run's checkpoints tell."""
+and what a stopped run says."""
 
 from __future__ import annotations
 
@@ -22,10 +22,9 @@ from rnnlm.vocab import TextFormat
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, with the file written in its own folder and renamed
-    over the old one (`rnnlm.ops.files`): Lightning's own goes through fsspec's transaction,
-    which writes to the system's temp folder and moves the file, a copy when the run folder
-    is on another filesystem, so a full disk or a kill leaves a truncated checkpoint."""
+    """Lightning's checkpoint writer, writing in the checkpoint's own folder then renaming:
+    Lightning's goes through fsspec, which writes in the system's temp folder and then copies
+    across filesystems, so a full disk or a kill leaves a truncated checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if "://" in str(path):  # object storage: fsspec's writer is the one that can
@@ -34,17 +33,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
         torch.save(checkpoint, buffer)
-        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
-
-
-def last_good(path: Path) -> str:
-    """What a failed write of `path` leaves whole, as the error says it."""
-    if path.is_file():
-        return f": {path} is kept as it was, the last good checkpoint"
-    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if others:
-        return f": the last good checkpoint is {others[-1]}"
-    return ": no checkpoint had been written yet"
+        others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if path.is_file():
+            kept = f": {path} is kept as it was, the last good checkpoint"
+        else:
+            kept = f": the last good checkpoint is {others[-1]}" if others else ""
+        write_bytes(path, buffer.getbuffer(), kept or ": no checkpoint had been written yet")
 
 
 def last_checkpoint(output_dir: Path) -> Path:
@@ -53,8 +47,7 @@ def last_checkpoint(output_dir: Path) -> Path:
 
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`ckpt_path=last`: this run folder's own last.ckpt if there is one (a requeued or
-    restarted job carries on), else a fresh start; any other value is a checkpoint file."""
+    """`ckpt_path=last`: this run folder's last.ckpt if there is one, else a fresh start."""
     if ckpt_path != "last":
         return ckpt_path
     last = last_checkpoint(output_dir)
@@ -64,20 +57,30 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return None
 
 
-def check_resumable(
-    ckpt_path: str, model: pl.LightningModule, inputs: dict, max_epochs: int | None
-) -> None:
-    """Resuming needs a checkpoint of this kind of model, built from the same data (`inputs`:
-    what the data module gives the model, e.g. the vocabulary), with epochs left to train."""
+def check_resumable(ckpt_path: str, model, inputs: dict, max_epochs: int | None) -> None:
+    """Resuming needs a checkpoint of this kind of model, of the same data (`inputs`: the
+    vocabulary and text format), with the same weight shapes and epochs left to train."""
     checkpoint = read_checkpoint(ckpt_path)
-    saved_class, this_class = checkpoint["rnnlm_class"].rpartition(".")[2], type(model).__name__
-    if saved_class != this_class:
+    saved, this = checkpoint["rnnlm_class"].rpartition(".")[2], type(model).__name__
+    if saved != this:
         raise UserError(
-            f"ckpt_path={ckpt_path!r} holds a {MODEL_KINDS.get(saved_class, '')} "
-            f"({saved_class}), and this run builds a {MODEL_KINDS.get(this_class, '')} "
-            f"({this_class}): resume with the model it was trained with"
+            f"ckpt_path={ckpt_path!r} holds a {MODEL_KINDS.get(saved, '')} ({saved}), and this "
+            f"run builds a {MODEL_KINDS.get(this, '')} ({this}): resume with the model it was "
+            "trained with"
         )
-    check_same_data(ckpt_path, checkpoint["hyper_parameters"], inputs)
+    hparams = checkpoint["hyper_parameters"]
+    was, now = TextFormat.of(hparams.get("text")), TextFormat.of(inputs.get("text"))
+    if was != now:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} was trained with {was}, and this run reads the text with "
+            f"{now}: resume with the settings it was trained with"
+        )
+    if "vocab" in inputs and hparams.get("vocab") != inputs["vocab"]:
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} was trained with another vocabulary "
+            f"({len(hparams.get('vocab') or [])} tokens, the data now has "
+            f"{len(inputs['vocab'])}): resume with the data.path it was trained on"
+        )
     check_same_shapes(ckpt_path, checkpoint, model)
     done = checkpoint.get("epoch", -1) + 1
     if max_epochs is not None and done >= max_epochs:
@@ -88,77 +91,10 @@ def check_resumable(
         )
 
 
-def check_same_data(ckpt_path: str, saved: dict, inputs: dict) -> None:
-    """The data gives the model what the checkpoint's run gave it (vocabulary, text format)."""
-    for key, value in inputs.items():
-        if key == "text":
-            was = TextFormat.of(saved.get(key))
-            if was != TextFormat.of(value):
-                raise UserError(
-                    f"ckpt_path={ckpt_path!r} was trained with {was}, and this run reads the "
-                    f"text with {TextFormat.of(value)}: resume with the settings it was trained "
-                    "with"
-                )
-        elif saved.get(key) != value:
-            what = (
-                f"vocabulary ({len(saved.get(key) or [])} tokens, the data now has {len(value)})"
-                if key == "vocab"
-                else key
-            )
-            raise UserError(
-                f"ckpt_path={ckpt_path!r} was trained with another {what}: resume with the "
-                "data.path it was trained on"
-            )
-
-
-def epochs_trained(trainer: pl.Trainer, output_dir: Path) -> int:
-    """Epochs finished: the last checkpoint's count when there is one (a ddp_spawn parent's
-    trainer does not get its workers' count back), else the trainer's."""
-    last = last_checkpoint(output_dir)
-    if last.is_file():
-        return read_checkpoint(last).get("epoch", -1) + 1
-    return trainer.current_epoch
-
-
-def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> None:
-    """SIGTERM (`kill`, a scheduler's preemption) or SIGINT (Ctrl-C): Lightning stops cleanly
-    but would exit with status 0 (SIGTERM) or 1, saying nothing of what is kept. Say it, with
-    the command that carries on, and exit 128 + the signal's number."""
-    last = last_checkpoint(output_dir)
-    kept = (
-        f"{last} holds the last finished epoch: carry on with {carry_on_command(output_dir)}"
-        if last.is_file()
-        else "no epoch had finished, no checkpoint was written"
-    )
-    print(
-        f"error: training was stopped by {signum.name} in epoch {trainer.current_epoch}; {kept}",
-        file=sys.stderr,
-    )
-    raise SystemExit(128 + signum)
-
-
-def carry_on_command(output_dir: Path) -> str:
-    """The command line of this run, resuming from its folder's last.ckpt."""
-    from hydra.core.hydra_config import HydraConfig
-
-    given = []
-    if HydraConfig.initialized():
-        given = [
-            arg
-            for arg in HydraConfig.get().overrides.task
-            if not arg.startswith(("ckpt_path=", "hydra.run.dir="))
-        ]
-    return shlex.join(
-        ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
-    )
-
-
 def check_same_shapes(ckpt_path: str, checkpoint: dict, model: pl.LightningModule) -> None:
-    """The checkpoint's weights fit the model built now; else one line with the settings
-    that differ (e.g. `model.rnn.num_hiddens 32 in the checkpoint, 64 now`)."""
+    """The checkpoint's weights fit the model; else the settings that differ, in one line."""
     saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
-    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if saved == now:
+    if saved == {k: tuple(v.shape) for k, v in model.state_dict().items()}:
         return
     before, after = flatten(dict(checkpoint["hyper_parameters"])), flatten(dict(model.hparams))
     differ = [
@@ -171,6 +107,34 @@ def check_same_shapes(ckpt_path: str, checkpoint: dict, model: pl.LightningModul
         f"ckpt_path={ckpt_path!r} holds another shape of model ({shown}): resume with the "
         "model settings it was trained with"
     )
+
+
+def epochs_trained(trainer: pl.Trainer, output_dir: Path) -> int:
+    """The last checkpoint's epochs when there is one (a ddp_spawn parent's trainer does not get
+    its workers' count back), else the trainer's."""
+    last = last_checkpoint(output_dir)
+    return read_checkpoint(last).get("epoch", -1) + 1 if last.is_file() else trainer.current_epoch
+
+
+def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> None:
+    """SIGTERM or SIGINT: Lightning stops cleanly but exits 0 or 1 saying nothing of what is
+    kept. Say it, with the command that carries on, and exit 128 + the signal's number."""
+    from hydra.core.hydra_config import HydraConfig
+
+    last = last_checkpoint(output_dir)
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    given = [a for a in given if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+    again = ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
+    kept = (
+        f"{last} holds the last finished epoch: carry on with {shlex.join(again)}"
+        if last.is_file()
+        else "no epoch had finished, no checkpoint was written"
+    )
+    print(
+        f"error: training was stopped by {signum.name} in epoch {trainer.current_epoch}; {kept}",
+        file=sys.stderr,
+    )
+    raise SystemExit(128 + signum)
 
 
 def fit(trainer: pl.Trainer, model, dm, ckpt_path, output_dir: Path) -> None:

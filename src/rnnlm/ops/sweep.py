@@ -19,22 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlm.ops.files import write_bytes, write_json
 
-COLUMNS = [
-    "job",
-    "status",
-    "overrides",
-    "best_val_ppl",
-    "val_ppl",
-    "train_ppl",
-    "test_ppl",
-    "test_bpc",
-    "val_bits_per_char",
-    "test_bits_per_char",
-    "epochs",
-    "seconds",
-    "parameters",
-    "error",
-]
+COLUMNS = (
+    "job status overrides best_val_ppl val_ppl train_ppl test_ppl test_bpc val_bits_per_char "
+    "test_bits_per_char epochs seconds parameters error"
+).split()
 
 
 def safe_dirname(text: str, limit: int = 200) -> str:
@@ -82,13 +70,9 @@ class SweepSummary(Callback):
         print(f"sweep summary: {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.png'}")
 
 
-def job_rows(sweep_dir: Path) -> list[dict]:
-    rows = [json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")]
-    return sorted(rows, key=lambda row: int(row["job"].split("_")[0]))
-
-
 def write_summary(sweep_dir: Path) -> None:
-    rows = job_rows(sweep_dir)
+    rows = [json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")]
+    rows.sort(key=lambda row: int(row["job"].split("_")[0]))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -142,9 +126,8 @@ def plot_summary(sweep_dir: Path, rows: list[dict]) -> None:
             curves.plot(*zip(*points, strict=True), marker="o", ms=3, label=label)
         best.append(row.get("best_val_ppl") or float("nan"))
     curves.set(xlabel="epoch", ylabel="val/ppl", title="validation perplexity", yscale="log")
-    for axis in (curves.yaxis,):  # plain numbers on the log axis, not 1.8x10^1
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(ScalarFormatter())
+    curves.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers on the log axis
+    curves.yaxis.set_minor_formatter(ScalarFormatter())
     if curves.lines:  # below the chart, so it covers no curve
         curves.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     colors = ["C0" if r["status"] == "ok" else "C3" for r in rows]

@@ -1,15 +1,10 @@
-"""Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models"):
-score a segment of the text, then take a gradient step on it, then score the next. Each
-character is scored once, with the state carried through its stream, by weights that have
-learned only from the text before it in its stream (and the other streams' earlier segments).
+"""Dynamic evaluation (Krause et al., 2018): score a segment, take a gradient step on it, score the
+next; each character scored once, state carried, by weights that learned only from the text before
+it.
 
-`sgd`: theta -= lr * g, then theta += decay * (theta_0 - theta). `rms` (Krause et al.): the
-step divided by the root of each weight's mean squared gradient over the train part, and the
-decay back to the trained weights theta_0 scaled by that root relative to its mean (at most 1).
-With `adapt_lr` > 0 the step size adapts as the text is read: its gain is multiplied by
-exp(adapt_lr x cos), cos the cosine between a step and the one before (steps that keep their
-direction grow, steps that turn back shrink), computed after the segment was scored.
-"""
+`sgd`: theta -= lr g, then theta += decay (theta_0 - theta). `rms`: the step over the root of
+each weight's mean squared train gradient, the decay scaled by that root over its mean (at most
+1). `adapt_lr` > 0: the step's gain times exp(adapt_lr cos), cos between a step and the last."""
 
 from __future__ import annotations
 
@@ -30,9 +25,8 @@ METHODS = ("rms", "sgd")
 
 @dataclass(frozen=True)
 class Adaptation:
-    """How dynamic evaluation learns: `method`, step size `lr`, `decay` back to the trained
-    weights, segments of `bptt` characters of each of `streams` streams of the part, and the
-    train batches for the mean squared gradients of `rms`."""
+    """How dynamic evaluation learns: `method`, `lr`, `decay`, segments of `bptt` of `streams`
+    streams, train batches for `rms`'s mean squared gradients."""
 
     method: str = "rms"
     lr: float = 1e-4
@@ -81,13 +75,10 @@ def dynamic_score(
     read_first: Iterable[Iterable[tuple]] = (),
     mixture=None,
 ) -> tuple[float, int]:
-    """The token-weighted mean loss of `batches` (streamed segments, in order) under dynamic
-    evaluation, and the tokens scored, after learning from each of `read_first`; the weights
-    are put back. `model` may be a list (an ensemble: the average of their probabilities, each
-    learning from its own loss; `squares` one list per model); with a `mixture`
-    (`ppm.PPMMixture`) the mixture's probability is scored. Lightning's test loop scores
-    without gradients: learning from each segment after scoring it needs a loop of its own.
-    """
+    """The mean loss of `batches` (streamed segments, in order) under dynamic evaluation and the
+    tokens scored, after learning from each of `read_first`; the weights are put back. `model`
+    may be a list (an ensemble); with a `mixture`, the mixture is scored. Lightning's test loop
+    has no gradients: this loop is its own."""
     models = model if isinstance(model, list) else [model]
     squares_of = squares if isinstance(model, list) else [squares]
     params = [[p for p in m.parameters() if p.requires_grad] for m in models]
@@ -116,11 +107,9 @@ def dynamic_score(
 def dynamic_evaluation(
     models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None, own=None
 ):
-    """Dynamic evaluation of part `split` of a data module's text (a `TextData`'s), read as
-    `adaptation.streams` streams, after learning from the parts `read_first`; rms steps are
-    scaled by each model's mean squared gradients over the train part of its own text (`own`,
-    when `dm` reads another); with a `mixture`, the models' probabilities mixed with a PPM
-    model's (on these streams). Returns the mean loss, the tokens scored and the streams read."""
+    """Dynamic evaluation of part `split` of `dm` after the parts `read_first`; rms steps scaled
+    by each model's train gradients of its own text (`own`). Returns the mean loss, the tokens
+    and the streams."""
     squares = [None] * len(models)
     if adaptation.method == "rms":
         own = own or dm
@@ -208,10 +197,8 @@ def step_scales(params, adaptation: Adaptation, squares) -> tuple[list, list]:
 
 
 class DynamicTest(pl.Callback):
-    """After the static test figure, the same weights under dynamic evaluation: logs
-    `test/ppl_dynamic` and `test/bpc_dynamic` (and results.json's `test_ppl_dynamic`,
-    `test_bpc_dynamic`), never in place of `test/ppl`. The settings are `Adaptation`'s, chosen
-    on validation; `read_first` names the parts learned from before the test part."""
+    """After the static test figure, the same weights under dynamic evaluation (`Adaptation`'s
+    settings, after the parts `read_first`): `test/ppl_dynamic` and `test/bpc_dynamic`."""
 
     def __init__(self, read_first: Sequence[str] = (), **settings) -> None:
         self.adaptation = Adaptation(**settings)

@@ -1,6 +1,5 @@
-"""Ensembles: several language models' probabilities for each token, averaged (the mixture
-with equal weights), optionally mixed with a PPM model's (`rnnlm.scoring.ppm.PPMMixture`). Their
-vocabularies must be the same."""
+"""Ensembles: language models' probabilities of each token averaged, optionally mixed with a PPM
+model's (`rnnlm.scoring.ppm.PPMMixture`)."""
 
 from __future__ import annotations
 
@@ -51,9 +50,8 @@ def check_same_vocabulary(models: Sequence, paths: Sequence[str]) -> None:
 
 
 class Ensemble(pl.LightningModule):
-    """Language models scored together through Lightning's validation and test loops: each
-    token's probability is the average of theirs (one model: its own), then mixed with a PPM
-    model's when `mixture` is given; each model carries its own state."""
+    """Models scored together through Lightning's loops, each carrying its own state: the average
+    of their probabilities, mixed with a PPM model's when `mixture` is given."""
 
     def __init__(
         self, models: Sequence[pl.LightningModule], paths: Sequence[str], mixture=None

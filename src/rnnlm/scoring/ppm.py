@@ -1,11 +1,6 @@
-"""A PPM coder's probabilities, token by token, and their mixture with a model's.
-
-PPM (Cleary and Witten, 1984) predicts the next token from what followed the same context of
-`order` tokens before, escaping to shorter contexts (with exclusion) down to the uniform
-distribution, and learns as it reads (update exclusion). Escapes are estimated from how often
-similar contexts escaped before (secondary escape estimation, as in PPMd). pyppmd gives sizes,
-not probabilities: they are computed here (docs/whole_book.md).
-"""
+"""A PPM model's probabilities, token by token (Cleary and Witten, 1984: the longest context
+seen, escaping with exclusion down to uniform; update exclusion; escapes estimated from similar
+contexts, as in PPMd), and their mixture with a model's. pyppmd gives sizes, not probabilities."""
 
 from __future__ import annotations
 
@@ -21,18 +16,12 @@ from rnnlm.errors import UserError, require_count, require_number
 PRIOR, LIMIT = 8.0, 255.0
 
 
-def ppm_log_probs(ids: Sequence[int], vocab_size: int, order: int) -> torch.Tensor:
-    """log p(ids[t] | ids[:t]) for every t, in float64: the PPM model reads `ids` once."""
-    return ppm_read(ids, vocab_size, order)[0]
-
-
 def ppm_read(
     ids: Sequence[int], vocab_size: int, order: int, full_from: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """`ppm_log_probs`; for every t what the PPM knows before ids[t], as a bucket of
-    `buckets(order)` that does not depend on ids[t]: 0 when it has seen no context of ids[:t]
-    before, else by the longest one it has seen (its order) and the distinct tokens that
-    followed it (1, 2, more); and with `full_from`, log p of every token at every t from it."""
+    """log p(ids[t] | ids[:t]) for every t (float64, one read); for every t a bucket of what the
+    PPM knows before ids[t] (0: no context seen, else 3 x the longest one's order + the distinct
+    tokens after it, 1-3); with `full_from`, log p of every token at every t from there."""
     require_count("ppm_mixture.order", order, minimum=0)
     if any(not 0 <= i < vocab_size for i in ids):
         raise UserError(f"token ids must be in [0, {vocab_size}): the vocabulary's size")
@@ -110,11 +99,9 @@ def check_weight(weight: object) -> float:
 
 
 class OnlineWeights:
-    """The model's share learned as the text is read, as context-mixing coders learn theirs:
-    one weight per bucket of what the PPM knows (`ppm_read`), each the mean share of the model
-    in the probability of the tokens read so far in it (online expectation-maximisation),
-    the older tokens forgotten at a rate of 1 / `memory` a token. A batch is mixed with the
-    weights of the batches before it, then learned from."""
+    """The model's share learned as the text is read (online EM, as context-mixing coders do):
+    one weight per bucket of `ppm_read`, forgetting at 1 / `memory` a token. A batch is mixed
+    with the weights of the batches before it."""
 
     PRIOR = 16.0  # tokens' worth of the starting weight
 
@@ -151,13 +138,10 @@ class OnlineWeights:
 
 
 class PPMMixture:
-    """p = weight x p_model + (1 - weight) x p_PPM for each scored token of a part read as
-    streams (`starts`: where each stream begins in the text). `log_probs` holds the PPM's
-    (of `order`) log-probability of every token of the text (`ppm_log_probs`); with `online`
-    (`OnlineWeights`) the weight is learned as the part is read. With `full` (the PPM's log p
-    of every token at each position from `full_from`: `ppm_read`), the geometric mixture
-    p ~ p_model^weight x p_PPM^(1 - weight) instead. Every mixed pair is kept, so
-    `best_weight` can say which linear weight the part would choose (on validation)."""
+    """p = w p_model + (1 - w) p_PPM for each token of a part read as streams (`starts`);
+    `log_probs`: the PPM's log p of every token of the text; `online`: w learned as it reads;
+    `full` (`ppm_read`'s every token, from a position): p ~ p_model^w p_PPM^(1 - w) instead. The
+    pairs are kept for `best_weight`."""
 
     def __init__(
         self,
@@ -187,9 +171,8 @@ class PPMMixture:
             self.online.reset()
 
     def mix(self, distributions: torch.Tensor, position: int, Y: torch.Tensor) -> torch.Tensor:
-        """The mixture's log p of the targets `Y` (rows, steps) of a streamed batch whose
-        inputs start at `position` of every stream, from the model's log p of every token
-        (rows, steps, vocab): target j of row r is token starts[r] + position + 1 + j."""
+        """The mixture's log p of `Y` (rows, steps) from the model's log p of every token; target
+        j of row r is token starts[r] + position + 1 + j."""
         model_log_p = at(distributions, Y)
         offsets = self.starts.unsqueeze(1) + position + 1 + torch.arange(Y.shape[1])
         ppm = self.log_probs[offsets].to(model_log_p.device, torch.float64)

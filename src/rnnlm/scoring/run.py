@@ -17,10 +17,9 @@ KINDS = ("linear", "geometric")  # p = w p_model + (1 - w) p_PPM, or p ~ p_model
 
 
 def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
-    """After the static `loss`: the mixed figure, and the dynamic one (alone and mixed), each
-    printed; returns the last perplexity. `score(module)` is the mean loss of a LightningModule
-    through the task's loop; `own()` the checkpoint's own text, whose train part rms steps and
-    a primed PPM read."""
+    """After the static `loss`: the mixed figure and the dynamic one (alone and mixed), printed;
+    returns the last perplexity. `score(module)`: a module's mean loss through the task's loop;
+    `own()`: the checkpoint's own text."""
     if cfg.split == "windows" and (
         cfg.get("dynamic") or (cfg.get("ppm_mixture") or {}).get("order") is not None
     ):
@@ -56,9 +55,8 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
 
 
 def parts_read_first(value, split: str) -> list[str]:
-    """The parts dynamic evaluation learns from before `split`: `auto` is the validation part
-    before the test part (the text that precedes it, which the model never trained on, as the
-    coders are given it) and nothing before any other part."""
+    """The parts dynamic evaluation learns from before `split`: `auto` is val before test (never
+    trained on, as the coders are given it), nothing before another part."""
     if value == "auto":
         return ["val"] if split == "test" else []
     names = list(value or [])
@@ -74,9 +72,8 @@ def parts_read_first(value, split: str) -> list[str]:
 
 
 def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
-    """The PPM model of `cfg.ppm_mixture` over the text up to the end of the scored part (each
-    token predicted from the tokens before it; with `ppm_mixture.prime`, after the train part
-    of the checkpoint's own text, `own()`), or None when `ppm_mixture.order` is null."""
+    """The PPM of `cfg.ppm_mixture` over the text up to the end of the scored part (`prime`:
+    after the own text's train part), or None without `ppm_mixture.order`."""
     settings = cfg.get("ppm_mixture") or {}
     order = settings.get("order")
     if order is None:

@@ -1,11 +1,7 @@
-"""The concise chapter's last exercise: d2l.ai §9.1's autoregressive model with an RNN, on
-the series of `rnnlm.sine.series`.
-
-`SineRNN` feeds the `tau` values to one of the project's cores unchanged (`RNNScratch`,
-`torch.nn.RNN`, ...; one input per step, from a zero state) and reads the prediction from
-the last hidden state with a linear layer. `linear_fit` is the book's model: least squares on
-the `tau` lags. `k_step` predicts k steps ahead by feeding a model its own predictions.
-"""
+"""The concise chapter's last exercise: d2l.ai §9.1's autoregressive model with an RNN. `SineRNN`
+feeds the `tau` lags to one of the project's cores (one input a step) and reads the next value
+from the last state; `linear_fit` is the book's model; `k_step` predicts k steps ahead from its
+own predictions."""
 
 from __future__ import annotations
 
@@ -33,12 +29,10 @@ HORIZONS = (1, 4, 16, 64)
 
 
 class SineRNN(pl.LightningModule):
-    """A recurrent core over the `tau` lags, a linear layer to the next value, squared error.
-
-    Its test (the checkpoint val/mse selected, on the validation part) predicts every
-    validation value 1 to 64 steps ahead (`horizons`), beside the book's linear model on the
-    lags: `horizon/<rnn|linear>_mse_<k>` scalars, and `self.predicted` for the figure.
-    """
+    """A recurrent core over the `tau` lags, a linear layer to the next value, squared error. Its
+    test (the checkpoint val/mse chose) predicts every validation value 1 to 64 steps ahead
+    beside the book's linear model: `horizon/<rnn|linear>_mse_<k>`, and `self.predicted` for the
+    figure."""
 
     monitor = "val/mse"
 
@@ -112,7 +106,6 @@ class SineRNN(pl.LightningModule):
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def results(self, metrics: Mapping[str, float]) -> dict[str, Any]:
-        """What results.json keeps of a run's final `metrics`."""
         horizons = {
             str(k): {name: metrics[f"horizon/{name}_mse_{k}"] for name in ("rnn", "linear")}
             for k in self.hparams.horizons
@@ -125,7 +118,6 @@ class SineRNN(pl.LightningModule):
         }
 
     def summary(self, results: Mapping[str, Any]) -> list[str]:
-        """The lines printed at the end of a run."""
         lines = [f"val/mse {results['val_mse']:.4f} (best {results['best_val_mse']:.4f})"]
         if results["horizons"]:
             lines.append("mean squared error k steps ahead on the validation part:")
@@ -135,8 +127,7 @@ class SineRNN(pl.LightningModule):
 
 
 class PredictionsFigure(pl.Callback):
-    """After the test: the book's figure of the k-step predictions, as `predictions.png` in the
-    run folder and in TensorBoard's IMAGES tab (experiment=sine)."""
+    """After the test: the book's figure of the k-step predictions, `predictions.png` and IMAGES."""
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: SineRNN) -> None:
         if not trainer.is_global_zero or not pl_module.predicted:
@@ -160,8 +151,8 @@ def linear_fit(features: torch.Tensor, labels: torch.Tensor) -> Callable:
 
 @torch.no_grad()
 def k_step(predict: Callable, x: torch.Tensor, tau: int, k: int, targets: slice) -> torch.Tensor:
-    """Predictions of x[j] for every j in `targets`, each made k steps ahead: from the true
-    values x[j-k-tau+1 : j-k+1], the model predicts k times, reading its own predictions."""
+    """Predictions of x[j] for every j in `targets`, each k steps ahead: from x[j-k-tau+1 :
+    j-k+1], the model predicts k times, reading its own predictions."""
     first, stop = targets.start, targets.stop if targets.stop is not None else len(x)
     starts = torch.arange(first - tau - k + 1, stop - tau - k + 1)
     if starts[0] < 0:
@@ -172,53 +163,42 @@ def k_step(predict: Callable, x: torch.Tensor, tau: int, k: int, targets: slice)
     return window[:, -1]
 
 
-def predictions(
-    model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZONS
-) -> dict[str, dict[int, torch.Tensor]]:
-    """The k-step predictions of every validation value, for every k in `horizons`, by the RNN
-    and by the linear model fitted on the training part: {"rnn": {k: ...}, "linear": ...}."""
-    train = slice(0, dm.num_train)
+def predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZONS) -> dict:
+    """Every validation value predicted k steps ahead, for every k in `horizons`, by the RNN and
+    by the linear model fitted on the training part: {"rnn": {k: values}, "linear": ...}."""
+    train, targets = slice(0, dm.num_train), slice(dm.num_train + dm.tau, dm.T)
     models = {
         "rnn": lambda w: model(w.to(model.device)).cpu(),
         "linear": linear_fit(dm.features[train], dm.labels[train]),
     }
     was_training = model.training
     model.eval()
-    targets = validation_targets(dm)
     predicted = {
-        name: {k: k_step(f, dm.x, dm.tau, k, targets) for k in horizons}
-        for name, f in models.items()
+        n: {k: k_step(f, dm.x, dm.tau, k, targets) for k in horizons} for n, f in models.items()
     }
     model.train(was_training)
     return predicted
 
 
-def validation_targets(dm: SineSeries) -> slice:
-    """The positions of the series that the validation examples predict."""
-    return slice(dm.num_train + dm.tau, dm.T)
-
-
-def horizon_errors(
-    predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeries
-) -> dict[str, dict[str, float]]:
-    """Mean squared error of `predictions` over the validation values: {"k": {"rnn", "linear"}}."""
-    truth = dm.x[validation_targets(dm)]
-    horizons = next(iter(predicted.values()))
-    return {
-        str(k): {name: float(((by_k[k] - truth) ** 2).mean()) for name, by_k in predicted.items()}
-        for k in horizons
+def horizon_errors(predicted: dict, dm: SineSeries) -> dict[str, dict[str, float]]:
+    """The mean squared error of each model's k-step predictions: {"k": {"rnn", "linear"}}."""
+    truth = dm.x[dm.num_train + dm.tau : dm.T]
+    by_k = {
+        name: {str(k): float(((v - truth) ** 2).mean()) for k, v in p.items()}
+        for name, p in predicted.items()
     }
+    return {k: {name: errors[k] for name, errors in by_k.items()} for k in by_k["rnn"]}
 
 
 def plot_predictions(predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeries):
-    """The book's figure: the series and the RNN's k-step predictions over the validation part,
-    next to the linear model's."""
+    """The book's figure: the series and each model's k-step predictions over the validation
+    part."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    targets = validation_targets(dm)
+    targets = slice(dm.num_train + dm.tau, dm.T)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True, layout="constrained")
     for ax, (name, by_k) in zip(axes, predicted.items(), strict=True):
         ax.plot(dm.time, dm.x, color="0.75", lw=1, label="x (data)")

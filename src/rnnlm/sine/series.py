@@ -1,11 +1,6 @@
-"""d2l.ai §9.1's series for the concise chapter's last exercise: x_t = sin(0.01 t) + noise,
-noise ~ N(0, 0.2^2), t = 1 ... T (1000). Example i reads the `tau` values x[i : i + tau] and
-predicts x[i + tau]; the first `num_train` examples train, the rest validate:
-
-    x:        x0 x1 x2 x3 x4 x5 x6 ...
-    example 0 [x0 x1 x2 x3] -> x4
-    example 1    [x1 x2 x3 x4] -> x5
-"""
+"""d2l.ai §9.1's series: x_t = sin(0.01 t) + N(0, 0.2^2) noise, t = 1 ... T. Example i reads the
+`tau` values x[i : i + tau] and predicts x[i + tau]; the first `num_train` train, the rest
+validate:   x: x0 x1 x2 x3 x4 x5 ...   example 0 [x0 x1 x2 x3] -> x4   example 1 [x1 .. x4] -> x5"""
 
 from __future__ import annotations
 
@@ -61,16 +56,14 @@ class SineSeries(pl.LightningDataModule):
         return self.loader(slice(self.num_train, None), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """The series has no part of its own to test on: the test loop scores the validation
-        part again with the checkpoint val/mse selected, one and k steps ahead (`SineRNN`)."""
+        """No part of its own to test on: the test loop scores val again with the chosen
+        checkpoint."""
         return self.val_dataloader()
 
     def model_inputs(self) -> dict:
-        """What the model is built with from the data: nothing (it reads one value a step)."""
         return {}
 
     def batch_shape(self) -> tuple[int, int]:
-        """(examples, steps the core reads) of a training batch."""
         return self.batch_size, self.tau
 
     def has_test(self) -> bool:

@@ -1,5 +1,5 @@
-"""A text read once: encoded into a cache file next to it (or in the data folder), written
-whole, and memory-mapped by later runs, which only hash the text (`load_corpus`)."""
+"""A large text encoded once into a cache file next to it (or in the data folder), written whole,
+and memory-mapped by later runs, which only hash the text."""
 
 from __future__ import annotations
 
@@ -30,13 +30,9 @@ def load_corpus(
     min_cache_bytes: int = 0,
     fmt: TextFormat = BOOK,
 ) -> Corpus:
-    """Read `path` as `fmt` (default: the book's characters) into a `Corpus`.
-
-    Files of at least `min_cache_bytes` are encoded once into `<name>.<sha1>.chars` (the
-    book's characters; `.<preprocess>-<token>.ids` for other formats) with a `.json` of counts
-    and symbols, in the first writable folder of `cache_dirs`, and memory-mapped from there:
-    later runs only hash the text, and a corpus larger than memory never sits in it.
-    """
+    """`path` read as `fmt` into a `Corpus`; a file of `min_cache_bytes` or more is encoded once
+    into `<name>.<sha1>.chars` (or `.<preprocess>-<token>.ids`) and a `.json` in the first
+    writable folder of `cache_dirs`, then memory-mapped."""
     path = Path(path)
     if not cache_dirs or not wants_cache(path, min_cache_bytes):
         encoded = io.BytesIO()
@@ -88,7 +84,7 @@ def _open_cache(folder: Path, name: str, sha1: str, fmt: TextFormat) -> Corpus |
 
 
 def _write_cache(path: Path, folder: Path, fmt: TextFormat) -> Corpus:
-    """Encode into temp files renamed into place only when complete (the .json last)."""
+    """Encode into temp files, renamed into place only when complete (the .json last)."""
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
     narrowed, meta_tmp = Path(tmp + ".narrow"), Path(tmp).with_suffix(".json.part")

@@ -1,12 +1,6 @@
-"""Reading a text file into token codes, vectorised and at any size (`rnnlm.vocab` says how).
-
-The book's cleaning (d2l.ai §9.2: every run of non-letters becomes one space, letters are
-lowercased) runs on bytes, 16 MB at a time: UTF-8 encodes every non-ASCII character as bytes
->= 0x80, which are non-letters just like the character they stand for, so cleaning bytes gives
-exactly the book's cleaned string. Its characters, and bytes, are coded by their byte value;
-the characters and words of other formats by their place in the sorted list of those the text
-holds (`symbols`).
-"""
+"""A text file into token codes, vectorised, at any size. The book's cleaning runs on bytes, 16 MB
+at a time: UTF-8 codes every non-ASCII character as bytes >= 0x80, non-letters like it, so the
+result is the book's cleaned string. Other formats code tokens by their sorted order."""
 
 from __future__ import annotations
 
@@ -35,8 +29,8 @@ BOOK = TextFormat()
 
 @dataclass
 class Corpus(Text):
-    """The book's `Text` (codes in the smallest integer type that holds them, in memory or
-    memory-mapped), with what reading the file told."""
+    """The book's `Text` in the smallest integer type (maybe memory-mapped), and what reading
+    told."""
 
     counts: dict[str, int] = field(default_factory=dict)  # each token's count in the whole text
     sha1: str = ""  # of the file's bytes
@@ -52,8 +46,7 @@ def code_dtype(num_symbols: int) -> np.dtype:
 
 
 def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
-    """The book's cleaning of one chunk; `after_space`: the previous chunk ended in a space
-    (a run of non-letters may straddle two chunks and must still become one space)."""
+    """The book's cleaning of one chunk; `after_space`: the last chunk ended in a space."""
     mapped = np.frombuffer(raw.translate(CLEAN_TABLE), dtype=np.uint8)
     space = mapped == SPACE
     keep = np.empty(len(mapped), dtype=bool)
@@ -63,8 +56,8 @@ def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
 
 
 def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
-    """The file's bytes, 16 MB at a time; one-line errors for missing, empty, and (`text`)
-    binary or non-UTF-8 files."""
+    """The file's bytes, 16 MB at a time; one line for a missing, empty, binary or non-UTF-8
+    file."""
     if not path.is_file():
         raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -104,9 +97,8 @@ def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
 
 
 def prepared(path: Path, fmt: TextFormat, digest) -> Iterator[bytes]:
-    """The file's bytes after `fmt`'s preprocessing, a chunk at a time (`digest` sees the raw
-    bytes): the book's cleaning, or line endings made "\\n" (a "\\r" at the end of a chunk
-    waits for the next, which may start with "\\n"); bytes of `preprocess=none` as they are."""
+    """The bytes after `fmt`'s preprocessing, a chunk at a time (`digest` sees the raw bytes): the
+    book's cleaning, or line endings made "\\n" (a "\\r" ending a chunk waits for the next)."""
     after_space, pending = False, b""
     as_read = fmt.token == "byte" and fmt.preprocess == "none"  # any bytes, kept exactly
     for raw in chunks(path, text=not as_read):
@@ -153,10 +145,9 @@ class Coder:
 
 
 def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int], str, tuple]:
-    """Stream `path` through `fmt` into `out` (anything with `.write(bytes)`): uint8 codes for
-    the book's characters and for bytes (their byte values), int32 codes for other characters
-    and words (`narrow` makes them smaller). Returns the token counts, the SHA-1 of the
-    file's bytes and the symbols (code -> token)."""
+    """Stream `path` through `fmt` into `out`: uint8 codes for the book's characters and bytes,
+    int32 first-appearance codes otherwise. Returns the token counts, the file's SHA-1 and the
+    symbols."""
     digest = hashlib.sha1()
     byte_coded = fmt.token == "byte" or fmt == BOOK
     coder = None if byte_coded else Coder(fmt.token)
@@ -179,8 +170,7 @@ def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int]
 
 
 def sorted_codes(symbols: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray | None]:
-    """The symbols in sorted order, and the table that recodes first-appearance codes to it
-    (None when nothing moves): a text's codes do not depend on how it was read in chunks."""
+    """The symbols sorted, and the table recoding first-appearance codes to it (None: no change)."""
     order = sorted(range(len(symbols)), key=symbols.__getitem__)
     if order == list(range(len(symbols))):
         return symbols, None

@@ -1,6 +1,5 @@
-"""Counting over a text of any size, a chunk at a time (a memory-mapped text never sits in
-memory): how often each token occurs, and how many characters of the text a scored token
-stands for (a word or byte model's bits per character); the fractions that cut it in three."""
+"""Counts over a text of any size, a chunk at a time: tokens, characters per scored token (a word
+or byte model's bits per character), and the fractions that cut a text in three."""
 
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ def token_counts(corpus: Text, start: int, stop: int) -> dict[str, int]:
 
 
 def characters(fmt: TextFormat, token: str) -> int:
-    """Characters of the text `token` stands for: a word and the space before it; a byte that
-    starts a UTF-8 character (or is ASCII) counts 1."""
+    """Characters `token` stands for: a word and its space; a byte that starts a character, 1."""
     if fmt.token == "word":
         return len(token) + 1
     if fmt.token == "byte":
@@ -37,8 +35,7 @@ def characters(fmt: TextFormat, token: str) -> int:
 
 
 def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Streams):
-    """Characters of the text per token that `examples` score (each target once per window
-    or stream that scores it), or None when they score nothing."""
+    """Characters per token that `examples` score (each target once per window or stream)."""
     weights = torch.tensor([characters(fmt, s) for s in corpus.symbols])
     if isinstance(examples, Streams):
         starts = examples.starts.tolist()
@@ -63,8 +60,7 @@ def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Stre
 
 
 def vocabulary(counts: dict[str, int], fmt: TextFormat, min_freq: int, text) -> Vocab:
-    """The vocabulary of the train part's `counts`; the book's characters and bytes have a
-    fixed one. One line when the part has too few tokens, or a word vocabulary too many."""
+    """The vocabulary of the train part's `counts` (fixed for the book's characters and bytes)."""
     if len(counts) < 2:
         raise UserError(
             f"the train part of {text} has {len(counts)} distinct {fmt.token}s ({fmt}): at "
@@ -96,7 +92,6 @@ def unknown_tokens(corpus: Text, vocab: Vocab, parts: dict[str, tuple[int, int]]
 
 
 def check_fractions(fractions: Sequence[float]) -> list[float]:
-    """Three fractions > 0 for train, val and test that sum to 1."""
     try:
         values = [float(f) for f in fractions]
     except (TypeError, ValueError):

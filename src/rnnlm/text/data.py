@@ -1,7 +1,5 @@
-"""Any text, as the model reads it: `TextData` is the book's `TimeMachine` with the text as it is
-(`rnnlm.vocab.TextFormat`), texts of any size (`rnnlm.text.corpus`), three contiguous parts,
-streams with the state carried (`rnnlm.text.streams`) and a test part. `data=timemachine`.
-"""
+"""Any text as the model reads it: `TextData` is the book's `TimeMachine` with the text's own
+format (`rnnlm.vocab.TextFormat`) at any size, three contiguous parts, streams and a test part."""
 
 from __future__ import annotations
 
@@ -33,17 +31,14 @@ TRAIN_ON = ("train", "train+val")  # train+val: refit on both with a recipe chos
 SCORED = (*PARTS, "all", "windows")  # all: the whole text as streams; windows: as windows
 
 
-@rank_zero_only
-def say(line: str) -> None:
-    print(line)
+say = rank_zero_only(print)
 
 
 class TextData(TimeMachine):
-    """The book's data, read as `preprocess` and `token` say, with a test part: with
-    `split="book"` the text after the validation windows, with `split="contiguous"` the last of
-    three parts cut by `fractions` (`train_on="train+val"`: training also reads val). With
-    `sampling="sequential"`, `batch_size` streams train, state carried; the test part (and val)
-    is scored as `eval_streams` streams. A text of `memmap_min_mb` MB or more is memory-mapped."""
+    """The book's data with a test part: `split="book"`, the text after the validation windows;
+    `split="contiguous"`, the last of three parts cut by `fractions` (`train_on="train+val"`: a
+    refit). `sampling="sequential"`: `batch_size` streams train, state carried; test (and val) are
+    `eval_streams` streams. A text of `memmap_min_mb` MB or more is memory-mapped."""
 
     def __init__(
         self,
@@ -72,7 +67,7 @@ class TextData(TimeMachine):
         self.format = TextFormat(preprocess, token)
         require_count("data.min_freq", min_freq)  # rarer tokens of the train part: <unk>
         self.min_freq, self.split, self.sampling = min_freq, split, sampling
-        self.eval_streams, self.memmap_min_mb = eval_streams, memmap_min_mb
+        self.eval_streams, self.memmap_min_bytes = eval_streams, int(memmap_min_mb * 2**20)
         self.per_token: dict[str, float | None] = {}  # characters_per_token by part
         self.num_unk = 0
 
@@ -80,10 +75,6 @@ class TextData(TimeMachine):
         text = text or self.text_file()
         folders = (text.parent, Path(self.root))  # next to the text, else the data cache
         return load_corpus(text, folders, self.memmap_min_bytes, self.format)
-
-    @property
-    def memmap_min_bytes(self) -> int:
-        return int(self.memmap_min_mb * 2**20)
 
     def prepare_data(self) -> None:
         # Rank 0 only: download, and write the memory-mapped cache once for all ranks (a small
@@ -100,7 +91,16 @@ class TextData(TimeMachine):
             self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
 
     def resolve_counts(self, available: int) -> None:
-        self.fit_counts(available)
+        """With `data.path`, window counts that do not fit the text become 0.8 and 0.1."""
+        counts = (self.num_train, self.num_val)
+        ints = not any(isinstance(c, float) for c in counts)
+        if self.path is not None and self.split == "book" and ints and 3 <= available < sum(counts):
+            self.num_train, self.num_val = 0.8, 0.1
+            say(
+                f"data.num_train={counts[0]} + data.num_val={counts[1]} windows do not fit the "
+                f"{available} windows of {self.text_file()}: training on "
+                f"data.num_train={self.num_train} data.num_val={self.num_val} of them instead"
+            )
         super().resolve_counts(available)
 
     def train_vocabulary(self) -> Vocab:
@@ -114,9 +114,8 @@ class TextData(TimeMachine):
         return unknown_tokens(self.corpus, self.vocab, self.parts())
 
     def characters_per_token(self, name: str) -> float | None:
-        """Characters of the text per token scored in part `name` (what its loader reads,
-        every process's share): a word model's or a byte model's bits per token times this
-        is its bits per character. None for characters (1) and parts with nothing to read."""
+        """Characters of the text per token scored in part `name` (every process's share): a word or
+        byte model's bits per token times this is bits per character. None for characters."""
         if self.format.token == "char":
             return None
         if name not in self.per_token:  # the same every epoch: counted once
@@ -129,8 +128,7 @@ class TextData(TimeMachine):
         return self.per_token[name]
 
     def parts(self) -> dict[str, tuple[int, int]]:
-        """The book's parts, or with `split=contiguous` (no overlap):
-        |train: fractions[0]|val: fractions[1]|test: fractions[2]|"""
+        """The book's parts, or with `split=contiguous`: |train: fractions[0]|val|test|."""
         if self.split != "contiguous":
             return super().parts()
         n = len(self.corpus.chars)
@@ -140,26 +138,8 @@ class TextData(TimeMachine):
         return {"train": (0, fit_end), "val": (train_end, val_end), "test": (val_end, n)}
 
     def model_inputs(self) -> dict:
-        """What the language model is built with from the data: the vocabulary (the model
-        sets its core's input size from it) and how the text was read (`rnnlm.vocab`)."""
+        """The vocabulary (the model sizes its core from it) and how the text was read."""
         return {"text": self.format.as_dict(), "vocab": self.vocab.idx_to_token}
-
-    FALLBACK = (0.8, 0.1)  # what window counts that do not fit a text of one's own become
-
-    def fit_counts(self, available: int) -> None:
-        """With `data.path` (a text of one's own), counts of windows that do not fit it (the
-        book's 10,000 + 5,000 on a short text) become `FALLBACK`'s fractions, said in a line."""
-        counts = (self.num_train, self.num_val)
-        if self.path is None or self.split != "book" or isinstance(self.num_train, float):
-            return
-        if isinstance(self.num_val, float) or sum(counts) <= available or available < 3:
-            return
-        self.num_train, self.num_val = self.FALLBACK
-        say(
-            f"data.num_train={counts[0]} + data.num_val={counts[1]} windows do not fit the "
-            f"{max(available, 0)} windows of {self.text_file()}: training on "
-            f"data.num_train={self.num_train} data.num_val={self.num_val} of them instead"
-        )
 
     def check_sizes(self) -> None:
         """Each part holds what reads it; else one line naming the setting to change."""
@@ -170,11 +150,9 @@ class TextData(TimeMachine):
         for name, (start, stop) in self.parts().items():
             streamed_train = name == "train" and self.sampling == "sequential"
             if stop - start < smallest and (self.split == "contiguous" or streamed_train):
-                setting = (
-                    f"data.fractions={list(self.fractions)}"
-                    if self.split == "contiguous"
-                    else f"data.num_train={self.num_train}"
-                )
+                contiguous = self.split == "contiguous"
+                setting = f"data.fractions={list(self.fractions)}" if contiguous else ""
+                setting = setting or f"data.num_train={self.num_train}"
                 raise UserError(
                     f"{setting} leaves the {name} part {stop - start} of the {n} "
                     f"{self.format.token_name}s of {self.text_file()}, fewer than "
@@ -186,9 +164,9 @@ class TextData(TimeMachine):
     def examples(
         self, name: str, training: bool = False, rank: int = 0, world: int = 1
     ) -> Windows | Streams:
-        """What a loader of part `name` (train, val, test; all: the whole text; windows: its every
-        window) reads in process `rank` of `world`: training, windows or `batch_size` streams a
-        process (`sampling`); scoring, `eval_streams` streams (val, train: windows if windows)."""
+        """What part `name` (train, val, test; all; windows: every window) is in process `rank`
+        of `world`: windows or `batch_size` streams a process to train; `eval_streams` streams to
+        score."""
         chars, lut = self.corpus.chars, self.lut
         if name == "windows":
             return Windows(chars, lut, self.num_steps, 0, max(len(chars) - self.num_steps, 0))
@@ -215,24 +193,22 @@ class TextData(TimeMachine):
         return super().examples(name)
 
     def streams(self, name: str, num_steps: int, num_streams: int | None = None) -> Streams:
-        """Part `name` (train, val, test, or all of the text) as `num_streams` streams
-        (default `eval_streams`) read `num_steps` characters at a time, state carried."""
+        """Part `name` (or `all`) as `num_streams` (default `eval_streams`) streams of
+        `num_steps`."""
         start, stop = (0, len(self.corpus.chars)) if name == "all" else self.parts()[name]
         streams = num_streams or self.eval_streams
         return Streams(self.corpus.chars, self.lut, start, stop, streams, num_steps)
 
     def has_test(self) -> bool:
-        """Whether text is left for a test figure (the book's split on a short text may use
-        it all)."""
+        """Whether text is left for a test figure (the book's split of a short text may use it
+        all)."""
         return self.streamable(*self.parts()["test"])
 
     def streamable(self, start: int, stop: int) -> bool:
-        """Whether characters [start, stop) make `eval_streams` streams of at least 2."""
         return stop - start >= 2 * self.eval_streams
 
     def loader(self, name: str, training: bool = False, whole: bool = False) -> DataLoader:
-        """Batches of part `name` for this process; `whole`: all of it, also under DDP (for
-        scoring outside the Trainer)."""
+        """Batches of part `name` for this process; `whole`: all of it, also under DDP."""
         rank, world = (0, 1) if whole else rank_and_world()
         examples = self.examples(name, training, rank, world)
         if isinstance(examples, Streams):  # in order: batch k continues batch k - 1

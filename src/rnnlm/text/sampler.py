@@ -1,5 +1,5 @@
-"""The book's windows (`rnnlm.data.Windows`) shuffled without ever holding a permutation of
-them all, for texts of any size, the same batches on every resume, and sharded by rank."""
+"""The book's windows shuffled without holding a permutation of them all (texts of any size), the
+same batches on every resume, sharded by rank."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from torch.utils.data import Sampler
 
 
 class Shuffle:
-    """A pseudo-random permutation of range(n) drawn from `key`, computed for any slice of
-    positions in O(slice) memory: a 4-round Feistel network on the smallest even number of
-    bits that covers n, walking the cycle until the value falls inside range(n) (this keeps
-    it a bijection). `torch.randperm` would hold n int64 indices: 8 GB for a 1 GB corpus.
-    """
+    """A pseudo-random permutation of range(n) from `key` for any slice of positions in O(slice)
+    memory: a 4-round Feistel network over the bits that cover n, cycle-walking back into range
+    (`torch.randperm` would hold 8 GB for a 1 GB corpus)."""
 
     ROUNDS = 4
 
@@ -53,16 +51,9 @@ def rank_and_world() -> tuple[int, int]:
 
 
 class WindowSampler(Sampler[torch.Tensor]):
-    """Batches of window indices for this process (a batch sampler; the DataLoader runs with
-    batch_size=None).
-
-    Training (`shuffle=True`): a new permutation every epoch drawn from (seed, epoch) only, so
-    a run resumed from a checkpoint sees the same batches as one that never stopped (Lightning
-    calls `set_epoch`). Under DDP rank r takes positions r, r + world, ...; training wraps
-    around to pad so all ranks step together, validation does not pad, so every validation
-    window is counted exactly once (Lightning's DistributedSampler would repeat some: the
-    Trainer runs with use_distributed_sampler=False).
-    """
+    """Batches of window indices for this process. Training: a permutation drawn from (seed, epoch)
+    only (a resumed run sees the same batches); rank r takes positions r, r + world, ..., padded
+    so ranks step together. Validation is not padded: every window counts once."""
 
     CHUNK = 1 << 18  # positions permuted per vectorised call
 

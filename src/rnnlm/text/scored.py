@@ -17,9 +17,8 @@ def data_settings(checkpoint: dict, overrides: DictConfig) -> dict:
 
 
 def text_for(model, checkpoint: dict, data: DictConfig, allow_unk: bool, path: str) -> TextData:
-    """The text to score, read as `model`'s checkpoint (from `path`) read its own: its data
-    settings with `data`'s non-null values on top; tokens outside its vocabulary are refused
-    unless `allow_unk`."""
+    """The text to score, read as the checkpoint's run read its own, with `data`'s non-null values
+    on top; tokens outside its vocabulary refused unless `allow_unk`."""
     fmt = model.text_format
     for key, value in fmt.as_dict().items():
         given = data.get(key)
@@ -43,8 +42,7 @@ def text_for(model, checkpoint: dict, data: DictConfig, allow_unk: bool, path: s
 
 
 def own_text(model, checkpoint: dict, path: str, scored: TextData, data: DictConfig) -> TextData:
-    """The checkpoint's own text, read as its run read it: `scored` itself when `data` changes
-    nothing of it."""
+    """The checkpoint's own text: `scored` itself when `data` changes nothing of it."""
     if data_settings(checkpoint, data) == data_settings(checkpoint, OmegaConf.create({})):
         return scored
     return text_for(model, checkpoint, OmegaConf.create({}), True, path)

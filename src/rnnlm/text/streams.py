@@ -1,15 +1,10 @@
-"""Sequential partitioning for truncated backpropagation through time (the earlier d2l
-edition's `seq_data_iter_sequential`, pytorch's word_language_model `batchify`): a part of the
-text is cut into equal contiguous streams read side by side, so batch k continues batch k - 1
-in every row and the model may carry its state from one batch to the next.
+"""A part of the text cut into equal contiguous streams read side by side (truncated BPTT), so
+batch k continues batch k - 1 in every row and the model carries its state between them.
 
 part:      a0 a1 a2 a3 a4 a5 a6 a7 b0 b1 b2 b3 b4 b5 b6 b7 ..   (2 streams of 8, num_steps = 3)
 batch 0:   X = a0 a1 a2   Y = a1 a2 a3      one row per stream
-           X = b0 b1 b2   Y = b1 b2 b3
-batch 1:   X = a3 a4 a5   Y = a4 a5 a6      the state after a2 (b2) carries on into a3 (b3)
-batch 2:   X = a6         Y = a7            shorter: every character but a stream's first is
-                                            a target exactly once
-"""
+batch 1:   X = a3 a4 a5   Y = a4 a5 a6      the state after a2 carries on into a3
+batch 2:   X = a6         Y = a7            every character but a stream's first is a target once"""
 
 from __future__ import annotations
 
@@ -26,13 +21,8 @@ StreamBatch = tuple[torch.Tensor, torch.Tensor, int]
 
 
 class Streams(Dataset):
-    """Characters [start, stop) of `chars` as `num_streams` equal streams (the remainder of the
-    division, fewer than `num_streams` characters, is left out at the end); `rows` picks the
-    streams this process reads (all by default; a shard under DDP). Item k is batch k.
-
-    Like `Windows`, nothing is materialised: a batch is one gather from `chars` (which may be
-    memory-mapped) through `lut` (character code -> vocabulary index).
-    """
+    """Tokens [start, stop) as `num_streams` equal streams (the remainder left out); `rows`: this
+    process's streams. Item k is batch k, one gather through `lut`, nothing materialised."""
 
     def __init__(
         self,
@@ -64,7 +54,6 @@ class Streams(Dataset):
 
     @property
     def num_targets(self) -> int:
-        """Characters scored in one pass: each stream's all but its first."""
         return self.num_streams * (self.length - 1)
 
     def __getitem__(self, k: int) -> StreamBatch:
@@ -78,9 +67,7 @@ class Streams(Dataset):
 
 
 def shard(num_streams: int, rank: int, world: int, contiguous: bool) -> range:
-    """The streams process `rank` of `world` reads: a contiguous block of them (training: each
-    rank continues its own part of the text), or every world-th one (scoring: `num_streams`
-    need not be a multiple of `world`)."""
+    """Process `rank`'s streams: a contiguous block (training), or every world-th one (scoring)."""
     if contiguous:
         per_rank = num_streams // world
         return range(rank * per_rank, (rank + 1) * per_rank)
