@@ -117,7 +117,7 @@ def test_no_gradient_crosses_a_batch_boundary(kind):
     X = torch.randint(0, 12, (3, 17))
     first, second = (X[:, :8], X[:, 1:9], 0), (X[:, 8:16], X[:, 9:17], 8)
     model.scored_step(first, 1, "train")
-    carried = model.carried.by_split["train"].state
+    carried = model.carried.by_split["train"][1]
     tensors = [carried] if torch.is_tensor(carried) else list(carried)
     assert all(t.grad_fn is None and not t.requires_grad for t in tensors)
     model.zero_grad()
