@@ -17,7 +17,7 @@ test:             ## the test suite (what CI runs after ruff)
 	python -m pytest tests
 
 test-fast:        ## the quick loop while editing: everything but the slow tests
-	python -m pytest -m "not slow" tests
+	python -m pytest -m "not slow" -n auto tests
 
 lint:
 	ruff check . && ruff format --check .
