@@ -107,11 +107,6 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
     return batch
 
 
-def resolve_count(value: int | float, available: int) -> int:
-    """A count of windows, or a fraction in (0, 1) of the `available` ones."""
-    return math.floor(value * available) if isinstance(value, float) else value
-
-
 class TimeMachine(pl.LightningDataModule):
     """The book's data: the first `num_train` windows of `num_steps + 1` characters train
     (shuffled), the next `num_val` validate (counts, or fractions of the text's). `path=None`
@@ -145,9 +140,7 @@ class TimeMachine(pl.LightningDataModule):
         self.lut = None  # code -> vocabulary index
 
     def text_file(self) -> Path:
-        return (
-            Path(self.path) if self.path is not None else download(self.url, self.root, self.sha1)
-        )
+        return Path(self.path) if self.path else download(self.url, self.root, self.sha1)
 
     def load(self) -> Text:
         """The book's preprocessing of the text; its characters coded by their byte value."""
@@ -169,8 +162,9 @@ class TimeMachine(pl.LightningDataModule):
             self.check_sizes()
 
     def resolve_counts(self, available: int) -> None:
-        self.num_train = resolve_count(self.num_train, available)
-        self.num_val = resolve_count(self.num_val, available)
+        """Fractions in (0, 1) of the `available` windows as counts."""
+        counts = (self.num_train, self.num_val)
+        self.num_train, self.num_val = (math.floor(c * available) if c < 1 else c for c in counts)
 
     def train_vocabulary(self) -> Vocab:
         """The book's characters: the letters, the space, and `<unk>`."""
