@@ -5,7 +5,7 @@
     threads=torch  torch's default: one OpenMP thread per core, spinning between ops
     threads=N      exactly N threads
 
-Spinning threads gain little on the book's ~15 us ops and lose many times over beside another
+Spinning threads gain little on the book's small ops and lose many times over beside another
 process. `prepare` runs before torch starts; `choose` once the model's size is known; both
 export `OMP_NUM_THREADS` for the processes started from this one."""
 
