@@ -471,3 +471,14 @@ def test_cuda_graphs_and_compile_are_one_or_the_other(compose_train, tiny_corpus
 
     with pytest.raises(UserError, match="model.cuda_graphs=true and model.compile=true are not"):
         check_run_settings(cfg)
+
+
+def test_someone_elses_files_are_named_once_each(tmp_path, capsys):
+    from rnnlm.ops.folders import check_not_foreign
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        check_not_foreign(tmp_path, None, "train")
+    assert stop.value.code == 2
+    assert "(results.json, checkpoints): choose another" in capsys.readouterr().err

@@ -52,14 +52,19 @@ class RunFolder:
         if not all(made_before_start):
             return False
         for entry in new:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        for folder in (self.folder, *self.folder.parents) if self.created else ():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if self.created is None:  # the folder was there before: it stays
+            return False
+        for folder in (self.folder, *self.folder.parents):
             if any(folder.iterdir()):
                 return False
             folder.rmdir()
             if folder == self.created:
-                return True
-        return self.created is not None
+                break
+        return True
 
 
 _run_folder: RunFolder | None = None  # recorded by CheckOutputDir before Hydra runs the task
@@ -113,7 +118,8 @@ def check_not_foreign(folder: Path, subdir: str | None, job: str) -> None:
         return
     if subdir is not None and (folder / subdir / "config.yaml").is_file():
         return
-    names = ["results.json", f"{job}.log", "checkpoints", "hparams.yaml", subdir or "checkpoints"]
+    names = ["results.json", f"{job}.log", "checkpoints", "hparams.yaml"]
+    names += [subdir] if subdir is not None else []
     found = [n for n in names if (folder / n).exists()]
     found += sorted(p.name for p in folder.glob("events.out.tfevents.*"))[:1]
     if found:
