@@ -24,7 +24,9 @@ class CarriedStates:
         if start == 0:
             return None
         if next_start != start:
-            ended = f"the last ended at {next_start}" if next_start else "no batch before it"
+            ended = (
+                "no batch before it" if next_start is None else f"the last ended at {next_start}"
+            )
             raise UserError(
                 f"a {split} batch of streams starts at position {start} but {ended}: "
                 "streamed batches must arrive in order (data.sampling=sequential needs "

@@ -140,7 +140,9 @@ class TimeMachine(pl.LightningDataModule):
         self.lut = None  # code -> vocabulary index
 
     def text_file(self) -> Path:
-        return Path(self.path) if self.path else download(self.url, self.root, self.sha1)
+        return (
+            Path(self.path) if self.path is not None else download(self.url, self.root, self.sha1)
+        )
 
     def load(self) -> Text:
         """The book's preprocessing of the text; its characters coded by their byte value."""
@@ -164,7 +166,8 @@ class TimeMachine(pl.LightningDataModule):
     def resolve_counts(self, available: int) -> None:
         """Fractions in (0, 1) of the `available` windows as counts."""
         counts = (self.num_train, self.num_val)
-        self.num_train, self.num_val = (math.floor(c * available) if c < 1 else c for c in counts)
+        resolved = (math.floor(c * available) if isinstance(c, float) else c for c in counts)
+        self.num_train, self.num_val = resolved
 
     def train_vocabulary(self) -> Vocab:
         """The book's characters: the letters, the space, and `<unk>`."""

@@ -73,9 +73,9 @@ class TensorBoard(TensorBoardLogger):
 
 def plain_value(value: Any) -> str:
     """Integers, booleans, lists and None as they read in the config."""
-    return (
-        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    )
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def run_settings(cfg: DictConfig) -> dict:

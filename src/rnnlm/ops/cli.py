@@ -154,15 +154,16 @@ def unknown_key(keys: list[str], groups: list[str], conf_dir: Path, config_name:
         cfg = compose(config_name, overrides=groups)
     known = set(flatten(OmegaConf.to_container(cfg, resolve=False)))
     known |= {".".join(k.split(".")[:n]) for k in known for n in range(1, k.count(".") + 1)}
-    for key in (k for k in keys if k not in known):
-        level = sorted(k for k in known if k.count(".") == key.count("."))
-        near = difflib.get_close_matches(key, level, n=2, cutoff=0.8)
-        hint = f": did you mean {' or '.join(near)}?" if near else ""
-        return (
-            f"{key} is not a key of the {config_name} config{hint} (python {config_name}.py "
-            "--cfg job prints every key)"
-        )
-    return None
+    key = next((k for k in keys if k not in known), None)
+    if key is None:
+        return None
+    level = sorted(k for k in known if k.count(".") == key.count("."))
+    near = difflib.get_close_matches(key, level, n=2, cutoff=0.8)
+    hint = f": did you mean {' or '.join(near)}?" if near else ""
+    return (
+        f"{key} is not a key of the {config_name} config{hint} (python {config_name}.py "
+        "--cfg job prints every key)"
+    )
 
 
 def quote_text_values(argv: list[str], keys: tuple[str, ...] = ("prefix",)) -> list[str]:

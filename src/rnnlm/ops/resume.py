@@ -33,12 +33,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
         torch.save(checkpoint, buffer)
-        others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if path.is_file():
-            kept = f": {path} is kept as it was, the last good checkpoint"
-        else:
-            kept = f": the last good checkpoint is {others[-1]}" if others else ""
-        write_bytes(path, buffer.getbuffer(), kept or ": no checkpoint had been written yet")
+        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
+
+
+def last_good(path: Path) -> str:
+    """What a failed write of `path` leaves whole, as the error says it."""
+    if path.is_file():
+        return f": {path} is kept as it was, the last good checkpoint"
+    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if others:
+        return f": the last good checkpoint is {others[-1]}"
+    return ": no checkpoint had been written yet"
 
 
 def last_checkpoint(output_dir: Path) -> Path:

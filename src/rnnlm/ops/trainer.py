@@ -99,7 +99,12 @@ class ProcessGroupCleanup(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if distributed():
-            atexit.register(lambda: distributed() and torch.distributed.destroy_process_group())
+            atexit.register(destroy_process_group)
+
+
+def destroy_process_group() -> None:
+    if distributed():
+        torch.distributed.destroy_process_group()
 
 
 class MatmulPrecision(pl.Callback):

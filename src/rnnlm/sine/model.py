@@ -166,7 +166,7 @@ def k_step(predict: Callable, x: torch.Tensor, tau: int, k: int, targets: slice)
 def predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZONS) -> dict:
     """Every validation value predicted k steps ahead, for every k in `horizons`, by the RNN and
     by the linear model fitted on the training part: {"rnn": {k: values}, "linear": ...}."""
-    train, targets = slice(0, dm.num_train), slice(dm.num_train + dm.tau, dm.T)
+    train = slice(0, dm.num_train)
     models = {
         "rnn": lambda w: model(w.to(model.device)).cpu(),
         "linear": linear_fit(dm.features[train], dm.labels[train]),
@@ -174,7 +174,8 @@ def predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZO
     was_training = model.training
     model.eval()
     predicted = {
-        n: {k: k_step(f, dm.x, dm.tau, k, targets) for k in horizons} for n, f in models.items()
+        n: {k: k_step(f, dm.x, dm.tau, k, dm.val_targets) for k in horizons}
+        for n, f in models.items()
     }
     model.train(was_training)
     return predicted
@@ -182,12 +183,12 @@ def predictions(model: SineRNN, dm: SineSeries, horizons: Sequence[int] = HORIZO
 
 def horizon_errors(predicted: dict, dm: SineSeries) -> dict[str, dict[str, float]]:
     """The mean squared error of each model's k-step predictions: {"k": {"rnn", "linear"}}."""
-    truth = dm.x[dm.num_train + dm.tau : dm.T]
-    by_k = {
-        name: {str(k): float(((v - truth) ** 2).mean()) for k, v in p.items()}
-        for name, p in predicted.items()
+    truth = dm.x[dm.val_targets]
+    horizons = next(iter(predicted.values()))
+    return {
+        str(k): {name: float(((by_k[k] - truth) ** 2).mean()) for name, by_k in predicted.items()}
+        for k in horizons
     }
-    return {k: {name: errors[k] for name, errors in by_k.items()} for k in by_k["rnn"]}
 
 
 def plot_predictions(predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeries):
@@ -198,7 +199,7 @@ def plot_predictions(predicted: dict[str, dict[int, torch.Tensor]], dm: SineSeri
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    targets = slice(dm.num_train + dm.tau, dm.T)
+    targets = dm.val_targets
     fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True, layout="constrained")
     for ax, (name, by_k) in zip(axes, predicted.items(), strict=True):
         ax.plot(dm.time, dm.x, color="0.75", lw=1, label="x (data)")

@@ -44,6 +44,11 @@ class SineSeries(pl.LightningDataModule):
         self.features = lags(self.x, tau)  # (T - tau, tau)
         self.labels = self.x[tau:]  # (T - tau,)
 
+    @property
+    def val_targets(self) -> slice:
+        """The positions of the series that the validation examples predict."""
+        return slice(self.num_train + self.tau, self.T)
+
     def loader(self, part: slice, shuffle: bool) -> DataLoader:
         data = TensorDataset(self.features[part], self.labels[part])
         generator = torch.Generator().manual_seed(self.seed)

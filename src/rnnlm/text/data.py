@@ -150,9 +150,10 @@ class TextData(TimeMachine):
         for name, (start, stop) in self.parts().items():
             streamed_train = name == "train" and self.sampling == "sequential"
             if stop - start < smallest and (self.split == "contiguous" or streamed_train):
-                contiguous = self.split == "contiguous"
-                setting = f"data.fractions={list(self.fractions)}" if contiguous else ""
-                setting = setting or f"data.num_train={self.num_train}"
+                if self.split == "contiguous":
+                    setting = f"data.fractions={list(self.fractions)}"
+                else:
+                    setting = f"data.num_train={self.num_train}"
                 raise UserError(
                     f"{setting} leaves the {name} part {stop - start} of the {n} "
                     f"{self.format.token_name}s of {self.text_file()}, fewer than "
