@@ -8,7 +8,9 @@ each segment and learned after it, as `ppm_mixture.online=true` does for one ord
 
 Rows: the project's mixture (the model and PPM 7, a weight per bucket of what PPM knows), a
 single weight, more PPM orders as experts, and buckets that also split by which of the two
-did better over the last tokens. The test part is never read.
+did better over the last tokens; then products (`ppm_mixture.kind=geometric`): PPM 7 at a fixed
+exponent, and several orders with the exponents learned token by token at a few rates
+(`ppm_mixture.online=true`). The test part is never read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from omegaconf import OmegaConf
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
-from rnnlm.scoring.ppm import PPMMixture, buckets, ppm_read
+from rnnlm.scoring.mixture import GeometricWeights, PPMMixture
+from rnnlm.scoring.ppm import buckets, ppm_read
 from rnnlm.text.data import TextData
 from rnnlm.text.scored import data_settings
 
@@ -48,6 +51,33 @@ def online_mix(experts: torch.Tensor, bucket: torch.Tensor, start, memory=4096, 
         sums = sums * (keep**seen).unsqueeze(1) + shares
         counts = counts * keep**seen + seen
     return total / N
+
+
+class Recorder(PPMMixture):
+    """Keeps the models' log p of every token at every position of one stream."""
+
+    def mix(self, distributions, position, Y):
+        self.rows.append(distributions.detach().double().cpu()[0])
+        return super().mix(distributions, position, Y)
+
+
+def product(model, tables, targets, start, rate) -> float:
+    """Mean log p of the product of the model's rows and the PPM `tables` (`GeometricWeights`)."""
+    inputs = torch.stack([model, *tables], 1).unsqueeze(0)
+    Y = torch.tensor(targets).unsqueeze(0)
+    return float(GeometricWeights(len(tables) + 1, start, rate).mix(inputs, Y).mean())
+
+
+PRODUCTS = {  # (orders, starting exponent of the model, rate)
+    "PPM 7, exponent 0.7 (ppm_mixture.kind=geometric)": ((7,), 0.7, 0.0),
+    "PPM 7, exponents online at 0.001": ((7,), 0.7, 1e-3),
+    "PPM 7, 10, 5, 3, 1, fixed exponents 0.6 and 0.08 each": ((7, 10, 5, 3, 1), 0.6, 0.0),
+    "PPM 7, 10, 5, 3, 1, exponents online at 0.0003": ((7, 10, 5, 3, 1), 0.6, 3e-4),
+    "PPM 7, 10, 5, 3, 1, exponents online at 0.001": ((7, 10, 5, 3, 1), 0.6, 1e-3),
+    "PPM 7, 10, 5, 3, 1, exponents online at 0.003": ((7, 10, 5, 3, 1), 0.6, 3e-3),
+    "PPM 7, 5, 3, 1, exponents online at 0.001": ((7, 5, 3, 1), 0.6, 1e-3),
+    "PPM 8, 6, 4, 2, exponents online at 0.001": ((8, 6, 4, 2), 0.6, 1e-3),
+}
 
 
 def recent(diff: torch.Tensor, rate: float = 0.1) -> torch.Tensor:
@@ -80,7 +110,8 @@ def main() -> None:
         ppm[order] = read[order][0][positions]
     known = read[ORDER][1][positions]
     adaptation = Adaptation(lr=args.lr, decay=args.decay, bptt=args.bptt, streams=1)
-    recorder = PPMMixture(read[ORDER][0], START, None, ORDER)  # keeps the models' log p
+    recorder = Recorder(read[ORDER][0], START, None, [ORDER])  # keeps the models' log p
+    recorder.rows = []
     dynamic_evaluation(models, dm, "val", adaptation, [], recorder)
     model = recorder.tokens()[0]
     assert len(model) == len(positions)
@@ -95,6 +126,14 @@ def main() -> None:
     lead = torch.bucketize(recent(ppm[ORDER] - model), torch.tensor([-1.0, 0.0, 1.0]).double())
     rows["PPM 7, buckets x which led lately"] = online_mix(two, known * 4 + lead, pair)
     assert int(known.max()) < buckets(ORDER)
+    rows_of = torch.cat(recorder.rows)
+    full = {}
+    for name, (orders, first, rate) in PRODUCTS.items():
+        for order in orders:
+            if order not in full:
+                full[order] = ppm_read(ids, len(models[0].vocab), order, start + 1)[2]
+        tables = [full[o] for o in orders]
+        rows[name] = product(rows_of, tables, ids[start + 1 : stop], first, rate)
     bpc = {name: -value / math.log(2) for name, value in rows.items()}
     for name, value in bpc.items():
         print(f"{value:.4f}  {name}")

@@ -1,5 +1,6 @@
-"""The PPM model (rnnlm.scoring.ppm): a distribution at every position, learned from the past only,
-and its mixture with a model: weights 1 and 0 give each part, the weight chosen is the best."""
+"""The PPM model (rnnlm.scoring.ppm): a distribution at every position, learned from the past
+only; its mixtures with a model (rnnlm.scoring.mixture): weights 1 and 0 give each part, the
+weight chosen is the best, weights learned online never know the token they score."""
 
 from __future__ import annotations
 
@@ -10,13 +11,8 @@ import pytest
 import torch
 
 from rnnlm.errors import UserError
-from rnnlm.scoring.ppm import (
-    OnlineWeights,
-    PPMMixture,
-    buckets,
-    mixed,
-    ppm_read,
-)
+from rnnlm.scoring.mixture import GeometricWeights, OnlineWeights, PPMMixture, mixed
+from rnnlm.scoring.ppm import buckets, ppm_read
 
 from .conftest import ROOT, compose_config
 
@@ -191,6 +187,9 @@ def test_every_tokens_ppm_probability_is_a_distribution_that_holds_the_target():
     assert torch.allclose(
         full.gather(1, torch.tensor(ids[30:]).unsqueeze(1)).squeeze(1), log_p[30:]
     )
+    for t in (30, 31, 60, len(ids) - 1):  # each row as asking about every token in turn
+        asked = [ppm_read([*ids[:t], v], size, 4)[0][-1] for v in range(size)]
+        assert torch.equal(full[t - 30], torch.stack(asked))
     again, _, none = ppm_read(ids, size, 4)
     assert torch.equal(again, log_p) and none is None  # asking for the rows changes nothing
 
@@ -201,11 +200,47 @@ def test_a_geometric_mixture_is_the_normalised_product_of_the_two():
     model = torch.log_softmax(torch.randn(1, 4, 5), -1)
     Y = torch.randint(0, 5, (1, 4))
     table = torch.zeros(20, dtype=torch.float64)
-    mixture = PPMMixture(table, 0.7, torch.tensor([10]), 2, full=(ppm_rows, 8))
+    mixture = PPMMixture(table, 0.7, torch.tensor([10]), [2], full=([ppm_rows], 8))
     got = mixture.mix(model, 2, Y)  # targets at 13..16
     product = 0.7 * model.double() + 0.3 * ppm_rows[5:9].unsqueeze(0)
     expected = torch.log_softmax(product, -1).gather(-1, Y.unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(got.double(), expected, atol=1e-6)
+
+
+def online_product(inputs: torch.Tensor, Y: torch.Tensor, rate: float) -> torch.Tensor:
+    return GeometricWeights(inputs.shape[2], 0.6, rate).mix(inputs, Y)
+
+
+def test_online_exponents_never_score_a_token_with_knowledge_of_it():
+    torch.manual_seed(3)
+    Y = torch.randint(0, 6, (2, 30))
+    inputs = torch.log_softmax(torch.randn(2, 30, 3, 6, dtype=torch.float64), -1)
+    right = 3 * torch.nn.functional.one_hot(Y, 6).double() + torch.randn(2, 30, 6)
+    inputs[:, :, 0] = torch.log_softmax(right, -1)  # the model: mostly right
+    out = online_product(inputs, Y, 0.05)
+    # The first token (row 0, step 0) is the fixed product of the starting exponents ...
+    assert torch.allclose(out[0, 0], online_product(inputs, Y, 0.0)[0, 0])
+    # ... and a token's figure does not change whatever its own target or inputs are.
+    other_y, other_x = Y.clone(), inputs.clone()
+    other_y[1, 20], other_x[1, 20] = (Y[1, 20] + 1) % 6, inputs[0, 3]
+    again = online_product(other_x, other_y, 0.05)
+    changed = torch.zeros_like(Y, dtype=torch.bool)
+    changed[1, 20:], changed[0, 21:] = True, True  # read step by step: (1, 20) precedes (0, 21)
+    assert torch.equal(again[~changed], out[~changed]) and not torch.equal(again, out)
+    # Read on, the exponents move toward the model that was right.
+    weights = GeometricWeights(3, 0.6, 0.05)
+    weights.mix(inputs, Y)
+    assert weights.w[0] > 0.6 + 0.1
+
+
+def test_online_exponents_at_rate_0_are_the_fixed_product():
+    torch.manual_seed(4)
+    inputs = torch.log_softmax(torch.randn(3, 8, 4, 5, dtype=torch.float64), -1)
+    Y = torch.randint(0, 5, (3, 8))
+    fixed = online_product(inputs, Y, 0.0)
+    product = torch.einsum("k,rskv->rsv", torch.tensor([0.6] + [0.4 / 3] * 3).double(), inputs)
+    assert torch.allclose(fixed, torch.log_softmax(product, -1).gather(-1, Y[..., None])[..., 0])
+    assert torch.allclose(online_product(inputs, Y, 1e-12), fixed, atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +250,11 @@ def test_a_geometric_mixture_is_the_normalised_product_of_the_two():
         ("ppm_mixture.order=-1", "ppm_mixture.order=-1 is not allowed: it must be an integer >= 0"),
         ("split=val", "ppm_mixture.order=3 needs split=val read as streams"),
         ("ppm_mixture.kind=log", "ppm_mixture.kind='log' is not allowed: use one of ['linear', "),
-        ("ppm_mixture.kind=geometric ppm_mixture.online=true", "kind=geometric has one weight"),
+        ("ppm_mixture.order=[3,2]", "ppm_mixture.order=[3, 2] is not allowed: give one order"),
+        (
+            "ppm_mixture.kind=geometric ppm_mixture.online=true ppm_mixture.rate=-1",
+            "ppm_mixture.rate=-1 is not allowed: it must be a number >= 0",
+        ),
     ],
 )
 def test_bad_mixture_settings(trained_run, override, message):

@@ -18,7 +18,7 @@ import torch
 from rnnlm.carry import detach_state
 from rnnlm.errors import UserError, require_choice, require_count, require_number
 from rnnlm.scoring.ensemble import average_log_probs, token_log_probs
-from rnnlm.scoring.ppm import at
+from rnnlm.scoring.mixture import at
 
 METHODS = ("rms", "sgd")
 

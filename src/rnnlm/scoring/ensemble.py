@@ -1,5 +1,5 @@
 """Ensembles: language models' probabilities of each token averaged, optionally mixed with a PPM
-model's (`rnnlm.scoring.ppm.PPMMixture`)."""
+model's (`rnnlm.scoring.mixture.PPMMixture`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from rnnlm.carry import CarriedStates
 from rnnlm.errors import UserError
 from rnnlm.metrics import SplitFigures
-from rnnlm.scoring.ppm import at
+from rnnlm.scoring.mixture import at
 
 
 def token_log_probs(model, X: torch.Tensor, state: Any = None):

@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 from rnnlm.errors import UserError, require_choice
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble
-from rnnlm.scoring.ppm import OnlineWeights, PPMMixture, check_weight, ppm_read
+from rnnlm.scoring.mixture import GeometricWeights, OnlineWeights, PPMMixture, check_weight
+from rnnlm.scoring.ppm import ppm_read
 
 KINDS = ("linear", "geometric")  # p = w p_model + (1 - w) p_PPM, or p ~ p_model^w p_PPM^(1 - w)
 
@@ -93,25 +94,36 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     geometric = (
         require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS) != KINDS[0]
     )
-    if geometric and settings.get("online"):
-        raise UserError("ppm_mixture.kind=geometric has one weight: leave ppm_mixture.online=false")
+    orders = [order] if isinstance(order, int) else list(order)
+    if not orders or (len(orders) > 1 and not geometric):
+        raise UserError(
+            f"ppm_mixture.order={orders} is not allowed: give one order, or several with "
+            "ppm_mixture.kind=geometric (each PPM order an input of the product)"
+        )
     from_ = len(first) + start if geometric else None  # every token's log p from the part's start
-    log_probs, known, full = ppm_read(first + ids, vocab_size, order, from_)
-    log_probs, known = log_probs[len(first) :], known[len(first) :]
+    reads = [ppm_read(first + ids, vocab_size, o, from_) for o in orders]
+    log_probs, known = reads[0][0][len(first) :], reads[0][1][len(first) :]
     online = None
-    if settings.get("online"):
-        online = OnlineWeights(known, order, weight, settings.get("memory"))
-    full = None if full is None else (full, start)
-    return PPMMixture(log_probs, weight, examples.starts, order, online, full)
+    if geometric:
+        rate = settings.get("rate", 0.0) if settings.get("online") else 0.0
+        online = GeometricWeights(len(orders) + 1, weight, rate)
+    elif settings.get("online"):
+        online = OnlineWeights(known, orders[0], weight, settings.get("memory"))
+    full = ([full for _, _, full in reads], start) if geometric else None
+    return PPMMixture(log_probs, weight, examples.starts, orders, online, full)
 
 
 def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
+    online = mixture.online
     weight = f"the model's {'exponent' if mixture.full else 'weight'} {mixture.weight:g}"
-    if mixture.online is not None:
-        online = mixture.online
+    if isinstance(online, OnlineWeights):
         weight = f"{weight} learned online, memory {online.memory}, at the end {online.mean():.3f}"
+    elif online is not None and online.rate:
+        exponents = ", ".join(f"{w:.3f}" for w in online.w.tolist())
+        weight = f"{weight}, exponents learned at rate {online.rate:g}, at the end {exponents}"
+    orders = "order" if len(mixture.order) == 1 else "orders"
     print(
-        f"mixed with PPM order {mixture.order} ({weight}): "
+        f"mixed with PPM {orders} {', '.join(map(str, mixture.order))} ({weight}): "
         f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
     )
     if split == "val" and not mixture.full:  # chosen on validation; never shown for test
