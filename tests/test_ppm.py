@@ -257,7 +257,7 @@ def test_online_exponents_at_rate_0_are_the_fixed_product():
         ),
     ],
 )
-def test_bad_mixture_settings(trained_run, override, message):
+def test_bad_mixture_settings(trained_run, override, message, capsys):
     from rnnlm.evaluate import evaluate
 
     _, ckpt = trained_run
@@ -265,3 +265,5 @@ def test_bad_mixture_settings(trained_run, override, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[")):
         args = [f"ckpt_path={ckpt}", "split=test", *order, *override.split()]
         evaluate(compose_config(*args, name="eval"))
+    if override != "split=val":  # refused before the static figure (val's parts need the text)
+        assert "loss" not in capsys.readouterr().out

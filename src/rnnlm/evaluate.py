@@ -15,7 +15,7 @@ from rnnlm.fast import threads
 from rnnlm.fast.cpu import step_work
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
-from rnnlm.scoring.run import beyond_static, describe
+from rnnlm.scoring.run import beyond_static, check_settings, describe
 from rnnlm.text.scored import own_text, text_for
 from rnnlm.text.streams import Streams
 
@@ -26,6 +26,7 @@ def evaluate(cfg: DictConfig) -> float:
     paths = [cfg.ckpt_path] if isinstance(cfg.ckpt_path, str) else list(cfg.ckpt_path)
     if not paths:
         raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
+    check_settings(cfg)  # before anything is read or scored
     checkpoint = read_checkpoint(paths[0], map_location=cfg.device)  # data settings: the first's
     models = [load_lm(paths[0], checkpoint=checkpoint)]
     models += [load_lm(path, map_location=cfg.device) for path in paths[1:]]

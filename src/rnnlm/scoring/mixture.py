@@ -78,6 +78,7 @@ class GeometricWeights:
         if not self.rate:
             return at(torch.log_softmax(torch.einsum("k,rskv->rsv", self.w, inputs), -1), Y)
         out = torch.empty(Y.shape, dtype=torch.float64)
+        # Token by token: each token is mixed with the exponents the ones before it taught.
         for j in range(Y.shape[1]):
             for r in range(Y.shape[0]):
                 x, y = inputs[r, j], int(Y[r, j])

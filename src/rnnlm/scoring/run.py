@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import math
 
+import torch
 from omegaconf import DictConfig
 
-from rnnlm.errors import UserError, require_choice
+from rnnlm.errors import UserError, require_choice, require_count
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble
 from rnnlm.scoring.mixture import GeometricWeights, OnlineWeights, PPMMixture, check_weight
@@ -17,17 +18,53 @@ from rnnlm.scoring.ppm import ppm_read
 KINDS = ("linear", "geometric")  # p = w p_model + (1 - w) p_PPM, or p ~ p_model^w p_PPM^(1 - w)
 
 
-def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
-    """After the static `loss`: the mixed figure and the dynamic one (alone and mixed), printed;
-    returns the last perplexity. `score(module)`: a module's mean loss through the task's loop;
-    `own()`: the checkpoint's own text."""
-    if cfg.split == "windows" and (
-        cfg.get("dynamic") or (cfg.get("ppm_mixture") or {}).get("order") is not None
-    ):
+def check_settings(cfg: DictConfig) -> None:
+    """The settings beyond the static figure, refused before anything is scored."""
+    settings = cfg.get("ppm_mixture") or {}
+    if cfg.split == "windows" and (cfg.get("dynamic") or settings.get("order") is not None):
         raise UserError(
             "split=windows scores every window from a zero state, statically: dynamic=true and "
             "ppm_mixture.order read the text as streams, give split=all"
         )
+    if settings.get("order") is not None:
+        mixture_settings(settings)
+    if cfg.get("dynamic"):
+        Adaptation(**cfg.dynamic_eval)
+        parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
+
+
+def mixture_settings(settings) -> tuple[list[int], float, OnlineWeights | GeometricWeights | None]:
+    """The PPM orders of `ppm_mixture`, its weight and its online weights (None: one fixed weight;
+    a product's fixed exponents at rate 0), every value checked."""
+    weight = check_weight(settings.get("weight"))
+    kind = require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS)
+    order = settings.get("order")
+    orders = [order] if isinstance(order, int) else list(order)
+    if not orders or (len(orders) > 1 and kind != "geometric"):
+        raise UserError(
+            f"ppm_mixture.order={orders} is not allowed: give one order, or several with "
+            "ppm_mixture.kind=geometric (each PPM order an input of the product)"
+        )
+    for value in orders:
+        require_count("ppm_mixture.order", value, minimum=0)
+    if kind == "geometric":
+        rate = settings.get("rate", 0.0) if settings.get("online") else 0.0
+        return orders, weight, GeometricWeights(len(orders) + 1, weight, rate)
+    if settings.get("online"):  # `known` is set once the PPM has read the text
+        return (
+            orders,
+            weight,
+            OnlineWeights(
+                torch.zeros(0, dtype=torch.int64), orders[0], weight, settings.get("memory")
+            ),
+        )
+    return orders, weight, None
+
+
+def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
+    """After the static `loss`: the mixed figure and the dynamic one (alone and mixed), printed;
+    returns the last perplexity. `score(module)`: a module's mean loss through the task's loop;
+    `own()`: the checkpoint's own text."""
     own = None if own is None else functools.cache(own)  # read once, if at all
     examples = dm.loader(cfg.split, whole=True).dataset
     mixture = ppm_mixture(cfg, dm, len(models[0].vocab), examples, own)
@@ -79,7 +116,7 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     order = settings.get("order")
     if order is None:
         return None
-    weight = check_weight(settings.get("weight"))
+    orders, weight, online = mixture_settings(settings)
     if not hasattr(examples, "starts"):  # windows, not streams
         raise UserError(
             f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
@@ -91,24 +128,12 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     if settings.get("prime"):  # what the model learned from, read before the scored text
         text = own()
         first = text.lut[text.corpus.chars[: text.parts()["train"][1]].long()].tolist()
-    geometric = (
-        require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS) != KINDS[0]
-    )
-    orders = [order] if isinstance(order, int) else list(order)
-    if not orders or (len(orders) > 1 and not geometric):
-        raise UserError(
-            f"ppm_mixture.order={orders} is not allowed: give one order, or several with "
-            "ppm_mixture.kind=geometric (each PPM order an input of the product)"
-        )
+    geometric = isinstance(online, GeometricWeights)
     from_ = len(first) + start if geometric else None  # every token's log p from the part's start
     reads = [ppm_read(first + ids, vocab_size, o, from_) for o in orders]
     log_probs, known = reads[0][0][len(first) :], reads[0][1][len(first) :]
-    online = None
-    if geometric:
-        rate = settings.get("rate", 0.0) if settings.get("online") else 0.0
-        online = GeometricWeights(len(orders) + 1, weight, rate)
-    elif settings.get("online"):
-        online = OnlineWeights(known, orders[0], weight, settings.get("memory"))
+    if isinstance(online, OnlineWeights):
+        online.known = known
     full = ([full for _, _, full in reads], start) if geometric else None
     return PPMMixture(log_probs, weight, examples.starts, orders, online, full)
 
