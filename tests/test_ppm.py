@@ -252,6 +252,10 @@ def test_online_exponents_at_rate_0_are_the_fixed_product():
         ("ppm_mixture.kind=log", "ppm_mixture.kind='log' is not allowed: use one of ['linear', "),
         ("ppm_mixture.order=[3,2]", "ppm_mixture.order=[3, 2] is not allowed: give one order"),
         (
+            "ppm_mixture.order=[3,2.5] ppm_mixture.kind=geometric",
+            "ppm_mixture.order=2.5 is not allowed: it must be an integer >= 0",
+        ),
+        (
             "ppm_mixture.kind=geometric ppm_mixture.online=true ppm_mixture.rate=-1",
             "ppm_mixture.rate=-1 is not allowed: it must be a number >= 0",
         ),

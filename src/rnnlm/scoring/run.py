@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -39,7 +40,7 @@ def mixture_settings(settings) -> tuple[list[int], float, OnlineWeights | Geomet
     weight = check_weight(settings.get("weight"))
     kind = require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS)
     order = settings.get("order")
-    orders = [order] if isinstance(order, int) else list(order)
+    orders = list(order) if isinstance(order, Sequence) and not isinstance(order, str) else [order]
     if not orders or (len(orders) > 1 and kind != "geometric"):
         raise UserError(
             f"ppm_mixture.order={orders} is not allowed: give one order, or several with "
