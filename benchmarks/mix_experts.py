@@ -56,6 +56,10 @@ def online_mix(experts: torch.Tensor, bucket: torch.Tensor, start, memory=4096, 
 class Recorder(PPMMixture):
     """Keeps the models' log p of every token at every position of one stream."""
 
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.rows: list[torch.Tensor] = []
+
     def mix(self, distributions, position, Y):
         self.rows.append(distributions.detach().double().cpu()[0])
         return super().mix(distributions, position, Y)
@@ -111,7 +115,6 @@ def main() -> None:
     known = read[ORDER][1][positions]
     adaptation = Adaptation(lr=args.lr, decay=args.decay, bptt=args.bptt, streams=1)
     recorder = Recorder(read[ORDER][0], START, None, [ORDER])  # keeps the models' log p
-    recorder.rows = []
     dynamic_evaluation(models, dm, "val", adaptation, [], recorder)
     model = recorder.tokens()[0]
     assert len(model) == len(positions)

@@ -176,6 +176,18 @@ def test_eval_mixes_a_checkpoint_with_ppm(trained_run):
     assert evaluate(compose_config(*geometric, "ppm_mixture.weight=0", name="eval")) == (
         pytest.approx(ppm_only, rel=1e-5)
     )
+    # Several orders: the model alone at exponent 1; the same order twice, half each, is that
+    # order; exponents learned online move the figure.
+    orders = [f"ckpt_path={ckpt}", "split=test", "ppm_mixture.kind=geometric"]
+    two = [*orders, "ppm_mixture.order=[3,2]"]
+    assert evaluate(compose_config(*two, "ppm_mixture.weight=1", name="eval")) == (
+        pytest.approx(alone, rel=1e-6)
+    )
+    twice = [*orders, "ppm_mixture.order=[3,3]", "ppm_mixture.weight=0"]
+    assert evaluate(compose_config(*twice, name="eval")) == pytest.approx(ppm_only, rel=1e-5)
+    fixed = evaluate(compose_config(*two, "ppm_mixture.weight=0.5", name="eval"))
+    learned = [*two, "ppm_mixture.weight=0.5", "ppm_mixture.online=true", "ppm_mixture.rate=0.01"]
+    assert evaluate(compose_config(*learned, name="eval")) != pytest.approx(fixed, rel=1e-4)
 
 
 def test_every_tokens_ppm_probability_is_a_distribution_that_holds_the_target():

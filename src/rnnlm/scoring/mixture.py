@@ -104,6 +104,8 @@ class PPMMixture:
         full: tuple[list[torch.Tensor], int] | None = None,
     ) -> None:
         self.log_probs, self.weight, self.starts = log_probs, check_weight(weight), starts
+        if full is not None and online is None:  # a product with fixed exponents
+            online = GeometricWeights(len(full[0]) + 1, self.weight)
         self.order, self.online, self.full = order, online, full
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -132,8 +134,7 @@ class PPMMixture:
         if self.full is not None:
             tables, first = self.full
             inputs = [distributions.detach().double().cpu(), *(t[offsets - first] for t in tables)]
-            geometric = self.online or GeometricWeights(len(inputs), self.weight)
-            log_p = geometric.mix(torch.stack(inputs, -2), Y.cpu())
+            log_p = self.online.mix(torch.stack(inputs, -2), Y.cpu())
             return log_p.to(model_log_p.device, model_log_p.dtype)
         if self.online is None:
             return mixed(model, ppm, self.weight).to(model_log_p.dtype)
