@@ -1,6 +1,7 @@
 """Train a character-level RNN LM: python train.py model=scratch|concise [key=value ...]"""
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -8,8 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rnnlm.fast import threads
-from rnnlm.ops.cli import check_command_line, quote_text_values, report_user_errors, run_entry_point
+from rnnlm.errors import user_errors
 from rnnlm.ops.sweep import register_resolvers
 
 register_resolvers()  # before Hydra resolves the sweep folder names
@@ -18,15 +18,20 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-@report_user_errors
+@user_errors  # a Ctrl-C held back until here ends the run in one line
 def main(cfg: DictConfig) -> float:
-    threads.prepare(cfg.threads)  # before torch is imported
     from rnnlm.train import train  # after Hydra has parsed the command line: --help stays fast
 
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     return train(cfg, HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = quote_text_values(sys.argv[1:])  # prefix="It Has!" reads as it is
-    check_command_line(sys.argv[1:], Path(__file__).parent / "conf", "train")
-    run_entry_point(main, " before training started")
+    for arg in sys.argv[1:]:  # Hydra answers a group set to null with a traceback
+        group, _, value = arg.lstrip("+").partition("=")
+        if value.lower() in ("null", "none") and (Path(__file__).parent / "conf" / group).is_dir():
+            sys.exit(f"{arg} is not allowed: to turn {group} off write ~{group}")
+    # Ctrl-C waits while Hydra writes the run folder and torch is imported: either cut short
+    # would end in a traceback and leave a half-made folder or module behind.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    main()

@@ -23,12 +23,14 @@ import argparse
 import bz2
 import json
 import lzma
+import os
 import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from book_path import add_data_argument
+BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/development.md
+
 
 Coder = Callable[[bytes], bytes]
 PPMD_ORDERS = (4, 5, 6, 7, 8)
@@ -139,7 +141,11 @@ def table(figures: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(parser)
+    parser.add_argument(
+        "--data",
+        default=BOOK,
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--splits", default="book,contiguous", help="book, contiguous or both")
     parser.add_argument(

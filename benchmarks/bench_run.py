@@ -1,12 +1,12 @@
 """Whole runs, start to exit: `python train.py model=M` against the book's loop, side by side.
 
     python benchmarks/bench_run.py --data data/timemachine.txt [--model scratch]
-        [--repeats 3] [--d2l-python /path/to/venv-with-d2l/bin/python] [--json out.json]
+        [--repeats 3] [--json out.json]
         [--variant "NAME=OVERRIDE OVERRIDE ..."]... [--checkout "NAME=PATH"]...
         [--override KEY=VALUE]...
 
 Each repeat runs every command once, in turn, so all share the machine's state; the table
-shows the median wall time and its ratio to the book's loop (and to real d2l 1.0.3 if given).
+shows the median wall time and its ratios to the others.
 A `--variant` is the rnnlm run with more overrides (a fixed cost left out, say), timed beside
 the others: `--variant "no bar=~callbacks.progress_bar"`. A `--checkout` is the same rnnlm run
 from another checkout of the project (a git worktree of another commit), its own `src/` first on
@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from book_path import add_data_argument
+BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/development.md
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,18 +73,19 @@ def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
         cmds[f"rnnlm, {name}"] = [cmds["rnnlm"][0], str(train), *cmds["rnnlm"][2:-1], run_dir]
     book_args = ["--data", data, "--model", args.model, "--epochs", str(args.epochs)]
     cmds["book loop"] = [sys.executable, str(ROOT / "benchmarks/book_loop.py"), *book_args]
-    if args.d2l_python:
-        cmds["d2l 1.0.3"] = [args.d2l_python, str(ROOT / "benchmarks/d2l_run.py"), *book_args]
     return cmds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(parser)
+    parser.add_argument(
+        "--data",
+        default=BOOK,
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--d2l-python", help="a python that has d2l==1.0.3 installed")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--variant", action="append", default=[], help="NAME=OVERRIDES")
     parser.add_argument("--checkout", action="append", default=[], help="NAME=PATH")

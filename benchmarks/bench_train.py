@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import statistics
 import sys
@@ -30,14 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_loop import BookRNNLMScratch, BookRNNScratch, book_data, train_epoch
-from book_path import add_data_argument
 
 from rnnlm.fast.core import FastRNNScratch
-from rnnlm.fast.cpu import tune_allocator
 from rnnlm.fast.lm import FastRNNLM, FastRNNLMScratch
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.rnn import RNN, core
 from rnnlm.text.data import TextData
+
+BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/development.md
 
 # name: (num_hiddens, num_steps, training batches per timed epoch; None = all 10)
 SETTINGS = {
@@ -176,7 +177,11 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(parser)
+    parser.add_argument(
+        "--data",
+        default=BOOK,
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--settings", default="book,h256,h256s128,h1024")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model")
     parser.add_argument("--warmup", type=int, default=1)
@@ -187,7 +192,6 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    tune_allocator()
     quiet_known_noise()  # no tips, no device lines: one Trainer per measurement
     rows = [measure(args, name) for name in args.settings.split(",")]
     print(f"\n{machine(args.device)}, torch {torch.__version__}; median of {args.epochs} epochs")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -24,7 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from book_path import add_data_argument
+BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/development.md
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["trainer.max_epochs=3"]
@@ -121,7 +123,11 @@ def problems(seen: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(parser)
+    parser.add_argument(
+        "--data",
+        default=BOOK,
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
     parser.add_argument("--shots", help="save screenshots as SHOTS_<tab>.png")
     parser.add_argument("--json", help="write what was read here")

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import os
 import re
 import time
 
 import torch
-from book_path import add_data_argument
 from torch import nn
 from torch.nn import functional as F
+
+BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/development.md
 
 
 class BookVocab:
@@ -164,7 +166,11 @@ def val_ppl(model, loader):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_data_argument(parser)
+    parser.add_argument(
+        "--data",
+        default=BOOK,
+        help="the book (default: $RNNLM_TIMEMACHINE, else data/timemachine.txt)",
+    )
     parser.add_argument("--model", choices=["scratch", "concise"], default="scratch")
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()

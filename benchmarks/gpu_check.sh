@@ -7,8 +7,8 @@
 # model=concise on trainer=gpu, val/ppl and whole-run seconds, eager and with
 # model.cuda_graphs=true, and experiment=whole_book on the GPU; (c) bench_train.py --device cuda
 # at the book's setting, 256 and 1024 hidden units (scratch, concise with cuDNN, the book's
-# loop); (d) CUDA graphs for the scratch step (benchmarks/cuda_graphs.py); (e) a 1-device
-# trainer=ddp run; (f) one JSON, benchmarks/results/gpu_check.json, and a table.
+# loop); (d) a 1-device trainer=ddp run; (e) one JSON, benchmarks/results/gpu_check.json, and
+# a table.
 #
 # --dry-run runs the same steps on the CPU with 1 epoch and tiny sizes (under 3 minutes; the
 # runs with model.cuda_graphs=true, which needs a GPU, are recorded as skipped), into
@@ -55,13 +55,13 @@ step() {
 if [ "$DRY" = 1 ]; then
     DEVICE=cpu; TRAINER=(trainer=cpu); EPOCHS=1; NAME=gpu_check_dry_run
     SIZES=(data.num_train=200 data.num_val=100 data.batch_size=64 ~callbacks.text_samples)
-    SETTINGS=tiny; BENCH=(--epochs 1 --warmup 0); GRAPHS=(--steps 2 --batch 64 --num-steps 8 --hiddens 8)
+    SETTINGS=tiny; BENCH=(--epochs 1 --warmup 0)
     DDP=(trainer=ddp trainer.accelerator=cpu trainer.devices=1)
     WHOLE=(trainer.max_epochs=1 model.rnn.num_hiddens=16 data.batch_size=8 data.num_steps=16
         +callbacks.dynamic_test.gradient_batches=2)
 else
     DEVICE=cuda; TRAINER=(trainer=gpu); EPOCHS=100; NAME=gpu_check; SIZES=()
-    SETTINGS=book,h256,h1024; BENCH=(--epochs 3 --warmup 1); GRAPHS=(--steps 50)
+    SETTINGS=book,h256,h1024; BENCH=(--epochs 3 --warmup 1)
     DDP=(trainer=ddp trainer.accelerator=gpu trainer.devices=1)
     WHOLE=(trainer.max_time=00:00:02:00)  # the target, as a bound: the check stays within 8 minutes
 fi
@@ -96,16 +96,12 @@ echo "== (c) training throughput"
 step bench_train "$PY" benchmarks/bench_train.py --data "$DATA" --device "$DEVICE" \
     --settings "$SETTINGS" "${BENCH[@]}" --json "$WORK/bench_train.json"
 
-echo "== (d) CUDA graphs for the scratch step"
-step cuda_graphs "$PY" benchmarks/cuda_graphs.py --data "$DATA" --device "$DEVICE" \
-    "${GRAPHS[@]}" --json "$WORK/cuda_graphs.json"
-
-echo "== (e) one-device DDP"
+echo "== (d) one-device DDP"
 step run-ddp "$PY" benchmarks/gpu_steps.py run --json "$WORK/run-ddp.json" --run-dir "$WORK/ddp" \
     -- "$PY" train.py model=scratch "${DDP[@]}" trainer.max_epochs=1 "${SIZES[@]}" "${COMMON[@]}" \
     hydra.run.dir="$WORK/ddp"
 
-echo "== (f) report"
+echo "== (e) report"
 "$PY" benchmarks/gpu_steps.py report --work "$WORK" --out "$OUT/$NAME.json"
 if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "error: these steps failed: ${FAILED[*]}" >&2

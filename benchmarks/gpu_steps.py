@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> dict:
         kept = ("val_ppl", "test_ppl", "test_bpc", "test_bpc_dynamic", "epochs")
         row.update({k: saved[k] for k in kept if k in saved})
     if out.returncode != 0:
-        row["error"] = (out.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+        said = [
+            line for line in out.stderr.splitlines() if line.strip() and "HYDRA_FULL" not in line
+        ]
+        row["error"] = (said or ["(no output)"])[-1][:300]
     print(f"{row['command'][:100]}: {'ok' if row['ok'] else 'FAILED'} in {seconds:.1f} s")
     return row
 
@@ -82,16 +85,6 @@ def report(args: argparse.Namespace) -> dict:
             f"| bench_train {row['setting']} | tokens/s: scratch {rate['scratch']}, "
             f"concise {rate['concise']}, book loop {rate['book loop']} |"
         )
-    graphs = merged.get("cuda_graphs", {})
-    if graphs:
-        figure = (
-            f"eager {graphs.get('eager ms/step', float('nan')):.3f} ms/step, reduce-overhead "
-            f"{graphs.get('reduce-overhead ms/step', float('nan')):.3f} ms/step"
-        )
-        if "speed-up" in graphs:
-            figure += f" ({graphs['speed-up']:.2f}x)"
-        why = graphs.get("reduce-overhead error")
-        print(f"| CUDA graphs | {figure}" + (f"; {why}" if why else "") + " |")
     print(f"\nwritten: {args.out}")
     return merged
 

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+# One CPU thread in every test and in the runs the tests start: the tiny models gain nothing
+# from a second, and beside a second test process (-n auto) spinning threads wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

@@ -46,6 +46,19 @@ def two_cpu_processes(trainer: str, tiny_corpus: Path) -> list[str]:
     return [f"trainer={trainer}", *devices, f"data.path={tiny_corpus}", *fixed]
 
 
+def built(cfg, output_dir: Path) -> tuple:
+    """What the train task builds before `fit`: the data, the model and the Trainer."""
+    from rnnlm.ops.trainer import build_trainer
+    from rnnlm.train import build_model, data, observers
+
+    dm = data(cfg)
+    return (
+        dm,
+        build_model(cfg, dm, None),
+        build_trainer(cfg, output_dir, *observers(cfg, output_dir)),
+    )
+
+
 def refused(task: str, *overrides: str, run_dir: Path | None = None) -> str:
     """The `UserError` message a task raises for `overrides`, in this process: what the CLI
     prints after `error: ` (one CLI test per exit-code path checks that part)."""
@@ -101,13 +114,30 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+
+
+def error_line(out: subprocess.CompletedProcess) -> str:
+    """The CLI's contract for a mistake: exit code 1 and the message on one line, as Hydra prints
+    a `UserError` (then its hint), no traceback."""
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    return lines[-2] if lines[-1] == HYDRA_HINT else lines[-1]
+
+
+def said(out: subprocess.CompletedProcess) -> list[str]:
+    """What a refused run printed: nothing on stdout; on stderr the message, with Hydra's line
+    naming the job's overrides before it and its hint after it."""
+    assert out.stdout.strip() == "", out.stdout
+    lines = [line for line in out.stderr.splitlines() if line.strip() and line != HYDRA_HINT]
+    return [line for line in lines if not line.startswith("Error executing job with overrides")]
+
+
 def assert_one_line_error(out: subprocess.CompletedProcess, *fragments: str) -> None:
-    """The CLI's contract for a mistake: exit code 2, one `error: ` line naming it, no traceback."""
-    assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "Traceback" not in out.stderr
+    message = error_line(out)
     for fragment in fragments:
-        assert fragment in last, last
+        assert fragment in message, message
 
 
 # The tiny run on contiguous parts read as streams (data.sampling=sequential).

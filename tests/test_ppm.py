@@ -4,7 +4,6 @@ weight chosen is the best, weights learned online never know the token they scor
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -14,7 +13,7 @@ from rnnlm.errors import UserError
 from rnnlm.scoring.mixture import GeometricWeights, OnlineWeights, PPMMixture, mixed
 from rnnlm.scoring.ppm import buckets, ppm_read
 
-from .conftest import ROOT, compose_config
+from .conftest import compose_config
 
 SENTENCE = "a clock on the wall ticked while the kettle sang of tea and rain "
 
@@ -114,24 +113,6 @@ def test_an_online_weight_never_scores_a_token_with_knowledge_of_it():
     first_used = recovered_weight(batches[0], table[offsets(0)], first[0])
     assert torch.allclose(first_used, torch.full_like(first_used, 0.5), atol=1e-4)
     assert used_a.min() > 0.6
-
-
-def test_the_experts_benchmark_mixes_two_as_the_online_mixture_does():
-    spec = importlib.util.spec_from_file_location("mix", ROOT / "benchmarks/mix_experts.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    torch.manual_seed(1)
-    table = torch.log(torch.rand(121, dtype=torch.float64) * 0.6 + 0.02)
-    known = torch.randint(0, buckets(3), (121,))
-    model = torch.log(torch.rand(120, dtype=torch.float64) * 0.7 + 0.2)  # tokens 1 .. 120
-    mixture = PPMMixture(table, 0.6, torch.tensor([0]), 3, OnlineWeights(known, 3, 0.6, 30))
-    ours = torch.cat(
-        [mix_targets(mixture, model[i : i + 10].view(1, -1), i) for i in range(0, 120, 10)]
-    )
-    experts = torch.stack([model, table[1:]])
-    theirs = bench.online_mix(experts, known[1:], [0.6, 0.4], memory=30, segment=10)
-    assert theirs == pytest.approx(float(ours.mean()), rel=1e-9)
-    assert theirs != pytest.approx(float(mixed(model, table[1:], 0.6).mean()), rel=1e-6)
 
 
 @pytest.mark.parametrize(

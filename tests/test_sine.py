@@ -124,7 +124,7 @@ def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_c
     out = cli("train.py", "experiment=sine", f"ckpt_path={char_ckpt}", cwd=tmp_path)
     assert_one_line_error(
         out,
-        "holds a character language model (FastRNNLMScratch), and this run builds a sine-series",
+        "model.class rnnlm.fast.lm.FastRNNLMScratch in the checkpoint, rnnlm.sine.model.SineRNN",
     )
     run = tmp_path / "sine"
     out = cli(
@@ -142,4 +142,4 @@ def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_c
         f"ckpt_path={sine_ckpt}",
         cwd=tmp_path,
     )
-    assert_one_line_error(out, "holds a sine-series regression model (experiment=sine) (SineRNN)")
+    assert_one_line_error(out, "model.class rnnlm.sine.model.SineRNN in the checkpoint")

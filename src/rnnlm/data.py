@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from rnnlm.errors import UserError, require_count, require_windows
+from rnnlm.files import write_file
 from rnnlm.vocab import BOOK_ALPHABET, Vocab, preprocess
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -37,36 +36,42 @@ def sha1sum(path: Path) -> str:
 
 
 def download(url: str, root: str | Path, sha1: str | None) -> Path:
-    """Fetch `url` into `root` once (a cached file only if its SHA-1 matches), through a
-    temporary file renamed once the checksum passed."""
+    """Fetch `url` into `root` once (a cached file only if its SHA-1 matches), written whole
+    once the checksum passed."""
     root = Path(root)
     target = root / url.rstrip("/").split("/")[-1]
-    if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
+    found = sha1sum(target) if target.is_file() else None
+    if found is not None and sha1 in (None, found):
         return target
     try:
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"data.root={str(root)!r} cannot be created: {err.strerror}") from None
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        got = sha1sum(Path(tmp))
-        if sha1 is not None and got != sha1:
-            raise UserError(
-                f"downloaded {url} has SHA-1 {got}, expected {sha1}; the file was discarded"
-            )
-        os.replace(tmp, target)
+        response = urllib.request.urlopen(url, timeout=60)
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
+        if found is not None:
+            raise UserError(
+                f"{target} has SHA-1 {found}, not {sha1} (cut short, or with other line ends), "
+                f"and no new copy can be downloaded ({reason}): copy d2l's timemachine.txt "
+                "there again, or pass data.path=FILE"
+            ) from None
         raise UserError(
             f"cannot download {url} ({reason}); offline? copy the book to {target} (its SHA-1 "
             "is checked) or pass data.path=FILE to use a local copy"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    digest = hashlib.sha1()
+
+    def fetch(out) -> None:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+        if sha1 is not None and digest.hexdigest() != sha1:
+            raise UserError(
+                f"downloaded {url} has SHA-1 {digest.hexdigest()}, expected {sha1}; the file "
+                "was discarded"
+            )
+
+    with response:
+        write_file(target, fetch)
     return target
 
 

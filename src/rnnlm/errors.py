@@ -1,11 +1,67 @@
 """`UserError`, a mistake a user can fix (its message names the bad value and what is allowed),
-and the value checks every layer uses; `rnnlm.ops.cli` turns it into one line and exit 2."""
+the value checks every layer uses, and `user_errors`, where a task turns a mistake into it."""
 
 from __future__ import annotations
 
+import errno
+import functools
+from collections.abc import Callable
+from typing import TypeVar
 
-class UserError(ValueError):
-    """Bad input: the message names the bad value and what is allowed."""
+from hydra.errors import CompactHydraException
+
+T = TypeVar("T")
+
+
+class UserError(CompactHydraException, ValueError):
+    """Bad input: the message names the bad value and what is allowed. Hydra prints it as it is,
+    without a traceback (`HYDRA_FULL_ERROR=1` shows one), and a sweep records the job failed."""
+
+
+def user_errors(task: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a task: a `UserError` that a library wrapped (Hydra's instantiate, Lightning) raised
+    as itself, and a full disk, Ctrl-C or a config value that cannot be resolved as one."""
+
+    @functools.wraps(task)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return task(*args, **kwargs)
+        except KeyboardInterrupt:  # Lightning handles it during fit: this is before or after
+            raise UserError("stopped by SIGINT (Ctrl-C)") from None
+        except Exception as err:
+            found = user_error(err)
+            if found is None or found is err:
+                raise
+            raise found from None
+
+    return wrapper
+
+
+def user_error(exc: BaseException | None) -> UserError | None:
+    """The `UserError` behind `exc` or its causes, or one made from a full disk or an
+    unresolvable interpolation (`prefix='${x}'`)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return UserError(f"the disk is full: {exc.filename or 'a file'} cannot be written")
+        if isinstance(exc, InterpolationResolutionError):
+            return UserError(f"{exc.full_key}: {str(exc).splitlines()[0]}")
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def require_given(cfg) -> None:
+    """A `UserError` for the first mandatory key (`???` in the config) left out."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
 
 
 RULES = {"> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, "in [0, 1)": lambda v: 0 <= v < 1}

@@ -11,13 +11,11 @@ from omegaconf import DictConfig
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
-from rnnlm.fast import threads
-from rnnlm.fast.cpu import step_work
+from rnnlm.fast.threads import use_threads
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.scoring.run import beyond_static, check_settings, describe
 from rnnlm.text.scored import own_text, text_for
-from rnnlm.text.streams import Streams
 
 
 def evaluate(cfg: DictConfig) -> float:
@@ -34,8 +32,7 @@ def evaluate(cfg: DictConfig) -> float:
     dm = text_for(models[0], checkpoint, cfg.data, cfg.allow_unk, paths[0])
     loader = dm.loader(cfg.split, whole=True)
     examples = loader.dataset
-    rows = examples.num_streams if isinstance(examples, Streams) else dm.batch_size
-    threads.choose(cfg.threads, step_work(models[0], rows))
+    use_threads(cfg.get("threads"))
     quiet_known_noise(cfg.get("verbose", False))
     trainer = bare_trainer(accelerator=cfg.device, devices=1)
     scored = models[0] if len(models) == 1 else Ensemble(models, paths)

@@ -4,4 +4,4 @@ and `model=concise` run these; `model=scratch_book` and `model=concise_book` the
 core     `FastRNNScratch`: the scratch loop as one autograd node (`Recurrence`)
 output   the output layer and cross-entropy class-major, gradients written out
 lm       `FastRNNLMScratch`, `FastRNNLM`: those, `torch.compile` and CUDA graphs
-threads  torch's CPU threads (`threads=...`); cpu: `ShareCores`, the allocator"""
+threads  torch's CPU threads (`threads=N`)"""

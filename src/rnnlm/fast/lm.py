@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rnnlm.carry import map_state
+from rnnlm.errors import UserError
 from rnnlm.fast.output import class_major_cross_entropy, class_major_logits
 from rnnlm.lm import RNNLM, RNNLMScratch
 
@@ -20,6 +21,11 @@ class Fast:
         # Not a zero-argument super(): Lightning's save_hyperparameters, called in the book's
         # __init__, would read this frame's unchecked arguments over the book's checked ones.
         super().__init__(*args, **kwargs)
+        if cuda_graphs and compile:
+            raise UserError(
+                "model.cuda_graphs=true and model.compile=true are not allowed together: CUDA "
+                "graphs compile the batch loss themselves; give one of them"
+            )
         self.hparams.update(compile=compile, cuda_graphs=cuda_graphs)  # kept with the book's
         self.compiled = None  # the compiled (or graph-replayed) batch loss, built in `setup`
 
@@ -45,9 +51,16 @@ class Fast:
         module); CUDA graphs only on CUDA (a checkpoint trained with them scores eagerly on a
         CPU)."""
         super().setup(stage)
+        on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if self.hparams.cuda_graphs and stage == "fit" and not on_cuda:
+            raise UserError(
+                "model.cuda_graphs=true needs a CUDA GPU, and this run trains on "
+                f"{self.trainer.strategy.root_device.type}: give trainer=gpu on a machine with "
+                "one, or leave model.cuda_graphs=false"
+            )
         if self.compiled is not None:
             return
-        if self.hparams.cuda_graphs and self.trainer.strategy.root_device.type == "cuda":
+        if self.hparams.cuda_graphs and on_cuda:
             self.record_cuda_graphs()
         elif self.hparams.compile:
             self.compiled = torch.compile(super().batch_loss, dynamic=True)

@@ -17,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
+from torch.utils.tensorboard.writer import FileWriter
 
 from rnnlm.errors import UserError, require_count
+from rnnlm.files import flatten, write_json
 from rnnlm.ops import report
-from rnnlm.ops.files import flatten, write_json
 from rnnlm.ops.resume import last_checkpoint
 from rnnlm.sampling import Sampler, generate
 
@@ -59,16 +60,17 @@ class TensorBoard(TensorBoardLogger):
 
     @rank_zero_only
     def log_run_settings(self, settings: dict[str, Any]) -> None:
-        """The settings as one HPARAMS row: torch's `hparams` summaries without the experiment
-        that `log_hyperparams` writes (one experiment would fix every run's columns)."""
+        """The settings as one HPARAMS row: what `log_hyperparams` writes but its experiment
+        summary, which would fix every later run's columns (TensorBoard makes them from the
+        settings in which the runs differ when no run has one)."""
         plain = {
             k: v if isinstance(v, float | str) else plain_value(v) for k, v in settings.items()
         }
         _, started, ended = hparams(plain, {})
-        writer = self.experiment._get_file_writer()
+        writer = FileWriter(self.log_dir)  # an events file of its own: Lightning closed its own
         writer.add_summary(started)
         writer.add_summary(ended)
-        writer.flush()
+        writer.close()
 
 
 def plain_value(value: Any) -> str:
@@ -92,8 +94,12 @@ def run_settings(cfg: DictConfig) -> dict:
 
 
 @rank_zero_only
-def finish(cfg: DictConfig, output_dir: Path, trainer, model, results: dict) -> None:
-    """Rank 0: results.json (for sweep reports), the HPARAMS row, the printed summary."""
+def finish(cfg: DictConfig, output_dir: Path, trainer, model, metrics: dict, done: dict) -> None:
+    """Rank 0: results.json (`done` and the model's figures, for sweep reports), the HPARAMS
+    row, the printed summary."""
+    results = done | report.results(model, metrics)
+    if "test_checkpoint" in metrics:
+        results["test_checkpoint"] = metrics["test_checkpoint"]
     write_json(output_dir / "results.json", results)
     if trainer.logger is not None:
         log = getattr(trainer.logger, "log_run_settings", trainer.logger.log_hyperparams)

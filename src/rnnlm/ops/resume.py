@@ -1,5 +1,5 @@
-"""Carrying a run on: checkpoints written whole, `ckpt_path=last`, the checks before resuming,
-and what a stopped run says."""
+"""Carrying a run on: checkpoints written whole, `ckpt_path=last`, a checkpoint refused before
+training when it cannot carry this run on, and what a stopped run says."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from rnnlm.checkpoints import MODEL_KINDS, read_checkpoint
+from rnnlm.checkpoints import read_checkpoint
 from rnnlm.errors import UserError
-from rnnlm.ops.files import flatten, write_bytes
-from rnnlm.vocab import TextFormat
+from rnnlm.files import flatten, write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -33,17 +32,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
         torch.save(checkpoint, buffer)
-        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
-
-
-def last_good(path: Path) -> str:
-    """What a failed write of `path` leaves whole, as the error says it."""
-    if path.is_file():
-        return f": {path} is kept as it was, the last good checkpoint"
-    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if others:
-        return f": the last good checkpoint is {others[-1]}"
-    return ": no checkpoint had been written yet"
+        others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        kept = (
+            f": {path} is kept as it was, the last good checkpoint"
+            if path.is_file()
+            else f": the last good checkpoint is {others[-1]}"
+            if others
+            else ": no checkpoint had been written yet"
+        )
+        write_bytes(path, buffer.getbuffer(), kept=kept)
 
 
 def last_checkpoint(output_dir: Path) -> Path:
@@ -53,40 +50,37 @@ def last_checkpoint(output_dir: Path) -> Path:
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     """`ckpt_path=last`: this run folder's last.ckpt if there is one, else a fresh start."""
-    if ckpt_path != "last":
-        return ckpt_path
     last = last_checkpoint(output_dir)
-    if last.is_file():
-        return str(last)
+    if ckpt_path != "last" or last.is_file():
+        return str(last) if ckpt_path == "last" else ckpt_path
     print(f"ckpt_path=last: there is no {last} yet, so this run starts fresh")
     return None
 
 
-def check_resumable(ckpt_path: str, model, inputs: dict, max_epochs: int | None) -> None:
-    """Resuming needs a checkpoint of this kind of model, of the same data (`inputs`: the
-    vocabulary and text format), with the same weight shapes and epochs left to train."""
+def check_resumable(ckpt_path: str, model: pl.LightningModule, max_epochs: int | None) -> None:
+    """A checkpoint carries this run on only if it holds the same class of model, read its text
+    the same way into the same vocabulary, has the same weight shapes, and has epochs left."""
     checkpoint = read_checkpoint(ckpt_path)
-    saved, this = checkpoint["rnnlm_class"].rpartition(".")[2], type(model).__name__
-    if saved != this:
+    before = flatten({"class": checkpoint["rnnlm_class"], **checkpoint["hyper_parameters"]})
+    now = flatten(
+        {"class": f"{type(model).__module__}.{type(model).__qualname__}", **model.hparams}
+    )
+    shapes = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    reshaped = shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    differ = [
+        f"another vocabulary: {len(before.get(k) or [])} tokens, {len(now.get(k) or [])} now"
+        if k == "vocab"
+        else f"model.{k} {before.get(k)} in the checkpoint, {now.get(k)} now"
+        for k in sorted(before.keys() | now.keys())
+        if before.get(k) != now.get(k) and (reshaped or k.startswith(("class", "text", "vocab")))
+    ]
+    if reshaped and not differ:
+        differ = ["the weights' shapes differ"]
+    if differ:
         raise UserError(
-            f"ckpt_path={ckpt_path!r} holds a {MODEL_KINDS.get(saved, '')} ({saved}), and this "
-            f"run builds a {MODEL_KINDS.get(this, '')} ({this}): resume with the model it was "
-            "trained with"
+            f"ckpt_path={ckpt_path!r} holds another model or text ({'; '.join(differ[:3])}): "
+            "resume with the settings and data.path it was trained with"
         )
-    hparams = checkpoint["hyper_parameters"]
-    was, now = TextFormat.of(hparams.get("text")), TextFormat.of(inputs.get("text"))
-    if was != now:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} was trained with {was}, and this run reads the text with "
-            f"{now}: resume with the settings it was trained with"
-        )
-    if "vocab" in inputs and hparams.get("vocab") != inputs["vocab"]:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} was trained with another vocabulary "
-            f"({len(hparams.get('vocab') or [])} tokens, the data now has "
-            f"{len(inputs['vocab'])}): resume with the data.path it was trained on"
-        )
-    check_same_shapes(ckpt_path, checkpoint, model)
     done = checkpoint.get("epoch", -1) + 1
     if max_epochs is not None and done >= max_epochs:
         raise UserError(
@@ -96,34 +90,25 @@ def check_resumable(ckpt_path: str, model, inputs: dict, max_epochs: int | None)
         )
 
 
-def check_same_shapes(ckpt_path: str, checkpoint: dict, model: pl.LightningModule) -> None:
-    """The checkpoint's weights fit the model; else the settings that differ, in one line."""
-    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
-    if saved == {k: tuple(v.shape) for k, v in model.state_dict().items()}:
+def fit(trainer: pl.Trainer, model, dm, ckpt_path: str | None, output_dir: Path) -> None:
+    """`trainer.fit`. Lightning stops cleanly on SIGINT or SIGTERM but exits 1 or 0 saying
+    nothing of what is kept: this says it, with the command that carries on, and exits with
+    128 + the signal's number."""
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signum = None
+    try:
+        # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
+        with contextlib.suppress(SIGTERMException):
+            trainer.fit(model, dm, ckpt_path=ckpt_path)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signum = signal.SIGINT
+    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
+        signum = signal.SIGTERM
+    if signum is None:
         return
-    before, after = flatten(dict(checkpoint["hyper_parameters"])), flatten(dict(model.hparams))
-    differ = [
-        f"model.{k} {before.get(k)} in the checkpoint, {after.get(k)} now"
-        for k in sorted(before.keys() | after.keys())
-        if before.get(k) != after.get(k) and k != "vocab"
-    ]
-    shown = "; ".join(differ[:3]) or "the weights' shapes differ"
-    raise UserError(
-        f"ckpt_path={ckpt_path!r} holds another shape of model ({shown}): resume with the "
-        "model settings it was trained with"
-    )
-
-
-def epochs_trained(trainer: pl.Trainer, output_dir: Path) -> int:
-    """The last checkpoint's epochs when there is one (a ddp_spawn parent's trainer does not get
-    its workers' count back), else the trainer's."""
-    last = last_checkpoint(output_dir)
-    return read_checkpoint(last).get("epoch", -1) + 1 if last.is_file() else trainer.current_epoch
-
-
-def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> None:
-    """SIGTERM or SIGINT: Lightning stops cleanly but exits 0 or 1 saying nothing of what is
-    kept. Say it, with the command that carries on, and exit 128 + the signal's number."""
     from hydra.core.hydra_config import HydraConfig
 
     last = last_checkpoint(output_dir)
@@ -140,22 +125,6 @@ def stopped(trainer: pl.Trainer, output_dir: Path, signum: signal.Signals) -> No
         file=sys.stderr,
     )
     raise SystemExit(128 + signum)
-
-
-def fit(trainer: pl.Trainer, model, dm, ckpt_path, output_dir: Path) -> None:
-    """`trainer.fit`, with what a stopped run says and its exit status (`stopped`)."""
-    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
-        with contextlib.suppress(SIGTERMException):
-            trainer.fit(model, dm, ckpt_path=ckpt_path)
-    except SystemExit:  # Ctrl-C: Lightning shuts down cleanly, then exits with status 1
-        if trainer.interrupted:
-            stopped(trainer, output_dir, signal.SIGINT)
-        raise
-    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
-        stopped(trainer, output_dir, signal.SIGTERM)
 
 
 def selected_checkpoint(trainer: pl.Trainer, metric: str) -> str | None:

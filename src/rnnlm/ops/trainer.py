@@ -1,22 +1,25 @@
-"""The Trainer of a run: built from its config (what Lightning refuses in one line) or bare
-(scoring, benchmarks); known noise silenced, SLURM, the matmul precision, the process group."""
+"""The Trainer of a run: the settings Lightning would accept silently refused first, then built
+from its config (what Lightning refuses, in one line) or bare (scoring, benchmarks); known noise
+silenced, SLURM, the matmul precision, the process group."""
 
 from __future__ import annotations
 
 import atexit
-import difflib
-import inspect
 import logging
-import re
+import os
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rnnlm.errors import UserError, require_choice
+from rnnlm.errors import UserError, require_choice, require_count, require_number
+from rnnlm.ops.resume import AtomicCheckpointIO
 
 # Lightning's tips, its tensor-core advice (here the `matmul_precision` setting), and the
 # models' own callbacks (configure_callbacks) meeting themselves again in trainer.test.
@@ -27,8 +30,69 @@ NOISE = (
 )
 
 
-def drop_noise(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(NOISE)
+def check_run_settings(cfg: DictConfig) -> None:
+    """What Lightning would run with anyway, and should not: refused in one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    require_count("seed", cfg.get("seed"), minimum=0)
+    trainer = cfg.trainer
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    if multirun and trainer.get("strategy") == "ddp" and not SLURMEnvironment.detect():
+        raise UserError(
+            "trainer.strategy=ddp inside a multirun (-m) would re-run the whole sweep in every "
+            "rank: use trainer=ddp_spawn for sweeps on one node, or hydra/launcher=slurm, "
+            "which starts one SLURM task per device"
+        )
+    if trainer.get("max_epochs") is not None:  # -1 would train forever: use trainer.max_time
+        require_count("trainer.max_epochs", trainer.max_epochs)
+    if trainer.get("gradient_clip_val") is not None:
+        why = ", or null for no clipping"
+        require_number("trainer.gradient_clip_val", trainer.gradient_clip_val, why=why)
+    if cfg.data.get("sampling") == "sequential" and trainer.get("use_distributed_sampler"):
+        raise UserError(
+            "data.sampling=sequential with trainer.use_distributed_sampler=true is not allowed: "
+            "Lightning's sampler would deal the streamed batches out of order; rnnlm shards the "
+            "streams itself: set trainer.use_distributed_sampler=false"
+        )
+    if cfg.model.get("cuda_graphs") and not torch.cuda.is_available():
+        raise UserError(
+            "model.cuda_graphs=true needs a CUDA GPU and this machine has none that torch can "
+            "use: leave model.cuda_graphs=false"
+        )
+    devices, cores = trainer.get("devices", "auto"), os.cpu_count() or 1
+    on_cpu = trainer.get("accelerator", "auto") == "cpu" or not torch.cuda.is_available()
+    if on_cpu and isinstance(devices, int) and devices > cores:
+        raise UserError(
+            f"trainer.devices={devices} CPU processes on a machine with {cores} cores: each "
+            f"process needs a core of its own; use at most trainer.devices={cores}"
+        )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, logger, callbacks: list) -> pl.Trainer:
+    """`cfg.trainer` with the run's logger, callbacks and checkpoint writer; an argument
+    `pl.Trainer` does not take (+trainer.KEY) or a value Lightning rejects (trainer.devices=0, a
+    GPU on a CPU machine) in one line."""
+    quiet_known_noise(cfg.get("verbose", False))
+    quiet = {} if cfg.get("verbose") else {"enable_model_summary": False}
+    if quiet:  # the model summary table is Lightning's too: shown with verbose=true
+        callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
+    precision = MatmulPrecision(cfg.get("matmul_precision", "highest"))
+    try:
+        return instantiate(
+            cfg.trainer,
+            default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
+            logger=logger,
+            callbacks=[*callbacks, precision, ProcessGroupCleanup()],
+            plugins=[AtomicCheckpointIO(), *slurm_plugins()],
+            **quiet,
+        )
+    except Exception as err:
+        cause = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, TypeError | ValueError | MisconfigurationException):
+            raise UserError(f"trainer settings refused by Lightning: {cause}") from None
+        raise
 
 
 def quiet_known_noise(verbose: bool = False) -> None:
@@ -38,7 +102,6 @@ def quiet_known_noise(verbose: bool = False) -> None:
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if drop_noise not in rank_zero.filters:
         rank_zero.addFilter(drop_noise)
-    # Lightning sets its own logger to INFO; hydra.verbose=pytorch_lightning sets DEBUG.
     chosen = logging.getLogger("pytorch_lightning").isEnabledFor(logging.DEBUG)
     rank_zero.setLevel(logging.NOTSET if verbose or chosen else logging.WARNING)
     # Batches are cut by tensor indexing in the main process: workers would only add overhead.
@@ -47,6 +110,10 @@ def quiet_known_noise(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
+def drop_noise(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(NOISE)
 
 
 def bare_trainer(**kwargs) -> pl.Trainer:
@@ -62,48 +129,18 @@ def slurm_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def build_trainer(trainer: DictConfig, **runtime) -> pl.Trainer:
-    """`instantiate(trainer, **runtime)`; an argument `pl.Trainer` does not take (+trainer.KEY)
-    or a value Lightning rejects (trainer.devices=0) in one line."""
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(trainer, **runtime)
-    except Exception as err:
-        cause = err
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
-        if isinstance(cause, TypeError) and unknown:
-            taken = list(inspect.signature(pl.Trainer).parameters)
-            near = difflib.get_close_matches(unknown[1], taken, n=2, cutoff=0.8)
-            hint = f": did you mean trainer.{' or trainer.'.join(near)}?" if near else ""
-            raise UserError(
-                f"trainer.{unknown[1]} is not an argument of pytorch_lightning.Trainer{hint}"
-            ) from None
-        if isinstance(cause, MisconfigurationException | ValueError):
-            raise UserError(
-                f"trainer settings refused by Lightning: {str(cause).splitlines()[0]}"
-            ) from None
-        raise
-
-
-def distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 class ProcessGroupCleanup(pl.Callback):
     """Destroy the process group at a normal exit, before the interpreter tears down: left to
     finalization, gloo's threads may still hold Python objects and the rank aborts
     ("terminate called without an active exception"; pytorch/pytorch#190489)."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if distributed():
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
             atexit.register(destroy_process_group)
 
 
 def destroy_process_group() -> None:
-    if distributed():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
 

@@ -18,8 +18,8 @@ from torch import nn
 from torchmetrics import MeanSquaredError, MinMetric
 
 from rnnlm.errors import UserError, require_count, require_number
+from rnnlm.files import write_bytes
 from rnnlm.metrics import own_metric_states
-from rnnlm.ops.files import write_bytes
 from rnnlm.partials import ADAM, optimizers, partial_config, plain
 
 if TYPE_CHECKING:

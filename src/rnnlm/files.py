@@ -1,6 +1,7 @@
-"""Files written whole or not at all (checkpoints, results.json, sweep reports, figures): to a
-temporary file in their own folder (a rename across filesystems would be a copy, which a full
-disk or a kill cuts short), flushed to the disk, then renamed over the old one."""
+"""Files written whole or not at all (the book's download, checkpoints, results.json, sweep
+reports, figures): to a temporary file in their own folder (a rename across filesystems would be
+a copy, which a full disk or a kill cuts short), flushed to the disk, then renamed over the old
+one."""
 
 from __future__ import annotations
 
@@ -14,10 +15,6 @@ from typing import BinaryIO
 
 from rnnlm.errors import UserError
 
-_umask = os.umask(0)
-os.umask(_umask)  # read once: mkstemp makes 0600 files, a plain open() makes these
-FILE_MODE = 0o666 & ~_umask
-
 
 def write_file(path: str | Path, write: Callable[[BinaryIO], object], kept: str = "") -> None:
     """`write(f)` on a temporary file beside `path`, renamed over it; an OSError (a full disk, a
@@ -27,7 +24,9 @@ def write_file(path: str | Path, write: Callable[[BinaryIO], object], kept: str 
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)  # as open() makes it (mkstemp: 0600)
             write(f)
             f.flush()
             os.fsync(f.fileno())

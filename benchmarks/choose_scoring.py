@@ -1,29 +1,38 @@
-"""Other ways of mixing a model with PPM, tried on the validation part only: the models
-(one checkpoint or an ensemble) under dynamic evaluation, then each token's probability mixed
-with PPM models of several orders by online expectation-maximisation, the weights fixed within
-each segment and learned after it, as `ppm_mixture.online=true` does for one order.
+"""Scoring settings chosen on the validation part only (the test part is never read).
 
-    python benchmarks/mix_experts.py CKPT [CKPT ...] [--lr 7e-5] [--decay 1e-3] [--bptt 40]
+    python benchmarks/choose_scoring.py dynamic CKPT [--lr 3e-5,1e-4,3e-4] [--decay 0,1e-3,1e-2]
+        [--bptt 10,20,50] [--method rms,sgd] [--streams N] [--json out.json]
+    python benchmarks/choose_scoring.py mix CKPT [CKPT ...] [--lr 7e-5] [--decay 1e-3] [--bptt 40]
         [--json out.json]
 
-Rows: the project's mixture (the model and PPM 7, a weight per bucket of what PPM knows), a
-single weight, more PPM orders as experts, and buckets that also split by which of the two
-did better over the last tokens; then products (`ppm_mixture.kind=geometric`): PPM 7 at a fixed
-exponent, and several orders with the exponents learned token by token at a few rates
-(`ppm_mixture.online=true`). The test part is never read.
+`dynamic`: dynamic evaluation's grid, one row per setting (val bpc, static first) and the best.
+`mix`: the models (one checkpoint or an ensemble) under dynamic evaluation, then mixed with PPM:
+the project's mixture (the model and PPM 7, a weight per bucket of what PPM knows), a single
+weight, more PPM orders as experts by online expectation-maximisation, buckets that also split
+by which of the two did better lately; then products (`ppm_mixture.kind=geometric`): PPM 7 at a
+fixed exponent, and several orders with the exponents learned token by token at a few rates
+(`ppm_mixture.online=true`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
+import time
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from rnnlm.checkpoints import load_lm, read_checkpoint
-from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
+from rnnlm.scoring.dynamic import (
+    Adaptation,
+    dynamic_evaluation,
+    dynamic_score,
+    mean_squared_gradients,
+)
 from rnnlm.scoring.mixture import GeometricWeights, PPMMixture
 from rnnlm.scoring.ppm import buckets, ppm_read
 from rnnlm.text.data import TextData
@@ -92,14 +101,8 @@ def recent(diff: torch.Tensor, rate: float = 0.1) -> torch.Tensor:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("ckpts", nargs="+")
-    parser.add_argument("--lr", type=float, default=7e-5)
-    parser.add_argument("--decay", type=float, default=1e-3)
-    parser.add_argument("--bptt", type=int, default=40)
-    parser.add_argument("--json")
-    args = parser.parse_args()
+def mix(args: argparse.Namespace) -> None:
+    """The mixtures of the models and PPM, each a row of val bits per character."""
     checkpoint = read_checkpoint(args.ckpts[0])
     models = [load_lm(path) for path in args.ckpts]
     settings = data_settings(checkpoint, OmegaConf.create({}))
@@ -143,6 +146,61 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"split": "val", "ckpts": args.ckpts, "val_bpc": bpc}, f, indent=2)
+
+
+def dynamic(args: argparse.Namespace) -> None:
+    """Every combination of the given methods, step sizes, decays and segments, on val."""
+    checkpoint = read_checkpoint(args.ckpts[0])
+    model = load_lm(args.ckpts[0], checkpoint=checkpoint)
+    given = OmegaConf.create({})
+    dm = TextData(**data_settings(checkpoint, given), vocab=model.vocab.idx_to_token)
+    dm.setup()
+    rows, squares = [], {}
+    static = Adaptation(method="sgd", lr=0.0, bptt=args.bptt[0])
+    loss, _ = dynamic_score(model, dm.streams("val", static.bptt, args.streams), static, None)
+    rows.append({"setting": "static", "val_bpc": loss / math.log(2)})
+    print(f"static: val bpc {rows[0]['val_bpc']:.4f}", flush=True)
+    for method, lr, decay, bptt in itertools.product(args.method, args.lr, args.decay, args.bptt):
+        adaptation = Adaptation(method, lr, decay, bptt, streams=args.streams)
+        if method == "rms" and bptt not in squares:
+            train = dm.streams("train", bptt, dm.batch_size)
+            squares[bptt] = mean_squared_gradients(model, train, adaptation.gradient_batches)
+        start = time.perf_counter()
+        val = dm.streams("val", bptt, args.streams)
+        loss, _ = dynamic_score(model, val, adaptation, squares.get(bptt))
+        row = {"method": method, "lr": lr, "decay": decay, "bptt": bptt}
+        row |= {"val_bpc": loss / math.log(2), "seconds": round(time.perf_counter() - start, 2)}
+        rows.append(row)
+        print(f"{method} lr {lr:g} decay {decay:g} bptt {bptt}: val bpc {row['val_bpc']:.4f}")
+    best = min(rows[1:], key=lambda r: r["val_bpc"])
+    print(f"best on val: {best}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "best": best}, indent=2) + "\n")
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("dynamic")
+    p.add_argument("ckpts", nargs=1)
+    p.add_argument("--lr", type=floats, default=floats("3e-5,1e-4,3e-4,1e-3"))
+    p.add_argument("--decay", type=floats, default=floats("0,1e-3,1e-2"))
+    p.add_argument("--bptt", type=lambda t: [int(v) for v in t.split(",")], default=[20])
+    p.add_argument("--method", type=lambda t: t.split(","), default=["rms"])
+    p.add_argument("--streams", type=int, default=1, help="streams the part is read as")
+    p.add_argument("--json")
+    p = sub.add_parser("mix")
+    p.add_argument("ckpts", nargs="+")
+    p.add_argument("--lr", type=float, default=7e-5)
+    p.add_argument("--decay", type=float, default=1e-3)
+    p.add_argument("--bptt", type=int, default=40)
+    p.add_argument("--json")
+    args = parser.parse_args()
+    (dynamic if args.what == "dynamic" else mix)(args)
 
 
 if __name__ == "__main__":
