@@ -13,8 +13,8 @@ train:            ## the book's run with the scratch model
 whole-book:       ## the whole book, state carried across batches, with its test figure
 	python train.py experiment=whole_book
 
-test:             ## the test suite (what CI runs after ruff)
-	python -m pytest tests
+test:             ## the test suite, a worker a core (what CI runs after ruff)
+	python -m pytest -n auto tests
 
 test-fast:        ## the quick loop while editing: everything but the slow tests
 	python -m pytest -m "not slow" -n auto tests

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,18 +32,23 @@ BOOK = os.environ.get("RNNLM_TIMEMACHINE", "data/timemachine.txt")  # docs/devel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wall_time(cmd: list[str], cwd: Path) -> tuple[float, str]:
+def wall_time(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, steady on a VM whose neighbours steal time),
+    and the last lines printed."""
     env = dict(os.environ)
     checkout = Path(cmd[1]).parent
     if checkout != ROOT and (checkout / "src").is_dir():  # another checkout: its own package
         env["PYTHONPATH"] = os.pathsep.join([str(checkout / "src"), env.get("PYTHONPATH", "")])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     last = [line for line in out.stdout.splitlines() if line.strip()]
-    return seconds, " | ".join(last[-2:])
+    return seconds, cpu, " | ".join(last[-2:])
 
 
 def commands(args: argparse.Namespace, tmp: Path) -> dict[str, list[str]]:
@@ -96,20 +102,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(args, Path(tmp))
         times: dict[str, list[float]] = {name: [] for name in cmds}
+        cpus: dict[str, list[float]] = {name: [] for name in cmds}
         for _ in range(args.repeats):
             for name, cmd in cmds.items():
-                seconds, tail = wall_time(cmd, Path(tmp))
+                seconds, cpu, tail = wall_time(cmd, Path(tmp))
                 times[name].append(seconds)
-                print(f"  {name:22s} {seconds:6.2f} s   {tail}", flush=True)
+                cpus[name].append(cpu)
+                print(f"  {name:22s} {seconds:6.2f} s  {cpu:6.2f} s CPU   {tail}", flush=True)
     medians = {name: statistics.median(t) for name, t in times.items()}
+    cpu_medians = {name: statistics.median(t) for name, t in cpus.items()}
     print(f"\nmodel={args.model}, {args.epochs} epochs, median of {args.repeats}, start to exit")
     for name, median in medians.items():
         ratios = "  ".join(
-            f"{median / medians[base]:.2f}x {base}" for base in medians if base != name
+            f"{cpu_medians[name] / cpu_medians[base]:.2f}x {base}"
+            for base in medians
+            if base != name
         )
-        print(f"  {name:22s} {median:6.2f} s   {ratios}")
+        print(f"  {name:22s} {median:6.2f} s  {cpu_medians[name]:6.2f} s CPU   CPU {ratios}")
     if args.json:
         result = {"model": args.model, "epochs": args.epochs, "times_s": times, "median_s": medians}
+        result |= {"cpu_s": cpus, "median_cpu_s": cpu_medians}
         Path(args.json).write_text(json.dumps(result, indent=2))
 
 

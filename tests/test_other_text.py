@@ -91,7 +91,8 @@ def test_a_primed_ppm_reads_the_checkpoints_own_train_part_first(checkpoint, tin
     read.setup()
     first = own.lut[own.corpus.chars[: own.parts()["train"][1]].long()].tolist()
     ids = read.lut[read.corpus.chars.long()].tolist()
-    table = ppm_read(first + ids, len(own.vocab), 3)[0][len(first) :]
+    rows = ppm_read(first + ids, len(own.vocab), 3, full_from=len(first))
+    table = rows.gather(1, torch.tensor(ids).unsqueeze(1)).squeeze(1)
     streams = read.streams("all", 8)
     expected = torch.cat([table[s + 1 : s + streams.length] for s in streams.starts.tolist()])
     assert primed == pytest.approx(math.exp(-expected.mean()), rel=1e-6)

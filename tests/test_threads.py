@@ -12,7 +12,6 @@ from rnnlm.errors import UserError
 from rnnlm.fast.threads import use_threads
 
 from .conftest import CONF
-from .helpers import thread_probes, two_cpu_processes
 
 
 @pytest.fixture
@@ -49,20 +48,3 @@ def test_every_entry_point_sets_torch_and_the_environment(task, trained_run, res
 
         generate(cfg)
     assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
-
-
-@pytest.mark.slow
-def test_every_ddp_rank_computes_with_the_chosen_count(tiny_corpus, tmp_path):
-    from .conftest import cli
-
-    out = cli(
-        "train.py",
-        *two_cpu_processes("ddp_spawn", tiny_corpus),
-        "threads=1",
-        "trainer.max_epochs=1",
-        "+callbacks.probe._target_=tests.helpers.ThreadProbe",
-        f"+callbacks.probe.folder={tmp_path}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert thread_probes(tmp_path) == {r: {"torch": 1, "env": "1"} for r in (0, 1)}

@@ -223,8 +223,5 @@ class TimeMachine(pl.LightningDataModule):
         """The vocabulary, which the model sizes its core from."""
         return {"vocab": self.vocab.idx_to_token}
 
-    def batch_shape(self) -> tuple[int, int]:
-        return self.batch_size, self.num_steps
-
     def has_test(self) -> bool:
         return False

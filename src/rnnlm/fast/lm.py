@@ -1,6 +1,7 @@
 """What `FastRNNLMScratch` and `FastRNNLM` override of the book's classes, the same numbers:
-`one_hot` (indices, not rows), `output_layer` and `loss` (class-major), and `batch_loss`
-(`compile=True`: torch.compile; `cuda_graphs=True`: replayed CUDA graphs, a graph a shape)."""
+`inputs` (one-hot rows as indices) and `batch_loss` (`compile=True`: torch.compile;
+`cuda_graphs=True`: replayed CUDA graphs, a graph a shape); `FastRNNLM` also `output_layer` and
+`loss` (class-major)."""
 
 from __future__ import annotations
 
@@ -29,15 +30,12 @@ class Fast:
         self.hparams.update(compile=compile, cuda_graphs=cuda_graphs)  # kept with the book's
         self.compiled = None  # the compiled (or graph-replayed) batch loss, built in `setup`
 
-    def one_hot(self, X: torch.Tensor) -> torch.Tensor:
-        """(batch, num_steps) -> the (num_steps, batch) indices of the one-hot rows."""
-        return X.T.long()
-
-    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
-        return class_major_logits(rnn_outputs, *self.output_params())
-
-    def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        return class_major_cross_entropy(Y_hat, Y)
+    def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
+        """The one-hot rows as their (num_steps, batch) indices, which the cores read as rows
+        without building them; embeddings as the book's."""
+        if self.embedding is None:
+            return X_time_major.long()
+        return super().inputs(X_time_major)
 
     def batch_loss(
         self, X: torch.Tensor, Y: torch.Tensor, state: Any = None
@@ -89,9 +87,20 @@ class Fast:
         optimizer.zero_grad(set_to_none=not self.hparams.cuda_graphs)
 
 
+class ClassMajor:
+    """The output layer and loss class-major (`rnnlm.fast.output`), mixed in before a book class:
+    the concise models' (`whole_book`, `raw_book`) figures were measured with it."""
+
+    def output_layer(self, rnn_outputs: torch.Tensor) -> torch.Tensor:
+        return class_major_logits(rnn_outputs, *self.output_params())
+
+    def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        return class_major_cross_entropy(Y_hat, Y)
+
+
 class FastRNNLMScratch(Fast, RNNLMScratch):
     """`RNNLMScratch` with the overrides of `Fast` (`model=scratch`)."""
 
 
-class FastRNNLM(Fast, RNNLM):
-    """`RNNLM` with the overrides of `Fast` (`model=concise`)."""
+class FastRNNLM(Fast, ClassMajor, RNNLM):
+    """`RNNLM` with the overrides of `Fast` and `ClassMajor` (`model=concise`)."""

@@ -7,16 +7,13 @@ import functools
 import math
 from collections.abc import Sequence
 
-import torch
 from omegaconf import DictConfig
 
-from rnnlm.errors import UserError, require_choice, require_count
+from rnnlm.errors import UserError, require_count
 from rnnlm.scoring.dynamic import Adaptation, dynamic_evaluation
 from rnnlm.scoring.ensemble import Ensemble
-from rnnlm.scoring.mixture import GeometricWeights, OnlineWeights, PPMMixture, check_weight
+from rnnlm.scoring.mixture import GeometricWeights, PPMMixture
 from rnnlm.scoring.ppm import ppm_read
-
-KINDS = ("linear", "geometric")  # p = w p_model + (1 - w) p_PPM, or p ~ p_model^w p_PPM^(1 - w)
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -34,32 +31,16 @@ def check_settings(cfg: DictConfig) -> None:
         parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
 
 
-def mixture_settings(settings) -> tuple[list[int], float, OnlineWeights | GeometricWeights | None]:
-    """The PPM orders of `ppm_mixture`, its weight and its online weights (None: one fixed weight;
-    a product's fixed exponents at rate 0), every value checked."""
-    weight = check_weight(settings.get("weight"))
-    kind = require_choice("ppm_mixture.kind", settings.get("kind", "linear"), KINDS)
+def mixture_settings(settings) -> tuple[list[int], GeometricWeights]:
+    """The PPM orders of `ppm_mixture` and the exponents of the product, every value checked."""
     order = settings.get("order")
     orders = list(order) if isinstance(order, Sequence) and not isinstance(order, str) else [order]
-    if not orders or (len(orders) > 1 and kind != "geometric"):
-        raise UserError(
-            f"ppm_mixture.order={orders} is not allowed: give one order, or several with "
-            "ppm_mixture.kind=geometric (each PPM order an input of the product)"
-        )
+    if not orders:
+        raise UserError("ppm_mixture.order=[] is not allowed: give an order, or a list of them")
     for value in orders:
         require_count("ppm_mixture.order", value, minimum=0)
-    if kind == "geometric":
-        rate = settings.get("rate", 0.0) if settings.get("online") else 0.0
-        return orders, weight, GeometricWeights(len(orders) + 1, weight, rate)
-    if settings.get("online"):  # `known` is set once the PPM has read the text
-        return (
-            orders,
-            weight,
-            OnlineWeights(
-                torch.zeros(0, dtype=torch.int64), orders[0], weight, settings.get("memory")
-            ),
-        )
-    return orders, weight, None
+    rate = settings.get("rate", 0.0) if settings.get("online") else 0.0
+    return orders, GeometricWeights(len(orders) + 1, settings.get("weight"), rate)
 
 
 def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=None) -> float:
@@ -73,7 +54,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
     read_first = parts_read_first(cfg.get("dynamic_eval_read_first", "auto"), cfg.split)
     if mixture is not None:
         loss = score(Ensemble(models, paths, mixture))
-        report_mixture(mixture, cfg.split, loss)
+        report_mixture(mixture, loss)
     if adaptation is None:
         return math.exp(loss)
     own_text = own() if own is not None and adaptation.method == "rms" else None
@@ -89,7 +70,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
     alone = mixture.model_loss() if mixture is not None else loss
     print(f"loss {alone:.4f}  ppl {math.exp(alone):.4f}  bpc {alone / math.log(2):.4f}")
     if mixture is not None:
-        report_mixture(mixture, cfg.split, loss)
+        report_mixture(mixture, loss)
     return math.exp(loss)
 
 
@@ -117,7 +98,7 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     order = settings.get("order")
     if order is None:
         return None
-    orders, weight, online = mixture_settings(settings)
+    orders, weights = mixture_settings(settings)
     if not hasattr(examples, "starts"):  # windows, not streams
         raise UserError(
             f"ppm_mixture.order={order} needs split={cfg.split} read as streams: give "
@@ -129,35 +110,21 @@ def ppm_mixture(cfg: DictConfig, dm, vocab_size: int, examples, own=None):
     if settings.get("prime"):  # what the model learned from, read before the scored text
         text = own()
         first = text.lut[text.corpus.chars[: text.parts()["train"][1]].long()].tolist()
-    geometric = isinstance(online, GeometricWeights)
-    from_ = len(first) + start if geometric else None  # every token's log p from the part's start
-    reads = [ppm_read(first + ids, vocab_size, o, from_) for o in orders]
-    log_probs, known = reads[0][0][len(first) :], reads[0][1][len(first) :]
-    if isinstance(online, OnlineWeights):
-        online.known = known
-    full = ([full for _, _, full in reads], start) if geometric else None
-    return PPMMixture(log_probs, weight, examples.starts, orders, online, full)
+    tables = [ppm_read(first + ids, vocab_size, o, len(first) + start) for o in orders]
+    return PPMMixture(tables, start, examples.starts, orders, weights)
 
 
-def report_mixture(mixture: PPMMixture, split: str, loss: float) -> None:
-    online = mixture.online
-    weight = f"the model's {'exponent' if mixture.full else 'weight'} {mixture.weight:g}"
-    if isinstance(online, OnlineWeights):
-        weight = f"{weight} learned online, memory {online.memory}, at the end {online.mean():.3f}"
-    elif online is not None and online.rate:
-        exponents = ", ".join(f"{w:.3f}" for w in online.w.tolist())
-        weight = f"{weight}, exponents learned at rate {online.rate:g}, at the end {exponents}"
+def report_mixture(mixture: PPMMixture, loss: float) -> None:
+    weights = mixture.weights
+    said = f"the model's exponent {weights.start:g}"
+    if weights.rate:
+        exponents = ", ".join(f"{w:.3f}" for w in weights.w.tolist())
+        said = f"{said}, exponents learned at rate {weights.rate:g}, at the end {exponents}"
     orders = "order" if len(mixture.order) == 1 else "orders"
     print(
-        f"mixed with PPM {orders} {', '.join(map(str, mixture.order))} ({weight}): "
+        f"mixed with PPM {orders} {', '.join(map(str, mixture.order))} ({said}): "
         f"loss {loss:.4f}  ppl {math.exp(loss):.4f}  bpc {loss / math.log(2):.4f}"
     )
-    if split == "val" and not mixture.full:  # chosen on validation; never shown for test
-        weight, best = mixture.best_weight()
-        print(
-            f"the weight this part would choose: ppm_mixture.weight={weight:.3f} "
-            f"(bpc {best / math.log(2):.4f})"
-        )
 
 
 def describe(examples, token: str = "character") -> str:

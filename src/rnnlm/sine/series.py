@@ -68,9 +68,6 @@ class SineSeries(pl.LightningDataModule):
     def model_inputs(self) -> dict:
         return {}
 
-    def batch_shape(self) -> tuple[int, int]:
-        return self.batch_size, self.tau
-
     def has_test(self) -> bool:
         return True
 
