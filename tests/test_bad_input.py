@@ -33,6 +33,7 @@ def files_under(folder: Path) -> list[Path]:
         (None, "does not exist"),
         (b"", "is empty"),
         (b"\x00\x01binary\x00", "binary file"),
+        ("Ab cd".encode("utf-16"), "is UTF-16 text (its first bytes say so); convert it"),
         ("caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8"),
         (b"1234 5678 ... 42", "contains no letters"),
     ],
@@ -366,3 +367,10 @@ def test_someone_elses_files_are_named_once_each(tmp_path):
     config = OmegaConf.create({"hydra": {"output_subdir": ".hydra"}})
     with pytest.raises(UserError, match=r"\(checkpoints, results.json\): choose another"):
         check_same_run(config, tmp_path, {"checkpoints", "results.json"})
+
+
+@pytest.mark.slow
+def test_an_interpolation_that_cannot_be_resolved_is_one_line(tmp_path, tiny_corpus):
+    out = run(f"data.path={tiny_corpus}", *FAST, "prefix='${x}'", "hydra.run.dir=run", cwd=tmp_path)
+    assert_one_line_error(out, "Interpolation key 'x' not found")
+    assert not (tmp_path / "run").exists()

@@ -160,10 +160,15 @@ def test_download_rejects_wrong_checksum_and_keeps_nothing(tmp_path: Path, tiny_
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_download_offline_error_names_the_fix(tmp_path: Path):
+def test_download_offline_error_names_the_fix(tmp_path: Path, tiny_corpus: Path):
     with pytest.raises(UserError, match="data.path=FILE"):
         download((tmp_path / "absent.txt").as_uri(), tmp_path / "cache", DATA_SHA1)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert not (tmp_path / "cache").exists()  # no empty data folder left behind
+    # A copy that is there but fails its check is named, not "cannot download".
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "absent.txt").write_bytes(tiny_corpus.read_bytes())
+    with pytest.raises(UserError, match="absent.txt has SHA-1 .*, not 090b5e7e.*cut short"):
+        download((tmp_path / "absent.txt").as_uri(), tmp_path / "cache", DATA_SHA1)
 
 
 def test_bad_files_get_clear_errors(tmp_path: Path):

@@ -348,6 +348,9 @@ def test_eval_dynamic_prints_the_static_and_the_dynamic_figure(trained, tmp_path
         out.stdout
     )
     assert math.isfinite(float(dynamic.split("bpc ")[1]))
+    # One stream scores more characters than the static figure's ten: the line says so.
+    said = next(line for line in out.stdout.splitlines() if line.startswith("dynamic evaluation"))
+    assert f"(the static figure's {results['test_tokens']:.0f}: streams leave out" in said
 
 
 def test_eval_refuses_bad_dynamic_settings(trained):

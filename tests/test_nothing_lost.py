@@ -75,6 +75,8 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    killed = run / "checkpoints" / ".last.ckpt.x1y2.tmp"  # what a kill -9 mid-write leaves
+    killed.write_bytes(b"half")
     monkeypatch.setattr(rnnlm.files.os, "fsync", full)
     cfg = compose_train(f"data.path={corpus}", *FAST, "trainer.max_epochs=5", "ckpt_path=last")
     with pytest.raises(UserError) as err:
@@ -227,6 +229,23 @@ def test_a_short_text_trains_on_fractions_with_one_line(compose_train, tmp_path,
         f"data.num_train=10000 + data.num_val=5000 windows do not fit the {available} windows of "
         f"{text}: training on data.num_train=0.8 data.num_val=0.1 of them instead"
     )
-    # Counts mixed with a fraction that do not fit are still the user's to choose.
-    with pytest.raises(UserError, match="fractions of the text fit any length"):
-        train(compose_train(f"data.path={text}", *fast, "data.num_train=0.9"), tmp_path / "no")
+    # Counts the user typed, or mixed with a fraction, that do not fit are refused.
+    for typed in ("data.num_train=0.9", "data.num_train=10000000"):
+        with pytest.raises(UserError, match="fractions of the text fit any length"):
+            train(compose_train(f"data.path={text}", *fast, typed), tmp_path / "no")
+
+
+def test_a_full_disk_is_refused_before_hydra_writes_anything(tmp_path, monkeypatch):
+    import collections
+
+    from omegaconf import OmegaConf
+
+    import rnnlm.ops.folders as folders
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(folders.shutil, "disk_usage", lambda path: usage(10, 10, 0))
+    run = tmp_path / "run"
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(run)}, "output_subdir": ".hydra"}})
+    with pytest.raises(UserError, match=f"hydra.run.dir='{run}': the disk is full .0 bytes free"):
+        folders.RunFolder().hold(config)
+    assert not run.exists()

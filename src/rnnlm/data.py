@@ -44,8 +44,8 @@ def download(url: str, root: str | Path, sha1: str | None) -> Path:
     if found is not None and sha1 in (None, found):
         return target
     try:
-        root.mkdir(parents=True, exist_ok=True)
         response = urllib.request.urlopen(url, timeout=60)
+        root.mkdir(parents=True, exist_ok=True)  # only once there is something to keep
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", None) or err
         if found is not None:

@@ -41,11 +41,17 @@ def summary(model, results: Mapping[str, Any]) -> list[str]:
             f"{results['test_tokens']:.0f} {unit}s, {results['test_checkpoint']})"
         )
     if "test_bits_per_char" in results:
+        unknown = (results.get("unknown_tokens") or {}).get("test", 0) / results["test_tokens"]
         lines.append(
             f"test/bits_per_char {results['test_bits_per_char']:.3f} (bits per character of the "
-            "text: comparable with a character model's)"
+            + (
+                "text: comparable with a character model's)"
+                if unknown < 0.01
+                else f"text; not comparable with a character model's: {unknown:.0%} of its test "
+                "tokens were <unk>, each coded as one token)"
+            )
         )
-    if results.get("unknown_tokens"):
+    if any((results.get("unknown_tokens") or {}).values()):
         unknown = results["unknown_tokens"]
         lines.append(
             "tokens outside the vocabulary, read as <unk>: "

@@ -30,6 +30,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A killed writer's half-written files: the folder holds one live run (its lock).
+        for leftover in path.parent.glob(".*.ckpt.*.tmp"):
+            leftover.unlink(missing_ok=True)
         buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
         torch.save(checkpoint, buffer)
         others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)

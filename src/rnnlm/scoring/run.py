@@ -58,14 +58,22 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
     if adaptation is None:
         return math.exp(loss)
     own_text = own() if own is not None and adaptation.method == "rms" else None
+    token = models[0].text_format.token_name
     loss, tokens, part = dynamic_evaluation(
         models, dm, cfg.split, adaptation, read_first, mixture, own_text
     )
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
+    static = len(examples.starts) * (examples.length - 1) if hasattr(examples, "starts") else 0
+    other = (
+        f" (the static figure's {static}: streams leave out their first {token}s and the "
+        "remainder, so the figures are of slightly different characters)"
+        if static and static != tokens
+        else ""
+    )
     print(
         f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
         f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; "
-        f"{describe(part, models[0].text_format.token_name)}), {tokens} tokens scored"
+        f"{describe(part, token)}), {tokens} tokens scored{other}"
     )
     alone = mixture.model_loss() if mixture is not None else loss
     print(f"loss {alone:.4f}  ppl {math.exp(alone):.4f}  bpc {alone / math.log(2):.4f}")

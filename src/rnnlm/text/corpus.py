@@ -55,6 +55,21 @@ def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
     return mapped[keep], bool(space[-1])
 
 
+def refuse_binary(path: Path, raw: bytes, done: int) -> None:
+    """A NUL byte: a binary file, or UTF-16 text (its first two bytes tell), in one line."""
+    if b"\x00" not in raw:
+        return
+    if done == 0 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise UserError(
+            f"data.path={str(path)!r} is UTF-16 text (its first bytes say so); convert it to "
+            "UTF-8 (iconv -f utf-16 -t utf-8)"
+        )
+    raise UserError(
+        f"data.path={str(path)!r} is a binary file (a NUL byte at {done + raw.index(0)}); a "
+        "UTF-8 text file is needed"
+    )
+
+
 def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
     """The file's bytes, 16 MB at a time; one line for a missing, empty, binary or non-UTF-8
     file."""
@@ -68,11 +83,7 @@ def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
                 done += len(raw)
                 yield raw
                 continue
-            if b"\x00" in raw:
-                raise UserError(
-                    f"data.path={str(path)!r} is a binary file (a NUL byte at "
-                    f"{done + raw.index(0)}); a UTF-8 text file is needed"
-                )
+            refuse_binary(path, raw, done)
             pending = len(decoder.getstate()[0])
             try:
                 decoder.decode(raw)  # validates only; the cleaning works on the bytes

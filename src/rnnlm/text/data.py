@@ -91,10 +91,11 @@ class TextData(TimeMachine):
             self.num_unk = sum(n for c, n in self.corpus.counts.items() if c not in known)
 
     def resolve_counts(self, available: int) -> None:
-        """With `data.path`, window counts that do not fit the text become 0.8 and 0.1."""
+        """With `data.path`, the book's window counts (the defaults) that do not fit the text
+        become 0.8 and 0.1; counts a user typed are checked as they are."""
         counts = (self.num_train, self.num_val)
-        ints = not any(isinstance(c, float) for c in counts)
-        if self.path is not None and self.split == "book" and ints and 3 <= available < sum(counts):
+        defaults = counts == (10000, 5000)
+        if self.path is not None and self.split == "book" and defaults and 3 <= available < 15000:
             self.num_train, self.num_val = 0.8, 0.1
             say(
                 f"data.num_train={counts[0]} + data.num_val={counts[1]} windows do not fit the "
