@@ -1,9 +1,6 @@
-"""A wing: the run machinery around the book. Imports the book and the `sampling` wing (text
-samples in TensorBoard).
+"""A wing: what Hydra, Lightning and TensorBoard cannot do for a run. Imports the book only.
 
-cli, folders  one-line errors and exit 2; run folders, removing only what a run made, the lock
-files, resume  files written whole; checkpoints written whole, resuming, stopped runs
-checks, trainer  a run's settings checked before anything is built; the Trainer, its plugins
-sweep, board, report  summary.csv/png; TensorBoard's views; results.json and the printed end
-prompt  generate.py's prefix and the settings that change nothing
+folders, sweep   the run folder (refused, locked, cleaned after a refused run); summary.csv
+resume, trainer  checkpoints written whole, resume checks, stops; settings checked, the Trainer
+board, report    TensorBoard's views; results.json and the printed summary
 """

@@ -21,14 +21,6 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from rnnlm.errors import UserError, require_choice, require_count, require_number
 from rnnlm.ops.resume import AtomicCheckpointIO
 
-# Lightning's tips, its tensor-core advice (here the `matmul_precision` setting), and the
-# models' own callbacks (configure_callbacks) meeting themselves again in trainer.test.
-NOISE = (
-    "\N{ELECTRIC LIGHT BULB} Tip:",
-    "You are using a CUDA device",
-    "The following callbacks returned in `LightningModule.configure_callbacks`",
-)
-
 
 def check_run_settings(cfg: DictConfig) -> None:
     """What Lightning would run with anyway, and should not: refused in one line."""
@@ -96,24 +88,19 @@ def build_trainer(cfg: DictConfig, output_dir: Path, logger, callbacks: list) ->
 
 
 def quiet_known_noise(verbose: bool = False) -> None:
-    """Silence what other libraries print that does not apply here: `NOISE` always; Lightning's
-    INFO lines (devices, restored checkpoints, why fit stopped) unless `verbose` or
-    `hydra.verbose=pytorch_lightning`: the run's own lines say them."""
-    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    if drop_noise not in rank_zero.filters:
-        rank_zero.addFilter(drop_noise)
+    """Lightning's INFO lines (devices, tips, restored checkpoints, why fit stopped) only with
+    `verbose` or `hydra.verbose=pytorch_lightning`: the run's own lines say what matters; and
+    no warning that does not apply here."""
     chosen = logging.getLogger("pytorch_lightning").isEnabledFor(logging.DEBUG)
-    rank_zero.setLevel(logging.NOTSET if verbose or chosen else logging.WARNING)
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        rank_zero = logging.getLogger(f"{name}.utilities.rank_zero")
+        rank_zero.setLevel(logging.NOTSET if verbose or chosen else logging.WARNING)
     # Batches are cut by tensor indexing in the main process: workers would only add overhead.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # A short text's few batches per epoch: the logger records the epoch's figures anyway.
     warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-
-
-def drop_noise(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(NOISE)
 
 
 def bare_trainer(**kwargs) -> pl.Trainer:

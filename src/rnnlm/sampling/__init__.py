@@ -4,6 +4,7 @@ batch, a long one streamed as it is made. Imports the book only.
 
 sampler   `Sampler`: the book's argmax, or a draw from softmax(logits / temperature)
 generate  `generate`, `generate_tokens`: a model's continuations of a prefix; `print_stream`
+samples   `TextSamples`: greedy and sampled text in TensorBoard's TEXT tab while training
 """
 
 from rnnlm.sampling.generate import generate, generate_tokens, print_stream
