@@ -57,8 +57,8 @@ if [ "$DRY" = 1 ]; then
     SIZES=(data.num_train=200 data.num_val=100 data.batch_size=64 ~callbacks.text_samples)
     SETTINGS=tiny; BENCH=(--epochs 1 --warmup 0)
     DDP=(trainer=ddp trainer.accelerator=cpu trainer.devices=1)
-    WHOLE=(trainer.max_epochs=1 model.rnn.num_hiddens=16 data.batch_size=8 data.num_steps=16
-        +callbacks.dynamic_test.gradient_batches=2)
+    WHOLE=(trainer.max_epochs=1 model.rnn.num_hiddens=16 data.batch_size=64 data.num_steps=16
+        +callbacks.dynamic_test.gradient_batches=2 callbacks.dynamic_test.bptt=400)
 else
     DEVICE=cuda; TRAINER=(trainer=gpu); EPOCHS=100; NAME=gpu_check; SIZES=()
     SETTINGS=book,h256,h1024; BENCH=(--epochs 3 --warmup 1)

@@ -187,12 +187,7 @@ def test_generate_cli_missing_or_foreign_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path):
-    ckpt, val_ppl = trained
-    out = cli("eval.py", f"ckpt_path={ckpt}", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    ppl = float(out.stdout.split("ppl ")[-1].split()[0])
-    assert ppl == pytest.approx(val_ppl, abs=1e-3)
+def test_eval_scores_other_text_of_the_vocabulary_or_says_what_is_outside(tmp_path):
     # The book's cleaning leaves 26 letters and a space, all in its vocabulary: another text
     # has characters outside a vocabulary when read as it is (data.preprocess=none).
     corpus = tmp_path / "tiny.txt"
@@ -216,9 +211,11 @@ def test_eval_reproduces_logged_val_ppl_and_scores_other_text(trained, tmp_path)
     assert math.isfinite(float(out.stdout.split("ppl ")[-1].split()[0]))
 
 
-@pytest.mark.slow
-def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp_path):
-    ckpt, _ = trained
+def test_eval_reproduces_the_runs_val_and_test_figures(trained, capsys):
+    from rnnlm.evaluate import evaluate
+
+    ckpt, val_ppl = trained
+    assert evaluate(compose_config(f"ckpt_path={ckpt}", name="eval")) == pytest.approx(val_ppl)
     results = json.loads((ckpt.parents[1] / "results.json").read_text())
     (best,) = ckpt.parent.glob("best-*.ckpt")
     assert results["test_checkpoint"] == str(best)  # the weights val/ppl selected
@@ -226,12 +223,9 @@ def test_eval_reproduces_the_test_figure_of_the_selected_checkpoint(trained, tmp
     assert results["test_tokens"] == 10 * ((1376 - (600 + 300 + 8)) // 10 - 1)
     logged = scalars(ckpt.parents[1])
     assert logged["~test/ppl"] == [pytest.approx(results["test_ppl"], rel=1e-6)]
-    out = cli("eval.py", f"ckpt_path={best}", "split=test", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "10 streams of 46 characters, state carried" in out.stdout
-    assert float(out.stdout.split("ppl ")[-1].split()[0]) == pytest.approx(
-        results["test_ppl"], abs=1e-3
-    )
+    tested = evaluate(compose_config(f"ckpt_path={best}", "split=test", name="eval"))
+    assert tested == pytest.approx(results["test_ppl"], rel=1e-5)
+    assert "10 streams of 46 characters, state carried" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
