@@ -134,14 +134,6 @@ def test_multirun_with_ddp_is_refused(tmp_path, tiny_corpus):
     assert out.returncode != 0 and "use trainer=ddp_spawn for sweeps" in out.stderr
 
 
-@pytest.mark.slow
-def test_eval_with_a_corrupt_checkpoint(tmp_path):
-    ckpt = tmp_path / "half.ckpt"
-    ckpt.write_bytes(b"PK\x03\x04 not a whole zip")  # what a killed copy leaves behind
-    out = run(f"ckpt_path={ckpt}", cwd=tmp_path, script="eval.py")
-    assert_one_line_error(out, "is not a checkpoint written by rnnlm")
-
-
 # Property tests: prediction prefixes for any unicode.
 
 
@@ -230,15 +222,6 @@ def test_without_a_logger_checkpoints_stay_in_the_run_folder(trained_run, compos
 def test_a_task_without_its_checkpoint(tmp_path, script):
     out = run(cwd=tmp_path, script=script)
     assert_one_line_error(out, "ckpt_path is required: add ckpt_path=... to the command line")
-
-
-@pytest.mark.slow
-def test_a_refused_run_leaves_no_run_folder(tmp_path, tiny_corpus):
-    out = run(
-        f"data.path={tiny_corpus}", *FAST, "seed=abc", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path
-    )
-    assert_one_line_error(out, "seed='abc' is not allowed")
-    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
