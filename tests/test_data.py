@@ -78,7 +78,7 @@ def test_memmap_cache_written_once_next_to_the_text_and_reused(tiny_corpus: Path
     mtime = first.cache.stat().st_mtime_ns
     again = load_corpus(tiny_corpus, (tiny_corpus.parent,), min_cache_bytes=1)
     assert again.cache == first.cache and again.cache.stat().st_mtime_ns == mtime
-    assert not list(tiny_corpus.parent.glob(".*part"))  # no temp files left
+    assert not list(tiny_corpus.parent.glob(".*.tmp"))  # no temp files left
     # A cache cut short (a killed run) is not taken for the text: it is written again.
     first.cache.write_bytes(first.cache.read_bytes()[:10])
     fixed = load_corpus(tiny_corpus, (tiny_corpus.parent,), min_cache_bytes=1)

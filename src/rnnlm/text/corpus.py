@@ -29,20 +29,12 @@ BOOK = TextFormat()
 
 @dataclass
 class Corpus(Text):
-    """The book's `Text` in the smallest integer type (maybe memory-mapped), and what reading
-    told."""
+    """The book's `Text` as `code_dtype` codes in the order the symbols first appear (maybe
+    memory-mapped), and what reading told."""
 
     counts: dict[str, int] = field(default_factory=dict)  # each token's count in the whole text
     sha1: str = ""  # of the file's bytes
     cache: Path | None = None  # the memory-mapped file, if any
-
-
-def code_dtype(num_symbols: int) -> np.dtype:
-    """The smallest integer type that holds codes 0 .. num_symbols - 1."""
-    for dtype in (np.uint8, np.int16, np.int32):
-        if num_symbols <= np.iinfo(dtype).max + 1:
-            return np.dtype(dtype)
-    raise UserError(f"{num_symbols} distinct tokens: more than 2**31 cannot be coded")
 
 
 def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
@@ -180,18 +172,6 @@ def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int]
     return found, digest.hexdigest(), symbols
 
 
-def sorted_codes(symbols: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray | None]:
-    """The symbols sorted, and the table recoding first-appearance codes to it (None: no change)."""
-    order = sorted(range(len(symbols)), key=symbols.__getitem__)
-    if order == list(range(len(symbols))):
-        return symbols, None
-    recode = np.empty(len(symbols), dtype=np.int64)
-    recode[order] = np.arange(len(symbols))
-    return tuple(symbols[i] for i in order), recode
-
-
-def narrow(codes: np.ndarray, num_symbols: int, recode: np.ndarray | None = None) -> np.ndarray:
-    """`codes` (recoded by `recode`) in `code_dtype(num_symbols)`."""
-    if recode is not None:
-        codes = recode[codes]
-    return codes.astype(code_dtype(num_symbols), copy=False)
+def code_dtype(fmt: TextFormat) -> np.dtype:
+    """The type `encode_file` writes: uint8 for the book's characters and bytes, else int32."""
+    return np.dtype(np.uint8 if fmt.token == "byte" or fmt == BOOK else np.int32)
