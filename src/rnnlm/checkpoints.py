@@ -5,6 +5,7 @@ weights."""
 from __future__ import annotations
 
 import importlib
+import pickle
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"ckpt_path={str(path)!r} does not exist or is not a file")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
         # torch's own message would advise weights_only=False, which runs the file's code.
         raise UserError(
             f"ckpt_path={str(path)!r} is not a checkpoint written by rnnlm's train.py (torch "

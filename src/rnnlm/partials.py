@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from rnnlm.errors import UserError
@@ -36,7 +37,7 @@ def partial_config(key: str, settings: Any) -> dict[str, Any]:
     settings = plain(settings)
     try:
         instantiate({**settings, "_partial_": True})
-    except Exception as err:
+    except InstantiationException as err:
         reason = str(err).splitlines()[0]
         raise UserError(
             f"{key}._target_={settings.get('_target_')!r} cannot be built ({reason}): give a "

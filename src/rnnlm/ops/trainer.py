@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelSummary
@@ -78,7 +79,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, logger, callbacks: list) ->
             plugins=[AtomicCheckpointIO(), *slurm_plugins()],
             **quiet,
         )
-    except Exception as err:
+    except InstantiationException as err:
         cause = err
         while cause.__cause__ is not None:
             cause = cause.__cause__
