@@ -20,10 +20,9 @@ from rnnlm.vocab import BYTE_TOKENS, TextFormat
 CHUNK_BYTES = 1 << 24
 SPACE = ord(" ")
 # Every byte -> its lowercase letter, or a space for anything that is not A-Z / a-z.
-_TABLE = bytearray([SPACE]) * 256
-for _c in range(ord("a"), ord("z") + 1):
-    _TABLE[_c] = _TABLE[_c - 32] = _c
-CLEAN_TABLE = bytes(_TABLE)
+CLEAN_TABLE = bytes(
+    b | 0x20 if chr(b).isascii() and chr(b).isalpha() else SPACE for b in range(256)
+)
 BOOK = TextFormat()
 
 
