@@ -1,7 +1,12 @@
 """Train a character-level RNN LM: python train.py model=scratch|concise [key=value ...]"""
 
-import logging
 import signal
+
+# Ctrl-C waits until the task starts: cut short, the imports, Hydra writing the run folder or
+# torch's import would end in a traceback and leave a half-made folder behind.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+import logging
 import sys
 from pathlib import Path
 
@@ -31,7 +36,4 @@ if __name__ == "__main__":
         group, _, value = arg.lstrip("+").partition("=")
         if value.lower() in ("null", "none") and (Path(__file__).parent / "conf" / group).is_dir():
             sys.exit(f"{arg} is not allowed: to turn {group} off write ~{group}")
-    # Ctrl-C waits while Hydra writes the run folder and torch is imported: either cut short
-    # would end in a traceback and leave a half-made folder or module behind.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     main()
