@@ -5,7 +5,6 @@ config chooses."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,7 +12,6 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from rnnlm.checkpoints import read_checkpoint
 from rnnlm.errors import UserError, user_errors
 from rnnlm.fast.threads import use_threads
 from rnnlm.ops.board import finish
@@ -31,12 +29,11 @@ class DataModule(Protocol):
 
 
 class Model(Protocol):
-    """A LightningModule the task can train, select checkpoints for, and report on."""
+    """A LightningModule the task can train, select checkpoints for, and report on: a model
+    that is not a language model also defines `results(metrics)` and `summary(results)`, what
+    results.json keeps and the lines printed at the end (rnnlm.ops.report has the LMs')."""
 
     monitor: str  # the validation metric (lower is better) that selects and that sweeps minimise
-
-    def results(self, metrics: Mapping[str, float]) -> dict[str, Any]: ...  # for results.json
-    def summary(self, results: Mapping[str, Any]) -> list[str]: ...  # the lines printed at the end
 
 
 @user_errors
@@ -51,8 +48,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> float:
     start = time.perf_counter()
     fit(trainer, model, dm, ckpt_path, output_dir)
     seconds = time.perf_counter() - start
-    metrics = test(trainer, model, dm)
-    finish(cfg, output_dir, trainer, model, metrics, report(trainer, model, output_dir, seconds))
+    metrics, tested_with = test(trainer, model, dm)
+    finish(cfg, output_dir, trainer, model, metrics, report(model, dm, seconds, tested_with))
     return float(metrics[model.monitor])
 
 
@@ -86,9 +83,10 @@ def observers(cfg: DictConfig, output_dir: Path) -> tuple[Any, list[pl.Callback]
     return logger, [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
 
 
-def test(trainer: pl.Trainer, model: Model, dm: DataModule) -> dict[str, float]:
+def test(trainer: pl.Trainer, model: Model, dm: DataModule) -> tuple[dict[str, float], Any]:
     """What Lightning hands back (also from ddp_spawn's workers), with the test part scored
-    once by the checkpoint val/ppl chose (with weight averaging: the averaged weights)."""
+    once by the checkpoint val/ppl chose (with weight averaging: the averaged weights), and
+    which weights scored it (None: no test part)."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if model.monitor not in metrics:
         raise UserError(f"training ended before any validation epoch: no {model.monitor} to report")
@@ -97,20 +95,20 @@ def test(trainer: pl.Trainer, model: Model, dm: DataModule) -> dict[str, float]:
             "no test figure: the data has no test part (data=book scores none; on a short "
             "text the validation part may take it all)"
         )
-        return metrics
+        return metrics, None
     chosen = selected_checkpoint(trainer, model.monitor)
     (tested,) = trainer.test(model, datamodule=dm, ckpt_path=chosen, verbose=False)
-    return metrics | tested | {"test_checkpoint": chosen or "the weights at the end of training"}
+    return metrics | tested, chosen or "the weights at the end of training"
 
 
-def report(trainer, model, output_dir: Path, seconds: float) -> dict[str, Any]:
-    """What results.json keeps beside the model's figures: epochs (the last checkpoint's: a
-    ddp_spawn parent's trainer does not get its workers' count back), time and size."""
-    last = output_dir / "checkpoints" / "last.ckpt"
-    epochs = read_checkpoint(last).get("epoch", -1) + 1 if last.is_file() else trainer.current_epoch
-    results = {"epochs": epochs, "fit_seconds": round(seconds, 3)}
+def report(model: Model, dm: DataModule, seconds: float, tested_with) -> dict[str, Any]:
+    """What results.json keeps beside the model's figures and the epochs: time, size, the
+    weights that scored the test part, and the tokens each part reads as <unk>."""
+    results = {"fit_seconds": round(seconds, 3)}
     results["parameters"] = sum(p.numel() for p in model.parameters())
-    unknown = getattr(trainer.datamodule, "unknown", None)
-    if unknown is not None:  # tokens each part reads as <unk> (a word vocabulary's rare words)
+    if tested_with is not None:
+        results["test_checkpoint"] = tested_with
+    unknown = getattr(dm, "unknown", None)
+    if unknown is not None:  # a word vocabulary's rare words
         results["unknown_tokens"] = unknown()
     return results

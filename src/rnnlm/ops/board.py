@@ -16,6 +16,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 from torch.utils.tensorboard.writer import FileWriter
 
+from rnnlm.checkpoints import read_checkpoint
 from rnnlm.files import flatten, write_json
 from rnnlm.ops import report
 from rnnlm.ops.resume import last_checkpoint
@@ -90,11 +91,12 @@ def run_settings(cfg: DictConfig) -> dict:
 
 @rank_zero_only
 def finish(cfg: DictConfig, output_dir: Path, trainer, model, metrics: dict, done: dict) -> None:
-    """Rank 0: results.json (`done` and the model's figures, for sweep reports), the HPARAMS
-    row, the printed summary."""
-    results = done | report.results(model, metrics)
-    if "test_checkpoint" in metrics:
-        results["test_checkpoint"] = metrics["test_checkpoint"]
+    """Rank 0: results.json (`done`, the epochs and the model's figures, for sweep reports),
+    the HPARAMS row, the printed summary."""
+    last = last_checkpoint(output_dir)
+    # The last checkpoint's epochs: a ddp_spawn parent's trainer does not get its workers' count.
+    epochs = read_checkpoint(last).get("epoch", -1) + 1 if last.is_file() else trainer.current_epoch
+    results = {"epochs": epochs} | done | report.results(model, metrics)
     write_json(output_dir / "results.json", results)
     if trainer.logger is not None:
         log = getattr(trainer.logger, "log_run_settings", trainer.logger.log_hyperparams)
@@ -102,5 +104,4 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, metrics: dict, don
         trainer.logger.finalize("success")
     for line in report.summary(model, results):
         print(line)
-    last = last_checkpoint(output_dir)
     print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))

@@ -25,25 +25,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Lightning's goes through fsspec, which writes in the system's temp folder and then copies
     across filesystems, so a full disk or a kill leaves a truncated checkpoint."""
 
+    swept = False  # whether a killed writer's temporary files were removed from the folder
+
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if "://" in str(path):  # object storage: fsspec's writer is the one that can
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A killed writer's half-written files: the folder holds one live run (its lock).
-        for leftover in path.parent.glob(".*.ckpt.*.tmp"):
-            leftover.unlink(missing_ok=True)
+        if not self.swept:  # once: the folder holds one live run (its lock)
+            for leftover in path.parent.glob(".*.ckpt.*.tmp"):  # a killed writer's
+                leftover.unlink(missing_ok=True)
+            self.swept = True
         buffer = io.BytesIO()  # serialised first: the file then gets plain writes and OSErrors
         torch.save(checkpoint, buffer)
-        others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-        kept = (
-            f": {path} is kept as it was, the last good checkpoint"
-            if path.is_file()
-            else f": the last good checkpoint is {others[-1]}"
-            if others
-            else ": no checkpoint had been written yet"
-        )
-        write_bytes(path, buffer.getbuffer(), kept=kept)
+        write_bytes(path, buffer.getbuffer(), kept=last_good(path))
+
+
+def last_good(path: Path) -> str:
+    """What a failed write of `path` leaves whole, as the error says it (the folder is listed
+    only when `path` is new)."""
+    if path.is_file():
+        return f": {path} is kept as it was, the last good checkpoint"
+    others = sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return f": the last good checkpoint is {others[-1]}" if others else ": no checkpoint yet"
 
 
 def last_checkpoint(output_dir: Path) -> Path:
@@ -53,9 +57,11 @@ def last_checkpoint(output_dir: Path) -> Path:
 
 def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     """`ckpt_path=last`: this run folder's last.ckpt if there is one, else a fresh start."""
+    if ckpt_path != "last":
+        return ckpt_path
     last = last_checkpoint(output_dir)
-    if ckpt_path != "last" or last.is_file():
-        return str(last) if ckpt_path == "last" else ckpt_path
+    if last.is_file():
+        return str(last)
     print(f"ckpt_path=last: there is no {last} yet, so this run starts fresh")
     return None
 

@@ -63,7 +63,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
         models, dm, cfg.split, adaptation, read_first, mixture, own_text
     )
     after = f", after learning from {' and '.join(read_first)}" if read_first else ""
-    static = len(examples.starts) * (examples.length - 1) if hasattr(examples, "starts") else 0
+    static = examples.num_targets if hasattr(examples, "starts") else 0
     other = (
         f" (the static figure's {static}: streams leave out their first {token}s and the "
         "remainder, so the figures are of slightly different characters)"
