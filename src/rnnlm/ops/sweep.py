@@ -64,7 +64,7 @@ class SweepSummary(Callback):
             print(f"job {row['job']} failed: {row['error']}\nsweep summary: {summary}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        print(f"sweep summary: {write_summary(Path(config.hydra.sweep.dir))}")
+        print(f"sweep summary: {Path(config.hydra.sweep.dir) / 'summary.csv'}")  # written per job
 
 
 def write_summary(sweep_dir: Path) -> Path:
