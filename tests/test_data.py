@@ -51,7 +51,7 @@ def test_windows_are_shifted_by_one():
 
 
 @given(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=300))
-def test_cleaning_bytes_equals_the_books_preprocess(tmp_path_factory, text):
+def test_cleaning_equals_the_books_preprocess(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("clean") / "t.txt"
     path.write_text("Ab" + text, encoding="utf-8")  # a letter, so the text is accepted
     corpus = load_corpus(path)

@@ -1,12 +1,13 @@
-"""A text file into token codes, vectorised, at any size. The book's cleaning runs on bytes, 16 MB
-at a time: UTF-8 codes every non-ASCII character as bytes >= 0x80, non-letters like it, so the
-result is the book's cleaned string. Other formats code tokens by their sorted order."""
+"""A text file into token codes at any size, 16 MB at a time, through the one tokeniser
+(`TextFormat.clean` and `.split`): the book's characters and bytes coded by their byte value,
+other tokens in the order they first appear."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,151 +19,116 @@ from rnnlm.errors import UserError
 from rnnlm.vocab import BYTE_TOKENS, TextFormat
 
 CHUNK_BYTES = 1 << 24
-SPACE = ord(" ")
-# Every byte -> its lowercase letter, or a space for anything that is not A-Z / a-z.
-CLEAN_TABLE = bytes(
-    b | 0x20 if chr(b).isascii() and chr(b).isalpha() else SPACE for b in range(256)
-)
 BOOK = TextFormat()
+RAW_BYTES = TextFormat("none", "byte")  # read as bytes, not as text
+TRAILING_WORD = re.compile(r"\S*\Z")  # what str.split() would cut off last
 
 
 @dataclass
 class Corpus(Text):
-    """The book's `Text` as `code_dtype` codes in the order the symbols first appear (maybe
-    memory-mapped), and what reading told."""
+    """The book's `Text` (maybe memory-mapped), with what reading told."""
 
     counts: dict[str, int] = field(default_factory=dict)  # each token's count in the whole text
     sha1: str = ""  # of the file's bytes
     cache: Path | None = None  # the memory-mapped file, if any
 
 
-def clean_chunk(raw: bytes, after_space: bool) -> tuple[np.ndarray, bool]:
-    """The book's cleaning of one chunk; `after_space`: the last chunk ended in a space."""
-    mapped = np.frombuffer(raw.translate(CLEAN_TABLE), dtype=np.uint8)
-    space = mapped == SPACE
-    keep = np.empty(len(mapped), dtype=bool)
-    keep[0] = not (space[0] and after_space)
-    np.logical_not(space[1:] & space[:-1], out=keep[1:])  # drop a space that follows a space
-    return mapped[keep], bool(space[-1])
-
-
 def refuse_binary(path: Path, raw: bytes, done: int) -> None:
     """A NUL byte: a binary file, or UTF-16 text (its first two bytes tell), in one line."""
-    if b"\x00" not in raw:
-        return
     if done == 0 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise UserError(
             f"data.path={str(path)!r} is UTF-16 text (its first bytes say so); convert it to "
             "UTF-8 (iconv -f utf-16 -t utf-8)"
         )
-    raise UserError(
-        f"data.path={str(path)!r} is a binary file (a NUL byte at {done + raw.index(0)}); a "
-        "UTF-8 text file is needed"
-    )
+    if b"\x00" in raw:
+        raise UserError(
+            f"data.path={str(path)!r} is a binary file (a NUL byte at {done + raw.index(0)}); a "
+            "UTF-8 text file is needed"
+        )
 
 
-def chunks(path: Path, text: bool = True) -> Iterator[bytes]:
-    """The file's bytes, 16 MB at a time; one line for a missing, empty, binary or non-UTF-8
-    file."""
+def pieces(path: Path, digest, text: bool = True) -> Iterator[bytes | str]:
+    """The file's bytes a chunk at a time, decoded (`text`) or as they are (`digest` sees them);
+    one line for a missing, empty, binary or non-UTF-8 file."""
     if not path.is_file():
         raise UserError(f"data.path={str(path)!r} does not exist or is not a file")
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    done = 0
+    decoder, done = codecs.getincrementaldecoder("utf-8")(), 0
     with open(path, "rb") as f:
         while raw := f.read(CHUNK_BYTES):
-            if not text:
-                done += len(raw)
-                yield raw
-                continue
-            refuse_binary(path, raw, done)
-            pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(raw)  # validates only; the cleaning works on the bytes
-            except UnicodeDecodeError as err:
-                raise UserError(
-                    f"data.path={str(path)!r} is not UTF-8 text (byte {done + err.start - pending})"
-                    "; convert it to UTF-8"
-                ) from None
+            digest.update(raw)
+            if text:
+                refuse_binary(path, raw, done)
+            yield decode(path, decoder, raw, done) if text else raw
             done += len(raw)
-            yield raw
     if done == 0:
         raise UserError(f"data.path={str(path)!r} is empty; a UTF-8 text file is needed")
-    if not text:
-        return
+    if text:
+        decode(path, decoder, b"", done)
+
+
+def decode(path: Path, decoder, raw: bytes, done: int) -> str:
+    """The text of `raw` (b"": the end of the file), or one line naming the first bad byte."""
+    pending = len(decoder.getstate()[0])
     try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+        return decoder.decode(raw, final=not raw)
+    except UnicodeDecodeError as err:
+        where = f"byte {done + err.start - pending}" if raw else "it ends inside a character"
         raise UserError(
-            f"data.path={str(path)!r} is not UTF-8 text (it ends inside a character); "
-            "convert it to UTF-8"
+            f"data.path={str(path)!r} is not UTF-8 text ({where}); convert it to UTF-8"
         ) from None
 
 
-def prepared(path: Path, fmt: TextFormat, digest) -> Iterator[bytes]:
-    """The bytes after `fmt`'s preprocessing, a chunk at a time (`digest` sees the raw bytes): the
-    book's cleaning, or line endings made "\\n" (a "\\r" ending a chunk waits for the next)."""
-    after_space, pending = False, b""
-    as_read = fmt.token == "byte" and fmt.preprocess == "none"  # any bytes, kept exactly
-    for raw in chunks(path, text=not as_read):
-        digest.update(raw)
-        if as_read:
-            yield raw
-            continue
-        if fmt.preprocess == "book":
-            cleaned, after_space = clean_chunk(raw, after_space)
-            yield cleaned.tobytes()
-            continue
-        data, pending = pending + raw, b""
-        if data.endswith(b"\r"):
-            data, pending = data[:-1], b"\r"
-        yield data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if pending:
-        yield b"\n"
-
-
 class Coder:
-    """Characters or words -> codes in the order they first appear."""
+    """`fmt`'s tokens of one piece of text after another -> codes. A piece is cleaned alone, so
+    what may go on in the next waits for it (a word's start, a "\\r"), and a run of non-letters
+    across two pieces stays one space (the book's cleaning)."""
 
-    def __init__(self, token: str) -> None:
-        self.token, self.index, self.carry = token, {}, ""
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
+    def __init__(self, fmt: TextFormat) -> None:
+        self.fmt, self.index, self.tail, self.space = fmt, {}, "", False
+        self.by_byte = fmt.token == "byte" or fmt == BOOK
 
-    def __call__(self, data: bytes, final: bool = False) -> np.ndarray:
-        text = self.decoder.decode(data, final=final)
-        index = self.index
-        if self.token == "char":
-            points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-            found, inverse = np.unique(points, return_inverse=True)
-            codes = [index.setdefault(chr(p), len(index)) for p in found.tolist()]
-            return np.asarray(codes, dtype=np.int32)[inverse]
-        # Words: one that runs to the end of the chunk may go on in the next.
-        text = self.carry + text
-        words = text.split()
-        self.carry = words.pop() if words and not final and not text[-1].isspace() else ""
-        return np.asarray([index.setdefault(w, len(index)) for w in words], dtype=np.int32)
+    def __call__(self, piece: str | bytes | None) -> np.ndarray:
+        """The codes of `piece` (None: the end of the text)."""
+        if isinstance(piece, bytes) or (piece is None and self.fmt == RAW_BYTES):
+            return np.frombuffer(piece or b"", np.uint8)  # bytes as they are
+        text = self.tail + (piece or "")
+        keep = len(text)
+        if piece is not None and self.fmt.token == "word":
+            keep -= len(TRAILING_WORD.search(text).group())
+        elif piece is not None and text.endswith("\r"):  # maybe "\r\n"
+            keep -= 1
+        text, self.tail = self.fmt.clean(text[:keep]), text[keep:]
+        if self.fmt.preprocess == "book":
+            text = text[1:] if self.space and text.startswith(" ") else text
+            self.space = text.endswith(" ") if text else self.space
+        if self.by_byte:
+            return np.frombuffer(text.encode(), np.uint8)
+        if self.fmt.token == "word":
+            words = self.fmt.split(text)
+            return np.asarray([self.index.setdefault(w, len(self.index)) for w in words], np.int32)
+        points = np.frombuffer(text.encode("utf-32-le"), np.uint32)  # the characters, vectorised
+        found, inverse = np.unique(points, return_inverse=True)
+        codes = [self.index.setdefault(chr(p), len(self.index)) for p in found.tolist()]
+        return np.asarray(codes, np.int32)[inverse]
 
-    @property
     def symbols(self) -> tuple[str, ...]:
+        if self.by_byte:
+            return BYTE_TOKENS if self.fmt.token == "byte" else BYTE_CHARS
         return tuple(self.index)
 
 
 def encode_file(path: Path, out, fmt: TextFormat = BOOK) -> tuple[dict[str, int], str, tuple]:
-    """Stream `path` through `fmt` into `out`: uint8 codes for the book's characters and bytes,
-    int32 first-appearance codes otherwise. Returns the token counts, the file's SHA-1 and the
-    symbols."""
-    digest = hashlib.sha1()
-    byte_coded = fmt.token == "byte" or fmt == BOOK
-    coder = None if byte_coded else Coder(fmt.token)
-    counts = np.zeros(256, dtype=np.int64)
-    pieces = prepared(path, fmt, digest)
-    for data in pieces if byte_coded else itertools.chain(pieces, [None]):  # None: the end
-        codes = np.frombuffer(data, np.uint8) if byte_coded else coder(data or b"", data is None)
+    """Stream `path` through `fmt` into `out` (`code_dtype` codes). Returns the token counts, the
+    file's SHA-1 and the symbols."""
+    digest, coder = hashlib.sha1(), Coder(fmt)
+    counts = np.zeros(0, dtype=np.int64)
+    for piece in itertools.chain(pieces(path, digest, text=fmt != RAW_BYTES), [None]):
+        codes = coder(piece)
         found = np.bincount(codes, minlength=len(counts))
-        if len(found) > len(counts):
-            counts = np.concatenate([counts, np.zeros(len(found) - len(counts), np.int64)])
-        counts[: len(found)] += found
-        out.write(codes.tobytes())
-    symbols = (BYTE_TOKENS if fmt.token == "byte" else BYTE_CHARS) if byte_coded else coder.symbols
+        found[: len(counts)] += counts
+        counts = found
+        out.write(codes.astype(code_dtype(fmt), copy=False).tobytes())
+    symbols = coder.symbols()
     found = {symbols[c]: int(n) for c, n in enumerate(counts.tolist()) if n}
     if fmt == BOOK and set(found) <= {" "}:
         raise UserError(f"{path} contains no letters A-Z: nothing to learn from")
