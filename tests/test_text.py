@@ -389,14 +389,14 @@ def test_a_sweep_over_kinds_of_token_compares_bits_per_character(tmp_path):
 
 
 def test_bits_per_character_are_comparable_only_with_few_unknown_tokens():
-    from rnnlm.ops.report import summary
+    from rnnlm.metrics import summary
 
     results = {"val_ppl": 9.0, "best_val_ppl": 8.0, "test_ppl": 7.0, "test_bpc": 2.8}
     results |= {"test_tokens": 1000.0, "test_checkpoint": "best.ckpt", "test_bits_per_char": 1.7}
     for test_unk, said in ((5, "comparable with a character model's)"), (360, "not comparable")):
-        lines = summary(object(), results | {"unknown_tokens": {"train": 0, "test": test_unk}})
+        lines = summary(results | {"unknown_tokens": {"train": 0, "test": test_unk}})
         line = next(line for line in lines if line.startswith("test/bits_per_char"))
         assert said in line
     assert "36% of its test tokens were <unk>" in line
-    quiet = summary(object(), results | {"unknown_tokens": {"train": 0, "test": 0}})
+    quiet = summary(results | {"unknown_tokens": {"train": 0, "test": 0}})
     assert not any("<unk>:" in line for line in quiet)  # no line for no unknown token

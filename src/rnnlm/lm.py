@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MinMetric
 
+from rnnlm import metrics
 from rnnlm.callbacks import DivergenceGuard, GradNorm
 from rnnlm.carry import CarriedStates
 from rnnlm.errors import UserError, require_count, require_number
@@ -220,6 +221,9 @@ class RNNLMScratch(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # load_lm reads the class
         checkpoint["rnnlm_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    results = staticmethod(metrics.results)  # what results.json keeps of the run's metrics
+    summary = staticmethod(metrics.summary)  # the lines printed at the end
 
 
 class RNNLM(RNNLMScratch):

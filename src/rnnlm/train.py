@@ -29,11 +29,12 @@ class DataModule(Protocol):
 
 
 class Model(Protocol):
-    """A LightningModule the task can train, select checkpoints for, and report on: a model
-    that is not a language model also defines `results(metrics)` and `summary(results)`, what
-    results.json keeps and the lines printed at the end (rnnlm.ops.report has the LMs')."""
+    """A LightningModule the task can train, select checkpoints for, and report on."""
 
     monitor: str  # the validation metric (lower is better) that selects and that sweeps minimise
+
+    def results(self, metrics: dict[str, float]) -> dict[str, Any]: ...  # results.json's
+    def summary(self, results: dict[str, Any]) -> list[str]: ...  # the lines printed at the end
 
 
 @user_errors

@@ -2,5 +2,5 @@
 
 folders, sweep   the run folder (refused, locked, cleaned after a refused run); summary.csv
 resume, trainer  checkpoints written whole, resume checks, stops; settings checked, the Trainer
-board, report    TensorBoard's views; results.json and the printed summary
+board            TensorBoard's views; a finished run's results.json and summary
 """

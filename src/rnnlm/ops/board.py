@@ -18,7 +18,6 @@ from torch.utils.tensorboard.writer import FileWriter
 
 from rnnlm.checkpoints import read_checkpoint
 from rnnlm.files import flatten, write_json
-from rnnlm.ops import report
 from rnnlm.ops.resume import last_checkpoint
 
 # The CUSTOM SCALARS tab, in the order a user reads a run: category -> chart -> tag patterns.
@@ -96,12 +95,12 @@ def finish(cfg: DictConfig, output_dir: Path, trainer, model, metrics: dict, don
     last = last_checkpoint(output_dir)
     # The last checkpoint's epochs: a ddp_spawn parent's trainer does not get its workers' count.
     epochs = read_checkpoint(last).get("epoch", -1) + 1 if last.is_file() else trainer.current_epoch
-    results = {"epochs": epochs} | done | report.results(model, metrics)
+    results = {"epochs": epochs} | done | model.results(metrics)
     write_json(output_dir / "results.json", results)
     if trainer.logger is not None:
         log = getattr(trainer.logger, "log_run_settings", trainer.logger.log_hyperparams)
         log(run_settings(cfg))
         trainer.logger.finalize("success")
-    for line in report.summary(model, results):
+    for line in model.summary(results):
         print(line)
     print(f"run folder {output_dir}" + (f"; last checkpoint {last}" if last.is_file() else ""))
