@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -201,25 +200,8 @@ def test_optuna_sweep_two_trials(tiny_corpus, tmp_path):
     assert len(rows) == 2 and all(math.isfinite(float(r["val_ppl"])) for r in rows)
 
 
-def test_custom_scalars_layout_opens_on_train_and_val_perplexity(
-    compose_train, tiny_corpus, tmp_path
-):
-    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
-
+def test_the_boards_tabs_open_on_train_and_val(compose_train, tiny_corpus, tmp_path):
     train(compose_train(f"data.path={tiny_corpus}", *TINY_OVERRIDES), tmp_path)
-    run = events(tmp_path)
-    (written,) = run.Tensors(metadata.CONFIG_SUMMARY_TAG)  # once per run
-    layout = layout_pb2.Layout.FromString(written.tensor_proto.string_val[0])
-    first = layout.category[0]
-    assert first.title == "perplexity" and not first.closed
-    (pattern,) = first.chart[0].multiline.tag
-    logged = scalars(tmp_path)
-    assert sorted(t for t in logged if re.search(pattern, t)) == ["train/ppl", "val/ppl"]
     # TIME SERIES and SCALARS open on the first two groups of tags in code-point order
     # (benchmarks/board_check.py reads them in a browser): train and val, the test dots last.
-    groups = sorted({tag.split("/")[0] for tag in logged})
-    assert groups == ["train", "val", "~test"]
-    # Every chart of the layout draws something this run logged.
-    for category in layout.category:
-        for chart in category.chart:
-            assert any(re.search(p, t) for p in chart.multiline.tag for t in logged), chart.title
+    assert sorted({tag.split("/")[0] for tag in scalars(tmp_path)}) == ["train", "val", "~test"]

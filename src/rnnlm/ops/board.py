@@ -20,36 +20,16 @@ from rnnlm.checkpoints import read_checkpoint
 from rnnlm.files import flatten, write_json
 from rnnlm.ops.resume import last_checkpoint
 
-# The CUSTOM SCALARS tab, in the order a user reads a run: category -> chart -> tag patterns.
-LAYOUT = {
-    "perplexity": {
-        "train and val perplexity": ["Multiline", [r"^(train|val)/ppl$"]],
-        "best val perplexity so far": ["Multiline", [r"^val/ppl_best$"]],
-        "test perplexity (static and dynamic)": ["Multiline", [r"^~test/ppl"]],
-    },
-    "bits per character": {
-        "every part": ["Multiline", [r"^(train|val|~test)/(bpc|bits_per_char)"]],
-    },
-    "training": {
-        "loss": ["Multiline", [r"^(train|val|~test)/loss$"]],
-        "learning rate": ["Multiline", [r"^train/lr$"]],
-        "gradient norm before clipping": ["Multiline", [r"^train/grad_norm$"]],
-    },
-}
 # Not settings of the model or its training: where things are written and shown.
 NOT_SETTINGS = ("hydra", "logger", "callbacks", "ckpt_path", "verbose")
 
 
 class TensorBoard(TensorBoardLogger):
     """Lightning's logger (conf/logger/tensorboard.yaml): events in the run folder, no `epoch`
-    scalar, `test/` as `~test/`, the CUSTOM SCALARS layout, settings as an HPARAMS row."""
+    scalar, `test/` as `~test/`, settings as an HPARAMS row."""
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if not getattr(self, "_layout_written", False):
-            # Lightning's logger has no hook for a dashboard layout: written with the first scalars.
-            self.experiment.add_custom_scalars(LAYOUT)
-            self._layout_written = True
         shown = {("~" + k if k.startswith("test/") else k): v for k, v in metrics.items()}
         super().log_metrics({k: v for k, v in shown.items() if k != "epoch"}, step)
 

@@ -103,9 +103,10 @@ def fit(trainer: pl.Trainer, model, dm, ckpt_path: str | None, output_dir: Path)
     """`trainer.fit`. Lightning stops cleanly on SIGINT or SIGTERM but exits 1 or 0 saying
     nothing of what is kept: this says it, with the command that carries on, and exits with
     128 + the signal's number."""
+    from hydra.core.hydra_config import HydraConfig
+
     if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # Ctrl-C: Lightning's
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    signum = None
     try:
         # Lightning raises SIGTERMException only once received_sigterm is set: one check below.
         with contextlib.suppress(SIGTERMException):
@@ -113,22 +114,17 @@ def fit(trainer: pl.Trainer, model, dm, ckpt_path: str | None, output_dir: Path)
     except SystemExit:
         if not trainer.interrupted:
             raise
-        signum = signal.SIGINT
-    if trainer.received_sigterm:  # also a SIGTERM during the last epoch's end
-        signum = signal.SIGTERM
-    if signum is None:
+    if not (trainer.interrupted or trainer.received_sigterm):
         return
-    from hydra.core.hydra_config import HydraConfig
-
-    last = last_checkpoint(output_dir)
+    signum = signal.SIGTERM if trainer.received_sigterm else signal.SIGINT
     given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     given = [a for a in given if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
-    again = ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
-    kept = (
-        f"{last} holds the last finished epoch: carry on with {shlex.join(again)}"
-        if last.is_file()
-        else "no epoch had finished, no checkpoint was written"
+    again = shlex.join(
+        ["python", "train.py", *given, "ckpt_path=last", f"hydra.run.dir={output_dir}"]
     )
+    last = last_checkpoint(output_dir)
+    kept = f"{last} holds the last finished epoch: carry on with {again}"
+    kept = kept if last.is_file() else "no epoch had finished, no checkpoint was written"
     print(
         f"error: training was stopped by {signum.name} in epoch {trainer.current_epoch}; {kept}",
         file=sys.stderr,

@@ -1,6 +1,5 @@
-"""The Trainer of a run: the settings Lightning would accept silently refused first, then built
-from its config (what Lightning refuses, in one line) or bare (scoring, benchmarks); known noise
-silenced, SLURM, the matmul precision, the process group."""
+"""The Trainer of a run: what Lightning would run with silently refused first, then built from
+its config (what Lightning refuses, in one line) or bare (scoring, benchmarks)."""
 
 from __future__ import annotations
 
@@ -63,21 +62,21 @@ def check_run_settings(cfg: DictConfig) -> None:
 
 def build_trainer(cfg: DictConfig, output_dir: Path, logger, callbacks: list) -> pl.Trainer:
     """`cfg.trainer` with the run's logger, callbacks and checkpoint writer; an argument
-    `pl.Trainer` does not take (+trainer.KEY) or a value Lightning rejects (trainer.devices=0, a
-    GPU on a CPU machine) in one line."""
-    quiet_known_noise(cfg.get("verbose", False))
-    quiet = {} if cfg.get("verbose") else {"enable_model_summary": False}
-    if quiet:  # the model summary table is Lightning's too: shown with verbose=true
+    `pl.Trainer` does not take or a value Lightning rejects in one line."""
+    verbose = quiet_known_noise(cfg.get("verbose", False))
+    if not verbose:  # the model summary table is Lightning's too: shown with verbose=true
         callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
-    precision = MatmulPrecision(cfg.get("matmul_precision", "highest"))
+    # Under SLURM, requeueing is submitit's: Lightning's SIGUSR1 handler would replace it and
+    # write hpc_ckpt files into the working folder that every job of a sweep shares.
+    slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     try:
         return instantiate(
             cfg.trainer,
             default_root_dir=str(output_dir),  # checkpoints/ go here also without a logger
             logger=logger,
-            callbacks=[*callbacks, precision, ProcessGroupCleanup()],
-            plugins=[AtomicCheckpointIO(), *slurm_plugins()],
-            **quiet,
+            callbacks=[*callbacks, EveryProcess(cfg.get("matmul_precision", "highest"))],
+            plugins=[AtomicCheckpointIO(), *slurm],
+            **({} if verbose else {"enable_model_summary": False}),
         )
     except InstantiationException as err:
         cause = err
@@ -88,20 +87,21 @@ def build_trainer(cfg: DictConfig, output_dir: Path, logger, callbacks: list) ->
         raise
 
 
-def quiet_known_noise(verbose: bool = False) -> None:
-    """Lightning's INFO lines (devices, tips, restored checkpoints, why fit stopped) only with
-    `verbose` or `hydra.verbose=pytorch_lightning`: the run's own lines say what matters; and
-    no warning that does not apply here."""
-    chosen = logging.getLogger("pytorch_lightning").isEnabledFor(logging.DEBUG)
+def quiet_known_noise(verbose: bool = False) -> bool:
+    """Lightning's INFO lines (devices, tips, restored checkpoints) only with `verbose` or
+    `hydra.verbose=pytorch_lightning`, and no warning that does not apply here. Returns whether
+    Lightning speaks."""
+    verbose = verbose or logging.getLogger("pytorch_lightning").isEnabledFor(logging.DEBUG)
     for name in ("pytorch_lightning", "lightning_fabric"):
         rank_zero = logging.getLogger(f"{name}.utilities.rank_zero")
-        rank_zero.setLevel(logging.NOTSET if verbose or chosen else logging.WARNING)
+        rank_zero.setLevel(logging.NOTSET if verbose else logging.WARNING)
     # Batches are cut by tensor indexing in the main process: workers would only add overhead.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # A short text's few batches per epoch: the logger records the epoch's figures anyway.
     warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     # Raised inside Lightning 2.6 itself with torch >= 2.10; nothing a user can change.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    return verbose
 
 
 def bare_trainer(**kwargs) -> pl.Trainer:
@@ -111,30 +111,12 @@ def bare_trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(**{**dict.fromkeys(off, False), "use_distributed_sampler": False, **kwargs})
 
 
-def slurm_plugins() -> list:
-    """Under SLURM, requeueing is submitit's: Lightning's SIGUSR1 handler would replace it and
-    write hpc_ckpt files into the working folder that every job of a sweep shares."""
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
-
-
-class ProcessGroupCleanup(pl.Callback):
-    """Destroy the process group at a normal exit, before the interpreter tears down: left to
-    finalization, gloo's threads may still hold Python objects and the rank aborts
-    ("terminate called without an active exception"; pytorch/pytorch#190489)."""
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            atexit.register(destroy_process_group)
-
-
-def destroy_process_group() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-class MatmulPrecision(pl.Callback):
-    """`torch.set_float32_matmul_precision` in every process (DDP spawn's too): `highest` is
-    plain float32, the book's maths; `high` and `medium` allow TF32 or bfloat16 products."""
+class EveryProcess(pl.Callback):
+    """In every process of a run (DDP spawn's too): `torch.set_float32_matmul_precision`
+    (`highest` is plain float32, the book's maths; `high` and `medium` allow TF32 or bfloat16),
+    and the process group destroyed at a normal exit, before the interpreter tears down: left to
+    finalization, gloo's threads may still hold Python objects and the rank aborts ("terminate
+    called without an active exception"; pytorch/pytorch#190489)."""
 
     def __init__(self, precision: str) -> None:
         allowed = ("highest", "high", "medium")
@@ -142,3 +124,10 @@ class MatmulPrecision(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         torch.set_float32_matmul_precision(self.precision)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.register(destroy_process_group)
+
+
+def destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
