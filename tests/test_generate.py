@@ -86,35 +86,11 @@ def test_warm_up_feeds_the_prefix_without_predicting_it():
     assert len(calls) == 3  # one output per predicted character, none for the prefix
 
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"prefix": "", "num_preds": 3}, "prefix=''"),
-        ({"prefix": "it", "num_preds": -1}, "num_preds=-1"),
-    ],
-)
-def test_bad_generation_arguments(kwargs, message):
-    with pytest.raises(UserError, match=message):
-        generate(random_lm(), **kwargs)
-
-
-def test_bad_sampler_options():
-    with pytest.raises(UserError, match="temperature=0"):
-        Sampler.from_options("sample", temperature=0)
-    with pytest.raises(UserError, match="strategy='beam'"):
-        Sampler.from_options("beam")
-    with pytest.raises(UserError, match="top_p=1.5"):
-        Sampler.from_options("sample", top_p=1.5)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny training run shared by this module's tests: (last.ckpt, final val/ppl)."""
-    run = tmp_path_factory.mktemp("run")
-    corpus = run / "tiny.txt"
-    corpus.write_text(TINY_TEXT)
-    val_ppl = train(compose_config(f"data.path={corpus}", *TINY_OVERRIDES), run)
-    return run / "checkpoints" / "last.ckpt", val_ppl
+@pytest.fixture
+def trained(trained_run):
+    """The shared tiny run (conftest): (its last.ckpt, its final val/ppl)."""
+    _, ckpt = trained_run
+    return ckpt, json.loads((ckpt.parents[1] / "results.json").read_text())["val_ppl"]
 
 
 def test_checkpoint_is_self_contained(trained):
@@ -169,6 +145,8 @@ def test_generate_cli(trained, tmp_path):
         (["num_preds=-2"], "num_preds=-2"),
         (["strategy=sample", "temperature=0"], "temperature=0"),
         (["strategy=sample", "temperature=-1"], "temperature=-1"),
+        (["strategy=sample", "top_p=1.5"], "top_p=1.5"),
+        (["strategy=beam"], "strategy='beam'"),
     ],
 )
 def test_generate_bad_input(trained, args, message):
@@ -184,6 +162,12 @@ def test_a_missing_foreign_or_cut_short_checkpoint_is_one_line(tmp_path):
     half = tmp_path / "half.ckpt"
     half.write_bytes(b"PK\x03\x04 not a whole zip")  # what a killed copy leaves behind
     assert "not a checkpoint written by rnnlm" in refused("eval", f"ckpt_path={half}")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n" * 100)
+    assert refused("eval", f"ckpt_path={text}") == (
+        f"ckpt_path='{text}' is not a checkpoint written by rnnlm's train.py (torch cannot read "
+        "it as a checkpoint)"
+    )  # torch's advice to load with weights_only=False (which runs code) is not passed on
 
 
 @pytest.mark.slow

@@ -20,8 +20,8 @@ from rnnlm.text.data import TextData
 from rnnlm.train import train
 from rnnlm.vocab import BYTE_TOKENS, TextFormat, Vocab, preprocess
 
-from .conftest import TINY_OVERRIDES, cli, sweep_args
-from .helpers import core, read_rows
+from .conftest import TINY_OVERRIDES, cli
+from .helpers import core
 
 # Sentences written for these tests: capitals, punctuation, digits, a line break, non-ASCII.
 RAW = (
@@ -87,20 +87,6 @@ def test_train_on_train_and_val_refits_on_both_parts(tmp_path):
     assert set(refit.vocab.idx_to_token) >= set(val_text)
     streams = refit.examples("train", training=True)  # one stream: batch_size=1
     assert streams.length == apart.parts()["val"][1]
-
-
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        (dict(train_on="val"), "data.train_on='val' is not allowed: use one of ['train', "),
-        (dict(train_on="train+val", split="book"), "data.train_on=train+val needs data.split="),
-    ],
-)
-def test_train_on_refuses_what_it_cannot_do(tmp_path, settings, message):
-    path = tmp_path / "text.txt"
-    path.write_text(TRAIN_PART)
-    with pytest.raises(UserError, match=re.escape(message)):
-        TextData(path=str(path), **settings)
 
 
 def test_min_freq_sends_rare_train_tokens_to_unk(tmp_path):
@@ -279,9 +265,13 @@ def test_word_and_byte_models_report_bits_per_character(compose_train, tmp_path,
         ({"preprocess": "raw"}, "data.preprocess='raw' is not allowed"),
         ({"token": "bpe"}, "data.token='bpe' is not allowed"),
         ({"min_freq": 0}, "data.min_freq=0 is not allowed: it must be an integer >= 1"),
+        ({"train_on": "val"}, "data.train_on='val' is not allowed: use one of ['train', "),
+        ({"train_on": "train+val", "split": "book"}, "data.train_on=train+val needs data.split="),
+        *(({"num_val": v}, f"data.num_val={v} is not allowed: it must be") for v in (1.0, -0.1)),
+        *(({n: 0}, f"data.{n}=0 is not allowed") for n in ("batch_size", "num_steps", "num_train")),
     ],
 )
-def test_bad_text_settings_are_refused_in_one_line(tiny_corpus, settings, message):
+def test_bad_data_settings_are_refused_in_one_line(tiny_corpus, settings, message):
     with pytest.raises(UserError, match=re.escape(message)):
         TextData(path=str(tiny_corpus), **settings)
 
@@ -357,35 +347,6 @@ def test_an_ensemble_needs_one_way_of_reading_text():
     with pytest.raises(UserError, match="read its text with data.preprocess=book"):
         check_same_vocabulary([raw, book], ["raw.ckpt", "book.ckpt"])
     check_same_vocabulary([raw, raw], ["raw.ckpt", "raw.ckpt"])
-
-
-@pytest.mark.slow
-def test_a_sweep_over_kinds_of_token_compares_bits_per_character(tmp_path):
-    path = tmp_path / "raw.txt"
-    path.write_text(RAW * 40)
-    sweep = tmp_path / "sweep"
-    out = cli(
-        "train.py", "-m", "data.token=char,byte,word", *sweep_args(path, sweep),
-        "data.preprocess=none", "data.split=contiguous", "data.batch_size=4",
-        "trainer.max_epochs=1", "prefix=The", cwd=tmp_path,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = {
-        r["overrides"].split("data.token=")[1].split()[0]: r
-        for r in read_rows(sweep / "summary.csv")
-    }
-    assert sorted(rows) == ["byte", "char", "word"] and all(
-        r["status"] == "ok" for r in rows.values()
-    )
-    assert rows["char"]["test_bits_per_char"] == ""  # a character model's test_bpc is per character
-    bits = {
-        t: (float(rows[t]["test_bits_per_char"]), float(rows[t]["test_bpc"]))
-        for t in rows
-        if t != "char"
-    }
-    # A word stands for about 5 characters; the text's non-ASCII characters take 2 bytes each.
-    assert 0 < bits["word"][0] < bits["word"][1] / 3
-    assert bits["byte"][1] < bits["byte"][0] < bits["byte"][1] * 1.1
 
 
 def test_bits_per_character_are_comparable_only_with_few_unknown_tokens():

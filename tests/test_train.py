@@ -15,7 +15,7 @@ from rnnlm.lm import RNNLMScratch
 from rnnlm.text.data import TextData
 from rnnlm.train import train
 
-from .conftest import TINY_OVERRIDES, cli, sweep_args
+from .conftest import TINY_OVERRIDES, cli
 from .helpers import built, core, error_line, scalars
 
 
@@ -93,25 +93,6 @@ def test_cli_single_run_prints_ppl_and_prediction(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     assert (run / ".hydra" / "config.yaml").is_file()
     assert list(run.glob("events.out.tfevents.*")) and (run / "checkpoints" / "last.ckpt").exists()
-
-
-@pytest.mark.slow
-def test_cli_two_job_sweep(tiny_corpus, tmp_path):
-    out = run_cli(
-        "-m",
-        "model=scratch,concise",
-        *sweep_args(tiny_corpus, tmp_path / "sweep"),
-        "trainer.max_epochs=1",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0] != ".")
-    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
-    assert "model=scratch" in jobs[0].name and "model=concise" in jobs[1].name
-    for job, target in zip(jobs, ["FastRNNLMScratch", "FastRNNLM"], strict=True):
-        assert f"rnnlm.fast.lm.{target}\n" in (job / ".hydra" / "config.yaml").read_text()
-        assert scalars(job)["val/ppl"]
-    assert out.stdout.count("val/ppl ") == 2
 
 
 @pytest.mark.slow
