@@ -1,7 +1,7 @@
 """Scoring settings chosen on the validation part only (the test part is never read).
 
     python benchmarks/choose_scoring.py dynamic CKPT [--lr 3e-5,1e-4,3e-4] [--decay 0,1e-3,1e-2]
-        [--bptt 10,20,50] [--method rms,sgd] [--streams N] [--json out.json]
+        [--bptt 10,20,50] [--streams N] [--json out.json]
     python benchmarks/choose_scoring.py mix CKPT [CKPT ...] [--lr 7e-5] [--decay 1e-3] [--bptt 40]
         [--json out.json]
 
@@ -101,29 +101,30 @@ def mix(args: argparse.Namespace) -> None:
 
 
 def dynamic(args: argparse.Namespace) -> None:
-    """Every combination of the given methods, step sizes, decays and segments, on val."""
+    """Every combination of the given step sizes, decays and segments, on val."""
     checkpoint = read_checkpoint(args.ckpts[0])
     model = load_lm(args.ckpts[0], checkpoint=checkpoint)
     given = OmegaConf.create({})
     dm = TextData(**data_settings(checkpoint, given), vocab=model.vocab.idx_to_token)
     dm.setup()
     rows, squares = [], {}
-    static = Adaptation(method="sgd", lr=0.0, bptt=args.bptt[0])
-    loss, _ = dynamic_score(model, dm.streams("val", static.bptt, args.streams), static, None)
+    for bptt in args.bptt:  # what scales every step: the train part's mean squared gradients
+        train = dm.streams("train", bptt, dm.batch_size)
+        squares[bptt] = mean_squared_gradients(model, train, Adaptation().gradient_batches)
+    static = Adaptation(lr=0.0, bptt=args.bptt[0], streams=args.streams)
+    val = dm.streams("val", static.bptt, args.streams)
+    loss, _ = dynamic_score(model, val, static, squares[static.bptt])
     rows.append({"setting": "static", "val_bpc": loss / math.log(2)})
     print(f"static: val bpc {rows[0]['val_bpc']:.4f}", flush=True)
-    for method, lr, decay, bptt in itertools.product(args.method, args.lr, args.decay, args.bptt):
-        adaptation = Adaptation(method, lr, decay, bptt, streams=args.streams)
-        if method == "rms" and bptt not in squares:
-            train = dm.streams("train", bptt, dm.batch_size)
-            squares[bptt] = mean_squared_gradients(model, train, adaptation.gradient_batches)
+    for lr, decay, bptt in itertools.product(args.lr, args.decay, args.bptt):
+        adaptation = Adaptation(lr, decay, bptt, streams=args.streams)
         start = time.perf_counter()
         val = dm.streams("val", bptt, args.streams)
-        loss, _ = dynamic_score(model, val, adaptation, squares.get(bptt))
-        row = {"method": method, "lr": lr, "decay": decay, "bptt": bptt}
+        loss, _ = dynamic_score(model, val, adaptation, squares[bptt])
+        row = {"lr": lr, "decay": decay, "bptt": bptt}
         row |= {"val_bpc": loss / math.log(2), "seconds": round(time.perf_counter() - start, 2)}
         rows.append(row)
-        print(f"{method} lr {lr:g} decay {decay:g} bptt {bptt}: val bpc {row['val_bpc']:.4f}")
+        print(f"lr {lr:g} decay {decay:g} bptt {bptt}: val bpc {row['val_bpc']:.4f}")
     best = min(rows[1:], key=lambda r: r["val_bpc"])
     print(f"best on val: {best}")
     if args.json:
@@ -142,7 +143,6 @@ def main() -> None:
     p.add_argument("--lr", type=floats, default=floats("3e-5,1e-4,3e-4,1e-3"))
     p.add_argument("--decay", type=floats, default=floats("0,1e-3,1e-2"))
     p.add_argument("--bptt", type=lambda t: [int(v) for v in t.split(",")], default=[20])
-    p.add_argument("--method", type=lambda t: t.split(","), default=["rms"])
     p.add_argument("--streams", type=int, default=1, help="streams the part is read as")
     p.add_argument("--json")
     p = sub.add_parser("mix")

@@ -28,6 +28,11 @@ def lstm(vocab_size: int = 12) -> RNNLM:
     return RNNLM(core(LSTM, num_hiddens=16), tokens(vocab_size), embedding=8)
 
 
+def ones(model) -> list[torch.Tensor]:
+    """Unit mean squared gradients: every step is lr times the gradient (to 1e-5)."""
+    return [torch.ones_like(p) for p in model.parameters() if p.requires_grad]
+
+
 def segments(text: torch.Tensor, bptt: int) -> list[tuple]:
     """One stream of `text` as streamed batches of `bptt` characters."""
     return [
@@ -41,8 +46,10 @@ def test_step_size_zero_is_static_scoring(tiny_corpus):
     dm.setup()
     model = lstm(len(dm.vocab))
     static, count = scored(model, dm.loader("test"))  # Lightning's test loop, 8-step batches
-    still = Adaptation(method="sgd", lr=0.0, decay=0.0, bptt=5, streams=dm.eval_streams)
-    loss, tokens_scored = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, None)
+    still = Adaptation(lr=0.0, decay=0.0, bptt=5, streams=dm.eval_streams)
+    loss, tokens_scored = dynamic_score(
+        model, dm.streams("test", 5, dm.eval_streams), still, ones(model)
+    )
     assert tokens_scored == count and loss == pytest.approx(static, abs=1e-6)
 
 
@@ -51,8 +58,8 @@ def test_an_adaptive_step_of_size_zero_is_static_scoring(tiny_corpus):
     dm.setup()
     model = lstm(len(dm.vocab))
     static, _ = scored(model, dm.loader("test"))
-    still = Adaptation("sgd", lr=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=2.0)
-    loss, _ = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, None)
+    still = Adaptation(lr=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=2.0)
+    loss, _ = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, ones(model))
     assert loss == pytest.approx(static, abs=1e-6)
 
 
@@ -64,7 +71,7 @@ def test_another_texts_rms_steps_follow_the_models_own_train_part(tiny_corpus, t
     other = TextData(batch_size=4, num_steps=8, path=str(other_path), vocab=own.vocab.idx_to_token)
     other.setup()
     model = lstm(len(own.vocab))
-    rms = Adaptation(method="rms", lr=1e-2, bptt=10, gradient_batches=3)
+    rms = Adaptation(lr=1e-2, bptt=10, gradient_batches=3)
     loss, _, _ = dynamic_evaluation([model], other, "all", rms, own=own)
     part = other.streams("all", 10, 1)
     expected = {
@@ -93,21 +100,21 @@ def test_no_character_is_scored_by_weights_that_learned_from_it():
     text = torch.cat([half, half])  # the second half repeats the first
     model = lstm()
     before = [p.detach().clone() for p in model.parameters()]
-    learn, still = Adaptation(method="sgd", lr=3.0, bptt=10), Adaptation("sgd", 0.0)
+    learn, still = Adaptation(lr=3.0, bptt=10), Adaptation(lr=0.0)
     # New text cannot get cheap by learning as it is read: a loop that stepped on each segment
     # before scoring it codes this first half 13% below the static model (2.155 against
     # 2.482 nats); scored first, it stays above 95% of it.
-    static_first = dynamic_score(model, segments(half, 10), still, None)[0]
-    assert dynamic_score(model, segments(half, 10), learn, None)[0] > 0.95 * static_first
+    static_first = dynamic_score(model, segments(half, 10), still, ones(model))[0]
+    assert dynamic_score(model, segments(half, 10), learn, ones(model))[0] > 0.95 * static_first
     # The first segment is scored by the trained weights alone, and the weights are put back.
     first_segment = segments(text, 10)[:1]
-    assert dynamic_score(model, first_segment, learn, None)[0] == pytest.approx(
-        dynamic_score(model, first_segment, still, None)[0], abs=1e-7
+    assert dynamic_score(model, first_segment, learn, ones(model))[0] == pytest.approx(
+        dynamic_score(model, first_segment, still, ones(model))[0], abs=1e-7
     )
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     # Text learned from first (read_first) is what makes the repetition cheaper.
-    after = dynamic_score(model, segments(half, 10), learn, None, [segments(half, 10)])[0]
-    assert after < dynamic_score(model, segments(half, 10), learn, None)[0]
+    after = dynamic_score(model, segments(half, 10), learn, ones(model), [segments(half, 10)])[0]
+    assert after < dynamic_score(model, segments(half, 10), learn, ones(model))[0]
 
 
 def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
@@ -120,8 +127,8 @@ def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
         (s >= 0).all() and s.shape == p.shape
         for s, p in zip(squares, model.parameters(), strict=True)
     )
-    rms = Adaptation(method="rms", lr=1e-3, decay=1e-2, bptt=10)
-    static = dynamic_score(model, dm.streams("val", 10, 1), Adaptation("sgd", 0.0), None)[0]
+    rms = Adaptation(lr=1e-3, decay=1e-2, bptt=10)
+    static = dynamic_score(model, dm.streams("val", 10, 1), Adaptation(lr=0.0), squares)[0]
     assert dynamic_score(model, dm.streams("val", 10, 1), rms, squares)[0] != static
 
 
@@ -131,7 +138,6 @@ def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
         ({"bptt": 0}, "dynamic_eval.bptt=0 is not allowed: it must be an integer >= 1"),
         ({"lr": -1e-4}, "dynamic_eval.lr=-0.0001 is not allowed: it must be a number >= 0"),
         ({"decay": -1}, "dynamic_eval.decay=-1 is not allowed"),
-        ({"method": "adam"}, "dynamic_eval.method='adam' is not allowed: use one of ['rms', "),
         ({"streams": 0}, "dynamic_eval.streams=0 is not allowed"),
         ({"adapt_lr": -0.5}, "dynamic_eval.adapt_lr=-0.5 is not allowed: it must be a number >= 0"),
     ],
@@ -154,7 +160,7 @@ def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
     from .conftest import TINY_OVERRIDES
     from .helpers import SEQUENTIAL, scalars
 
-    settings = {"method": "rms", "lr": 1e-3, "decay": 1e-3, "bptt": 10, "streams": 1}
+    settings = {"lr": 1e-3, "decay": 1e-3, "bptt": 10, "streams": 1}
     dynamic = [f"+callbacks.dynamic_test.{k}={v}" for k, v in settings.items()]
     cfg = compose_train(
         f"data.path={tiny_corpus}",
@@ -205,11 +211,13 @@ def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
     both = scored(Ensemble([one, other], ["a", "b"]), dm.loader("test"))[0]
     assert both <= (alone + scored(other, dm.loader("test"))[0]) / 2 + 1e-6
     # Dynamic evaluation of an ensemble of one is that model's, and step 0 is static scoring.
-    rms = Adaptation(method="sgd", lr=0.5, bptt=10, streams=2)
-    single = dynamic_score(one, dm.streams("test", 10, 2), rms, None)[0]
-    assert dynamic_score([one], dm.streams("test", 10, 2), rms, [None])[0] == single
-    still = Adaptation(method="sgd", lr=0.0, bptt=10, streams=dm.eval_streams)
-    ensemble = dynamic_score([one, other], dm.streams("test", 10), still, [None, None])[0]
+    rms = Adaptation(lr=0.5, bptt=10, streams=2)
+    single = dynamic_score(one, dm.streams("test", 10, 2), rms, ones(one))[0]
+    assert dynamic_score([one], dm.streams("test", 10, 2), rms, [ones(one)])[0] == single
+    still = Adaptation(lr=0.0, bptt=10, streams=dm.eval_streams)
+    ensemble = dynamic_score([one, other], dm.streams("test", 10), still, [ones(one), ones(other)])[
+        0
+    ]
     assert ensemble == pytest.approx(both, abs=1e-5)
 
 

@@ -196,28 +196,7 @@ def test_sequential_run_logs_test_figures_and_eval_reproduces_them(
     assert dm.split == "contiguous" and dm.sampling == "sequential"
 
 
-@pytest.mark.parametrize(
-    "kwargs, fragment",
-    [
-        ({"fractions": [0.8, 0.1]}, "data.fractions=[0.8, 0.1] is not allowed"),
-        ({"fractions": [0.9, 0.2, -0.1]}, "three fractions > 0"),
-        ({"fractions": [0.5, 0.3, 0.3]}, "sum to 1"),
-        ({"split": "random"}, "data.split='random' is not allowed: use one of ['book', "),
-        ({"sampling": "shuffled"}, "data.sampling='shuffled' is not allowed"),
-        ({"eval_streams": 0}, "data.eval_streams=0 is not allowed"),
-    ],
-)
-def test_bad_split_settings(kwargs, fragment):
-    with pytest.raises(UserError) as err:
-        TextData(**kwargs)
-    assert fragment in str(err.value)
-
-
-def test_parts_too_small_for_the_batch(tiny_corpus):
-    dm = TextData(batch_size=64, num_steps=8, path=str(tiny_corpus), split="contiguous")
-    dm.setup()
-    with pytest.raises(UserError, match=r"leaves the val part 138 of the 1376 characters"):
-        dm.check_sizes()
+def test_a_train_part_too_small_for_its_streams(tiny_corpus):
     dm = TextData(
         batch_size=128,
         num_steps=8,

@@ -2,9 +2,10 @@
 next; each character scored once, state carried, by weights that learned only from the text before
 it.
 
-`sgd`: theta -= lr g, then theta += decay (theta_0 - theta). `rms`: the step over the root of
-each weight's mean squared train gradient, the decay scaled by that root over its mean (at most
-1). `adapt_lr` > 0: the step's gain times exp(adapt_lr cos), cos between a step and the last."""
+The step is Krause et al.'s RMS-normalised one: theta -= lr g / (root of the weight's mean squared
+train gradient + eps), then theta += decay' (theta_0 - theta), decay' = decay x that root over its
+mean (at most 1); it beats plain SGD steps on validation (benchmarks/results/choose_scoring.json).
+`adapt_lr` > 0: the step's gain times exp(adapt_lr cos), cos between a step and the last."""
 
 from __future__ import annotations
 
@@ -16,19 +17,16 @@ import pytorch_lightning as pl
 import torch
 
 from rnnlm.carry import detach_state
-from rnnlm.errors import UserError, require_choice, require_count, require_number
+from rnnlm.errors import UserError, require_count, require_number
 from rnnlm.scoring.ensemble import average_log_probs, token_log_probs
 from rnnlm.scoring.mixture import at
-
-METHODS = ("rms", "sgd")
 
 
 @dataclass(frozen=True)
 class Adaptation:
-    """How dynamic evaluation learns: `method`, `lr`, `decay`, segments of `bptt` of `streams`
-    streams, train batches for `rms`'s mean squared gradients."""
+    """How dynamic evaluation learns: `lr`, `decay`, segments of `bptt` of `streams` streams,
+    train batches for the mean squared gradients."""
 
-    method: str = "rms"
     lr: float = 1e-4
     decay: float = 0.0
     bptt: int = 20
@@ -38,7 +36,6 @@ class Adaptation:
     adapt_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        require_choice("dynamic_eval.method", self.method, METHODS)
         require_count("dynamic_eval.bptt", self.bptt)
         require_count("dynamic_eval.gradient_batches", self.gradient_batches)
         require_count("dynamic_eval.streams", self.streams)
@@ -107,14 +104,12 @@ def dynamic_score(
 def dynamic_evaluation(
     models: list, dm, split: str, adaptation: Adaptation, read_first=(), mixture=None, own=None
 ):
-    """Dynamic evaluation of part `split` of `dm` after the parts `read_first`; rms steps scaled
-    by each model's train gradients of its own text (`own`). Returns the mean loss, the tokens
-    and the streams."""
-    squares = [None] * len(models)
-    if adaptation.method == "rms":
-        own = own or dm
-        train = own.streams("train", adaptation.bptt, own.batch_size)
-        squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
+    """Dynamic evaluation of part `split` of `dm` after the parts `read_first`; steps scaled by
+    each model's train gradients of its own text (`own`). Returns the mean loss, the tokens and
+    the streams."""
+    own = own or dm
+    train = own.streams("train", adaptation.bptt, own.batch_size)
+    squares = [mean_squared_gradients(m, train, adaptation.gradient_batches) for m in models]
     first = [dm.streams(name, adaptation.bptt, adaptation.streams) for name in read_first]
     part = dm.streams(split, adaptation.bptt, adaptation.streams)
     if mixture is not None:
@@ -187,8 +182,6 @@ def step(params, grads, trained, steps, decays, gain: StepGain) -> None:
 
 def step_scales(params, adaptation: Adaptation, squares) -> tuple[list, list]:
     """Per weight: the factor of its gradient in a step, and its decay toward the trained value."""
-    if adaptation.method == "sgd":
-        return [adaptation.lr] * len(params), [adaptation.decay] * len(params)
     roots = [s.sqrt() for s in squares]
     mean_root = torch.cat([r.flatten() for r in roots]).mean()
     steps = [adaptation.lr / (r + adaptation.eps) for r in roots]

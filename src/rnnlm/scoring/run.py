@@ -57,7 +57,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
         report_mixture(mixture, loss)
     if adaptation is None:
         return math.exp(loss)
-    own_text = own() if own is not None and adaptation.method == "rms" else None
+    own_text = own() if own is not None else None
     token = models[0].text_format.token_name
     loss, tokens, part = dynamic_evaluation(
         models, dm, cfg.split, adaptation, read_first, mixture, own_text
@@ -71,7 +71,7 @@ def beyond_static(cfg: DictConfig, models, paths, dm, score, loss: float, own=No
         else ""
     )
     print(
-        f"dynamic evaluation ({adaptation.method}, lr {adaptation.lr:g}, decay "
+        f"dynamic evaluation (lr {adaptation.lr:g}, decay "
         f"{adaptation.decay:g}, segments of {adaptation.bptt}{after}; "
         f"{describe(part, token)}), {tokens} tokens scored{other}"
     )
