@@ -103,6 +103,7 @@ def test_checkpoint_is_self_contained(trained):
     X = torch.randint(0, model.vocab_size, (4, 9))
     with torch.no_grad():
         assert torch.equal(model(X), again(X))
+    assert again.predict("the time", 30) == model.predict("the time", 30)
 
 
 def test_the_model_sets_its_cores_input_size(trained):

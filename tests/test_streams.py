@@ -226,17 +226,3 @@ def test_a_batch_that_does_not_continue_the_streams_is_refused():
         model.scored_step(batch(16), 1, "train")  # batch 8 was skipped: its state would be wrong
     with pytest.raises(UserError, match="starts at position 8 but no batch before it"):
         model.scored_step(batch(8), 1, "test")
-
-
-def test_sequential_sampling_with_lightnings_sampler_is_refused(
-    compose_train, tiny_corpus, tmp_path
-):
-    cfg = compose_train(
-        f"data.path={tiny_corpus}",
-        *TINY_OVERRIDES,
-        *SEQUENTIAL,
-        "trainer.use_distributed_sampler=true",
-    )
-    with pytest.raises(UserError, match="data.sampling=sequential with trainer.use_distributed"):
-        train(cfg, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
