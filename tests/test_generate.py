@@ -323,7 +323,7 @@ def test_eval_dynamic_prints_the_static_and_the_dynamic_figure(trained, tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     static, dynamic = [line for line in out.stdout.splitlines() if line.startswith("loss ")]
     assert float(static.split("ppl ")[1].split()[0]) == pytest.approx(results["test_ppl"], abs=1e-3)
-    assert "dynamic evaluation (rms, lr 7e-05, decay 0.001, segments of 5, after learning " in (
+    assert "dynamic evaluation (lr 7e-05, decay 0.001, segments of 5, after learning from val" in (
         out.stdout
     )
     assert math.isfinite(float(dynamic.split("bpc ")[1]))
