@@ -132,22 +132,6 @@ def test_rms_steps_follow_the_train_parts_gradients(tiny_corpus):
     assert dynamic_score(model, dm.streams("val", 10, 1), rms, squares)[0] != static
 
 
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        ({"bptt": 0}, "dynamic_eval.bptt=0 is not allowed: it must be an integer >= 1"),
-        ({"lr": -1e-4}, "dynamic_eval.lr=-0.0001 is not allowed: it must be a number >= 0"),
-        ({"decay": -1}, "dynamic_eval.decay=-1 is not allowed"),
-        ({"streams": 0}, "dynamic_eval.streams=0 is not allowed"),
-        ({"adapt_lr": -0.5}, "dynamic_eval.adapt_lr=-0.5 is not allowed: it must be a number >= 0"),
-    ],
-)
-def test_bad_dynamic_settings(settings, message):
-    with pytest.raises(UserError) as err:
-        Adaptation(**settings)
-    assert message in str(err.value)
-
-
 def test_a_run_can_report_its_dynamic_test_figure_beside_the_static_one(
     compose_train, tiny_corpus, tmp_path
 ):

@@ -332,12 +332,6 @@ def test_eval_dynamic_prints_the_static_and_the_dynamic_figure(trained, tmp_path
     assert f"(the static figure's {results['test_tokens']:.0f}: streams leave out" in said
 
 
-def test_eval_refuses_bad_dynamic_settings(trained):
-    ckpt, _ = trained
-    message = refused("eval", f"ckpt_path={ckpt}", "dynamic=true", "dynamic_eval.lr=-1")
-    assert message == "dynamic_eval.lr=-1 is not allowed: it must be a number >= 0"
-
-
 def test_eval_of_a_list_of_one_checkpoint_is_that_checkpoint(trained):
     from rnnlm.evaluate import evaluate
 

@@ -8,28 +8,28 @@ import pytest
 
 from rnnlm.evaluate import evaluate
 from rnnlm.text.data import TextData
-from rnnlm.train import train
 
-from .conftest import TINY_OVERRIDES, compose_config
+from .conftest import compose_config
 from .helpers import refused
 
 
 @pytest.fixture
-def checkpoint(tiny_corpus, tmp_path):
-    """A tiny run's last checkpoint and the test part of its text, as characters."""
-    train(compose_config(f"data.path={tiny_corpus}", *TINY_OVERRIDES), tmp_path / "run")
-    dm = TextData(path=str(tiny_corpus), num_train=600, num_val=300, num_steps=8)
+def checkpoint(trained_run):
+    """The session's tiny run (conftest): its last checkpoint and its test part's characters."""
+    corpus, ckpt = trained_run
+    dm = TextData(path=str(corpus), num_train=600, num_val=300, num_steps=8)
     dm.setup()
     start, stop = dm.parts()["test"]
-    test_part = "".join(dm.corpus.symbols[c] for c in dm.corpus.chars[start:stop].tolist())
-    return tmp_path / "run" / "checkpoints" / "last.ckpt", test_part
+    return ckpt, "".join(dm.corpus.symbols[c] for c in dm.corpus.chars[start:stop].tolist())
 
 
 def scored(*overrides: str) -> float:
     return evaluate(compose_config(*overrides, name="eval"))
 
 
-def test_split_all_of_the_test_part_alone_is_the_test_figure(checkpoint, tmp_path, capsys):
+def test_split_all_of_the_test_part_alone_is_the_test_figure_and_windows_every_window(
+    checkpoint, tmp_path, capsys
+):
     ckpt, test_part = checkpoint
     alone = tmp_path / "test_part.txt"
     alone.write_text(test_part)
@@ -38,17 +38,10 @@ def test_split_all_of_the_test_part_alone_is_the_test_figure(checkpoint, tmp_pat
     assert other == pytest.approx(own, rel=1e-6)
     printed = capsys.readouterr().out
     assert printed.count(f"10 streams of {len(test_part) // 10} characters, state carried") == 2
-
-
-def test_split_windows_scores_every_window_of_the_text(checkpoint, tmp_path, capsys):
-    ckpt, test_part = checkpoint
-    alone = tmp_path / "test_part.txt"
-    alone.write_text(test_part)
     scored(f"ckpt_path={ckpt}", f"data.path={alone}", "split=windows")
     windows = len(test_part) - 8
-    assert (
-        f"{windows} windows of 8 characters), {windows * 8} tokens scored"
-        in capsys.readouterr().out
+    assert f"{windows} windows of 8 characters), {windows * 8} tokens scored" in (
+        capsys.readouterr().out
     )
 
 
@@ -61,14 +54,6 @@ def test_split_all_on_a_text_too_short_for_its_streams_is_one_line(checkpoint, t
         f"the text has 8 characters of {short}: too few for data.eval_streams=10 streams of at "
         "least 2: give more text, or a lower data.eval_streams"
     )
-
-
-@pytest.mark.parametrize("beyond", ["dynamic=true", "ppm_mixture.order=3"])
-def test_split_windows_is_static_only(checkpoint, beyond):
-    ckpt, _ = checkpoint
-    message = refused("eval", f"ckpt_path={ckpt}", "split=windows", beyond)
-    assert message.startswith("split=windows scores every window from a zero state, statically")
-    assert message.endswith("give split=all")
 
 
 def test_a_primed_ppm_reads_the_checkpoints_own_train_part_first(checkpoint, tiny_corpus, tmp_path):

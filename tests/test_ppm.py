@@ -139,27 +139,29 @@ def test_online_exponents_at_rate_0_are_the_fixed_product():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("ppm_mixture.weight=1.5", "ppm_mixture.weight=1.5 is not allowed: it must be a number"),
+        ("ppm_mixture.order=3 ppm_mixture.weight=1.5", "ppm_mixture.weight=1.5 is not allowed: it"),
         ("ppm_mixture.order=-1", "ppm_mixture.order=-1 is not allowed: it must be an integer >= 0"),
-        ("split=val", "ppm_mixture.order=3 needs split=val read as streams"),
+        ("ppm_mixture.order=3 split=val", "ppm_mixture.order=3 needs split=val read as streams"),
         ("ppm_mixture.order=[]", "ppm_mixture.order=[] is not allowed: give an order"),
-        (
-            "ppm_mixture.order=[3,2.5]",
-            "ppm_mixture.order=2.5 is not allowed: it must be an integer",
-        ),
-        (
-            "ppm_mixture.online=true ppm_mixture.rate=-1",
-            "ppm_mixture.rate=-1 is not allowed: it must be a number >= 0",
-        ),
+        ("ppm_mixture.order=[3,2.5]", "ppm_mixture.order=2.5 is not allowed: it must be an"),
+        ("ppm_mixture.order=3 ppm_mixture.online=true ppm_mixture.rate=-1",
+         "ppm_mixture.rate=-1 is not allowed: it must be a number >= 0"),
+        ("dynamic=true dynamic_eval.lr=-1", "dynamic_eval.lr=-1 is not allowed: it must be a"),
+        ("dynamic=true dynamic_eval.bptt=0", "dynamic_eval.bptt=0 is not allowed: it must be an"),
+        ("dynamic=true dynamic_eval.decay=-1", "dynamic_eval.decay=-1 is not allowed"),
+        ("dynamic=true dynamic_eval.streams=0", "dynamic_eval.streams=0 is not allowed"),
+        ("dynamic=true dynamic_eval.adapt_lr=-0.5", "dynamic_eval.adapt_lr=-0.5 is not allowed"),
+        *((f"split=windows {beyond}", "split=windows scores every window from a zero state, "
+           "statically: dynamic=true and ppm_mixture.order read the text as streams")
+          for beyond in ("dynamic=true", "ppm_mixture.order=3")),
     ],
-)
-def test_bad_mixture_settings(trained_run, override, message, capsys):
+)  # fmt: skip
+def test_bad_scoring_settings_are_refused_before_scoring(trained_run, override, message, capsys):
     from rnnlm.evaluate import evaluate
 
     _, ckpt = trained_run
-    order = [] if override.startswith("ppm_mixture.order") else ["ppm_mixture.order=3"]
-    with pytest.raises(UserError, match=message.replace("[", r"\[")):
-        args = [f"ckpt_path={ckpt}", "split=test", *order, *override.split()]
-        evaluate(compose_config(*args, name="eval"))
-    if override != "split=val":  # refused before the static figure (val's parts need the text)
+    with pytest.raises(UserError) as err:
+        evaluate(compose_config(f"ckpt_path={ckpt}", "split=test", *override.split(), name="eval"))
+    assert message in str(err.value)
+    if "split=val" not in override:  # refused before the static figure (val's parts need the text)
         assert "loss" not in capsys.readouterr().out
