@@ -22,7 +22,7 @@ from rnnlm.text.data import TextData
 from rnnlm.text.sampler import WindowSampler
 
 from .conftest import ROOT, TINY_OVERRIDES, cli
-from .helpers import SEQUENTIAL, core, scalars, thread_probes, two_cpu_processes
+from .helpers import core, scalars, thread_probes, two_cpu_processes
 
 
 @pytest.mark.parametrize("n, world", [(300, 2), (301, 2), (301, 3), (10, 4)])
@@ -98,9 +98,8 @@ def test_ddp_spawn_trains_and_matches_one_process(tiny_corpus, sampling):
     assert ppl_ddp == pytest.approx(one["val/ppl"], rel=1e-4)
 
 
-@pytest.mark.parametrize("split", [[], SEQUENTIAL])
 @pytest.mark.slow
-def test_cli_ddp_spawn_run_reports_the_best_checkpoints_figure(tiny_corpus, tmp_path, split):
+def test_cli_ddp_spawn_run_reports_the_best_checkpoints_figure(tiny_corpus, tmp_path):
     """results.json (what a sweep's summary reads) has the best val/ppl that selected the
     checkpoint, the epochs trained and the test figure of that checkpoint; every rank computes
     with the `threads` count."""
@@ -110,7 +109,7 @@ def test_cli_ddp_spawn_run_reports_the_best_checkpoints_figure(tiny_corpus, tmp_
         "+callbacks.probe._target_=tests.helpers.ThreadProbe",
         f"+callbacks.probe.folder={run}",
     ]
-    out = cli("train.py", *args, *split, "threads=1", *probe, f"hydra.run.dir={run}", cwd=tmp_path)
+    out = cli("train.py", *args, "threads=1", *probe, f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert thread_probes(run) == {r: {"torch": 1, "env": "1"} for r in (0, 1)}
     results = json.loads((run / "results.json").read_text())

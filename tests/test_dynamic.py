@@ -41,26 +41,16 @@ def segments(text: torch.Tensor, bptt: int) -> list[tuple]:
     ]
 
 
-def test_step_size_zero_is_static_scoring(tiny_corpus):
+@pytest.mark.parametrize("adapt_lr", [0.0, 2.0])
+def test_step_size_zero_is_static_scoring(tiny_corpus, adapt_lr):
     dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
     dm.setup()
     model = lstm(len(dm.vocab))
     static, count = scored(model, dm.loader("test"))  # Lightning's test loop, 8-step batches
-    still = Adaptation(lr=0.0, decay=0.0, bptt=5, streams=dm.eval_streams)
-    loss, tokens_scored = dynamic_score(
-        model, dm.streams("test", 5, dm.eval_streams), still, ones(model)
-    )
+    still = Adaptation(lr=0.0, decay=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=adapt_lr)
+    test = dm.streams("test", 5, dm.eval_streams)
+    loss, tokens_scored = dynamic_score(model, test, still, ones(model))
     assert tokens_scored == count and loss == pytest.approx(static, abs=1e-6)
-
-
-def test_an_adaptive_step_of_size_zero_is_static_scoring(tiny_corpus):
-    dm = TextData(batch_size=4, num_steps=8, path=str(tiny_corpus), split="contiguous")
-    dm.setup()
-    model = lstm(len(dm.vocab))
-    static, _ = scored(model, dm.loader("test"))
-    still = Adaptation(lr=0.0, bptt=5, streams=dm.eval_streams, adapt_lr=2.0)
-    loss, _ = dynamic_score(model, dm.streams("test", 5, dm.eval_streams), still, ones(model))
-    assert loss == pytest.approx(static, abs=1e-6)
 
 
 def test_another_texts_rms_steps_follow_the_models_own_train_part(tiny_corpus, tmp_path):
@@ -199,9 +189,8 @@ def test_an_ensemble_averages_its_models_probabilities(tiny_corpus):
     single = dynamic_score(one, dm.streams("test", 10, 2), rms, ones(one))[0]
     assert dynamic_score([one], dm.streams("test", 10, 2), rms, [ones(one)])[0] == single
     still = Adaptation(lr=0.0, bptt=10, streams=dm.eval_streams)
-    ensemble = dynamic_score([one, other], dm.streams("test", 10), still, [ones(one), ones(other)])[
-        0
-    ]
+    units = [ones(one), ones(other)]
+    ensemble = dynamic_score([one, other], dm.streams("test", 10), still, units)[0]
     assert ensemble == pytest.approx(both, abs=1e-5)
 
 

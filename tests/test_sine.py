@@ -91,7 +91,9 @@ def test_impossible_series(kwargs, message):
 
 
 @pytest.mark.slow
-def test_experiment_sine_end_to_end(tmp_path):
+def test_experiment_sine_end_to_end_and_checkpoints_of_the_other_kind(
+    tmp_path, trained_run, tiny_corpus
+):
     run = tmp_path / "run"
     out = cli(
         "train.py",
@@ -116,30 +118,18 @@ def test_experiment_sine_end_to_end(tmp_path):
     tags = events(run).Tags()
     assert "predictions" in tags["images"] and "horizon/linear_mse_64" in tags["scalars"]
     assert "k= 64  rnn" in out.stdout
-
-
-@pytest.mark.slow
-def test_checkpoints_of_the_other_kind_are_refused(tmp_path, trained_run, tiny_corpus):
+    # A character model's checkpoint cannot carry a sine run on, nor the other way round, and
+    # generate.py and eval.py say what a sine checkpoint is.
     _, char_ckpt = trained_run
     out = cli("train.py", "experiment=sine", f"ckpt_path={char_ckpt}", cwd=tmp_path)
     assert_one_line_error(
         out,
         "model.class rnnlm.fast.lm.FastRNNLMScratch in the checkpoint, rnnlm.sine.model.SineRNN",
     )
-    run = tmp_path / "sine"
-    out = cli(
-        "train.py", "experiment=sine", "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
     sine_ckpt = run / "checkpoints" / "last.ckpt"
     for script in ("generate.py", "eval.py"):
         out = cli(script, f"ckpt_path={sine_ckpt}", cwd=tmp_path)
         assert_one_line_error(out, "holds a sine-series regression model (experiment=sine)")
-    out = cli(
-        "train.py",
-        f"data.path={tiny_corpus}",
-        *TINY_OVERRIDES,
-        f"ckpt_path={sine_ckpt}",
-        cwd=tmp_path,
-    )
+    text = [f"data.path={tiny_corpus}", *TINY_OVERRIDES, f"ckpt_path={sine_ckpt}"]
+    out = cli("train.py", *text, cwd=tmp_path)
     assert_one_line_error(out, "model.class rnnlm.sine.model.SineRNN in the checkpoint")
