@@ -11,7 +11,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import rnnlm.text.corpus
 from rnnlm.data import DATA_SHA1, Windows, download
 from rnnlm.errors import UserError
 from rnnlm.text.cache import load_corpus
@@ -56,17 +55,6 @@ def test_cleaning_equals_the_books_preprocess(tmp_path_factory, text):
     path.write_text("Ab" + text, encoding="utf-8")  # a letter, so the text is accepted
     corpus = load_corpus(path)
     assert bytes(corpus.chars.numpy()).decode("ascii") == preprocess("Ab" + text)
-
-
-def test_cleaning_across_chunk_boundaries(monkeypatch, tmp_path):
-    text = "The  Time -- Machine, é à 1895!!  ... by H. G. Wells\n" * 50
-    path = tmp_path / "t.txt"
-    path.write_text(text, encoding="utf-8")
-    monkeypatch.setattr(rnnlm.text.corpus, "CHUNK_BYTES", 7)  # runs and é straddle chunks
-    corpus = load_corpus(path)
-    assert bytes(corpus.chars.numpy()).decode() == preprocess(text)
-    assert corpus.counts == {c: preprocess(text).count(c) for c in set(preprocess(text))}
-    assert corpus.sha1 == hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def test_memmap_cache_written_once_next_to_the_text_and_reused(tiny_corpus: Path, tmp_path):
@@ -186,20 +174,6 @@ def test_bad_files_get_clear_errors(tmp_path: Path):
         with pytest.raises(UserError):
             load_corpus(tmp_path / name, (tmp_path / "cache",), min_cache_bytes=0)
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
-
-
-def test_too_many_windows_names_corpus_size(tiny_corpus: Path):
-    dm = TextData(num_steps=8, num_train=0.9, num_val=5000, path=str(tiny_corpus))
-    dm.setup()
-    with pytest.raises(UserError, match=r"\d+ \+ 5000 = \d+ windows, but .* has \d+ tokens"):
-        dm.train_dataloader()
-
-
-def test_counts_that_do_not_fit_a_text_of_ones_own_become_fractions(tiny_corpus: Path):
-    dm = TextData(num_steps=8, num_train=10000, num_val=5000, path=str(tiny_corpus))
-    dm.setup("fit")
-    available = 1376 - 8
-    assert (dm.num_train, dm.num_val) == (int(0.8 * available), int(0.1 * available))
 
 
 def test_the_books_data_module_reads_the_text_as_the_text_wing_does(tiny_corpus):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -154,6 +155,8 @@ def test_the_memory_mapped_cache_gives_the_same_ids(tmp_path, monkeypatch, fmt):
     assert [whole.symbols[c] for c in whole.chars.tolist()] == [
         in_memory.symbols[c] for c in in_memory.chars.tolist()
     ]
+    assert whole.counts == in_memory.counts
+    assert whole.sha1 == in_memory.sha1 == hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def test_the_books_default_is_unchanged(tmp_path):
