@@ -15,7 +15,7 @@ from .helpers import refused
 
 @pytest.fixture
 def checkpoint(trained_run):
-    """The session's tiny run (conftest): its last checkpoint and its test part's characters."""
+    """The finished tiny run all tests share (conftest): its last checkpoint and its test part."""
     corpus, ckpt = trained_run
     dm = TextData(path=str(corpus), num_train=600, num_val=300, num_steps=8)
     dm.setup()
