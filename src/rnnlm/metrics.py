@@ -110,13 +110,13 @@ def summary(results: Mapping[str, Any]) -> list[str]:
             f"{results['test_tokens']:.0f} {unit}s, {results['test_checkpoint']})"
         )
     if "test_bits_per_char" in results:
-        unknown = (results.get("unknown_tokens") or {}).get("test", 0) / results["test_tokens"]
+        unk_share = (results.get("unknown_tokens") or {}).get("test", 0) / results["test_tokens"]
         lines.append(
             f"test/bits_per_char {results['test_bits_per_char']:.3f} (bits per character of the "
             + (
                 "text: comparable with a character model's)"
-                if unknown < 0.01
-                else f"text; not comparable with a character model's: {unknown:.0%} of its test "
+                if unk_share < 0.01
+                else f"text; not comparable with a character model's: {unk_share:.0%} of its test "
                 "tokens were <unk>, each coded as one token)"
             )
         )

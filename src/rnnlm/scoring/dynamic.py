@@ -68,14 +68,15 @@ def dynamic_score(
     model,
     batches: Iterable[tuple],
     adaptation: Adaptation,
-    squares: list | None,
+    squares: list,
     read_first: Iterable[Iterable[tuple]] = (),
     mixture=None,
 ) -> tuple[float, int]:
     """The mean loss of `batches` (streamed segments, in order) under dynamic evaluation and the
     tokens scored, after learning from each of `read_first`; the weights are put back. `model`
-    may be a list (an ensemble); with a `mixture`, the mixture is scored. Lightning's test loop
-    has no gradients: this loop is its own."""
+    may be a list (an ensemble); `squares`, its mean squared train gradients
+    (`mean_squared_gradients`; one list a model for an ensemble); with a `mixture`, the mixture is
+    scored. Lightning's test loop has no gradients: this loop is its own."""
     models = model if isinstance(model, list) else [model]
     squares_of = squares if isinstance(model, list) else [squares]
     params = [[p for p in m.parameters() if p.requires_grad] for m in models]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from rnnlm.vocab import BYTE_TOKENS, TextFormat
 CHUNK_BYTES = 1 << 24
 BOOK = TextFormat()
 RAW_BYTES = TextFormat("none", "byte")  # read as bytes, not as text
-TRAILING_WORD = re.compile(r"\S*\Z")  # what str.split() would cut off last
 
 
 @dataclass
@@ -93,8 +91,8 @@ class Coder:
             return np.frombuffer(piece or b"", np.uint8)  # bytes as they are
         text = self.tail + (piece or "")
         keep = len(text)
-        if piece is not None and self.fmt.token == "word":
-            keep -= len(TRAILING_WORD.search(text).group())
+        if piece is not None and self.fmt.token == "word" and text and not text[-1].isspace():
+            keep -= len(text.rsplit(None, 1)[-1])  # the last word, read from the end
         elif piece is not None and text.endswith("\r"):  # maybe "\r\n"
             keep -= 1
         text, self.tail = self.fmt.clean(text[:keep]), text[keep:]
