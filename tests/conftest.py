@@ -33,6 +33,7 @@ EXTRAS = {
     "optuna": "hydra_plugins.hydra_optuna_sweeper",
     "slurm": "hydra_plugins.hydra_submitit_launcher",
     "compressors": ("pyppmd", "zpaq"),
+    "board": "playwright",
 }
 
 

@@ -1,5 +1,6 @@
-"""Training callbacks: the book's printed prediction (d2l.ai §9.5), the gradient norm before
-clipping and the divergence guard that every language model adds to its runs."""
+"""Training callbacks: the book's printed prediction (d2l.ai §9.5), the tokens' input vectors in
+TensorBoard's PROJECTOR, the gradient norm before clipping and the divergence guard that every
+language model adds to its runs."""
 
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ class PrintPrediction(pl.Callback):
             except UserError as err:  # a prefix of tokens this text's vocabulary lacks
                 predicted = f"no prediction ({err}; set prefix=... to one of this text)"
             print(f"predict({self.prefix!r}, {self.num_preds}): {predicted}")
+
+
+class TokenProjector(pl.Callback):
+    """At the end of training, each token's input vector (`RNNLMScratch.input_vectors`) in
+    TensorBoard's PROJECTOR, labelled by the token (a space, a line break by name), through the
+    logger's `add_embedding`."""
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        writer = getattr(trainer.logger, "experiment", None)
+        if not trainer.is_global_zero or not hasattr(writer, "add_embedding"):
+            return
+        tokens = pl_module.vocab.idx_to_token
+        shown = {" ": "␣ (space)", "\n": "↵ (line break)", "\t": "⇥ (tab)", "\r": "␍ (CR)"}
+        labels = [shown.get(t) or (t if t.isprintable() else repr(t)) for t in tokens]
+        vectors = pl_module.input_vectors().detach().float().cpu()
+        tag = f"{pl_module.text_format.token_name}s"  # characters, bytes, words
+        writer.add_embedding(vectors, metadata=labels, tag=tag, global_step=trainer.global_step)

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from rnnlm.checkpoints import load_lm, read_checkpoint
 from rnnlm.errors import UserError
 from rnnlm.fast.threads import use_threads
+from rnnlm.inside.page import check_page_settings, write_page
 from rnnlm.ops.trainer import bare_trainer, quiet_known_noise
 from rnnlm.scoring.ensemble import Ensemble, check_same_vocabulary
 from rnnlm.scoring.run import beyond_static, check_settings, describe
@@ -25,6 +26,8 @@ def evaluate(cfg: DictConfig) -> float:
     if not paths:
         raise UserError("ckpt_path=[] is not allowed: give one checkpoint or a list of them")
     check_settings(cfg)  # before anything is read or scored
+    if cfg.get("page"):
+        check_page_settings(cfg, paths)
     checkpoint = read_checkpoint(paths[0], map_location=cfg.device)  # data settings: the first's
     models = [load_lm(paths[0], checkpoint=checkpoint)]
     models += [load_lm(path, map_location=cfg.device) for path in paths[1:]]
@@ -47,6 +50,8 @@ def evaluate(cfg: DictConfig) -> float:
     ratio = dm.characters_per_token(cfg.split)
     if ratio is not None:  # word and byte models: bits per character of the text
         print(f"bits per character of the text {loss / math.log(2) * ratio:.4f} ({fmt})")
+    if cfg.get("page"):
+        write_page(cfg, models[0], dm, paths[0])
     own = functools.partial(own_text, models[0], checkpoint, paths[0], dm, cfg.data)
     return beyond_static(
         cfg, models, paths, dm, lambda m: score(trainer, m, loader, cfg.split)[0], loss, own

@@ -92,6 +92,14 @@ class RNNLMScratch(pl.LightningModule):
         W, b = self.output_params()
         return (torch.matmul(rnn_outputs, W) + b).transpose(0, 1)
 
+    def input_vectors(self) -> torch.Tensor:
+        """(vocab_size, dim): what each token feeds the core: its embedding, or the row of the
+        input weights its one-hot vector picks (`W_xh`'s; torch's cores store them transposed)."""
+        if self.embedding is not None:
+            return self.embedding.weight
+        core = self.rnn
+        return core.W_xh if hasattr(core, "W_xh") else core.rnn.weight_ih_l0.T
+
     def inputs(self, X_time_major: torch.Tensor) -> torch.Tensor:
         """What the core reads: one-hot rows (the book) or, with `embedding`, embeddings."""
         if self.embedding is None:
