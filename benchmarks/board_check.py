@@ -1,4 +1,4 @@
-"""The dashboards as a user sees them, in a real headless browser.
+"""The dashboards and eval.py's page as a user sees them, in a real headless browser.
 
 Trains two short runs of different kinds and a two-job sweep into one folder, starts
 TensorBoard over it, and reads TIME SERIES, SCALARS and HPARAMS in Chromium: the tag groups
@@ -7,6 +7,13 @@ saves a screenshot of each tab, and exits 1 if TIME SERIES or SCALARS do not ope
 val, or if HPARAMS does not show a setting in which the runs differ.
 
     python benchmarks/board_check.py --data data/timemachine.txt --shots docs/board
+
+With `--page PAGE.html ...` it reads pages that `eval.py ... page=true` wrote instead, from disk
+with the network blocked: each page's size, the milliseconds from navigation until every
+character is coloured (the page's own mark), five guesses on hover, the unit view; exits 1 if
+a page fetches anything, leaves a character uncoloured, or is over 3 MB or 2 s.
+
+    python benchmarks/board_check.py --page outputs/.../page-best-...-test.html --shots docs/page
 
 Needs Chromium (Debian: apt-get install chromium) and playwright (pip install playwright;
 `--chromium` names the browser, so playwright's own download is not needed).
@@ -103,9 +110,50 @@ def read_tabs(url: str, chromium: str, shots: Path | None) -> dict:
     return seen
 
 
-def shoot(page, shots: Path | None, name: str) -> None:
+def shoot(page, shots: Path | None, name: str, clip: dict | None = None) -> None:
     if shots is not None:
-        page.screenshot(path=str(shots.with_name(f"{shots.name}_{name}.png")))
+        page.screenshot(path=str(shots.with_name(f"{shots.name}_{name}.png")), clip=clip)
+
+
+def read_page(path: Path, chromium: str, shots: Path | None) -> dict:
+    """One page from disk, the network blocked: its size, render time and what hovering shows."""
+    from playwright.sync_api import sync_playwright
+
+    fetched, seen = [], {"page": str(path), "megabytes": round(path.stat().st_size / 2**20, 2)}
+    colours = "s => s.filter(e => getComputedStyle(e).backgroundColor === 'rgba(0, 0, 0, 0)')"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        local = lambda r: r.request.url.startswith("file:")  # noqa: E731
+        page.route("**/*", lambda r: r.continue_() if local(r) else (fetched.append(r), r.abort()))
+        page.goto(path.as_uri())
+        page.wait_for_selector("body[data-coloured]", state="attached")
+        seen["coloured_ms"] = int(page.evaluate("document.body.dataset.coloured"))
+        seen["characters"] = page.eval_on_selector_all("#text span", "s => s.length")
+        seen["uncoloured"] = page.eval_on_selector_all("#text span", colours + ".length")
+        page.hover("#text span:nth-child(300)")
+        seen["hover"] = page.inner_text("#tip").splitlines()
+        shoot(page, shots, "surprisal")
+        box = page.locator("#text").bounding_box()  # the README's picture: the first lines
+        clip = {"x": box["x"], "y": box["y"], "width": min(box["width"], 640), "height": 130}
+        shoot(page, shots, "small", clip=clip)
+        if page.locator("#features tbody tr").count():
+            seen["features"] = page.locator("#features tbody tr").all_inner_texts()
+            page.click("#features tbody tr:nth-child(1)")  # the first feature's best unit
+            page.hover("#text span:nth-child(300)")
+            shoot(page, shots, "unit")
+        browser.close()
+    seen["fetched"] = len(fetched)
+    return seen
+
+
+def page_problems(seen: dict) -> list[str]:
+    found = [f"{seen['page']}: {seen['fetched']} requests left the disk"] if seen["fetched"] else []
+    if seen["uncoloured"]:
+        found.append(f"{seen['page']}: {seen['uncoloured']} characters without a colour")
+    if seen["megabytes"] > 3 or seen["coloured_ms"] > 2000:
+        found.append(f"{seen['page']}: {seen['megabytes']} MB, {seen['coloured_ms']} ms")
+    return found
 
 
 def problems(seen: dict) -> list[str]:
@@ -121,6 +169,12 @@ def problems(seen: dict) -> list[str]:
     return found
 
 
+def update(path: Path, found: dict) -> None:
+    """The dashboards' and the pages' figures share one result file: each run updates its own."""
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**kept, **found}, indent=2, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -131,8 +185,17 @@ def main() -> None:
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
     parser.add_argument("--shots", help="save screenshots as SHOTS_<tab>.png")
     parser.add_argument("--json", help="write what was read here")
+    parser.add_argument("--page", nargs="+", help="read these pages of eval.py page=true instead")
     args = parser.parse_args()
     shots = Path(args.shots) if args.shots else None
+    if args.page:
+        pages = [read_page(Path(p), args.chromium, shots) for p in args.page]
+        for seen in pages:
+            print(json.dumps(seen, ensure_ascii=False))
+        found = [problem for seen in pages for problem in page_problems(seen)]
+        if args.json:
+            update(Path(args.json), {"pages": pages, "page_problems": found})
+        raise SystemExit(1 if found else 0)
     with tempfile.TemporaryDirectory() as tmp:
         logdir = Path(tmp) / "outputs"
         train_runs(args.data, logdir)
@@ -145,7 +208,7 @@ def main() -> None:
         print(f"{what}: {value}")
     found = problems(seen)
     if args.json:
-        Path(args.json).write_text(json.dumps({**seen, "problems": found}, indent=2) + "\n")
+        update(Path(args.json), {**seen, "problems": found})
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)
     raise SystemExit(1 if found else 0)

@@ -22,7 +22,7 @@ from rnnlm.inside.page import page_data
 from rnnlm.inside.reading import features
 from rnnlm.rnn import core
 
-from .conftest import cli
+from .conftest import cli, compose_config
 from .helpers import assert_one_line_error, refused
 
 TEXT = 'the keeper\'s log: "seven books" (and lamps)\nof every ship; é\n'
@@ -95,6 +95,7 @@ def test_the_texts_features():
     assert found["position in word"].tolist() == [1, 0, 0, 1, 2, 0, 0, 0, 1, 0, 0, 1, 2, 0]
     assert found["position in line"].tolist()[9:] == [10, 0, 1, 2, 3]
     assert found["just read a space"].tolist() == [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+    assert not features(list("no line breaks"))["position in line"].any()
 
 
 @pytest.fixture
@@ -128,6 +129,18 @@ def test_a_page_of_a_part_cut_to_length(run_copy, tmp_path):
     figure = float(re.search(r"; ([0-9.]+) bits per character", lines[1]).group(1))
     assert unpacked(data)["bits"][1:].mean() == pytest.approx(figure, abs=1e-3)
     assert "http" not in path.read_text().replace(data["about"], "")  # nothing fetched
+
+
+def test_a_whole_part_read_as_one_stream_is_evals_own_figure(run_copy, capsys):
+    from rnnlm.evaluate import evaluate
+
+    corpus, ckpt = run_copy
+    settings = [f"ckpt_path={ckpt}", "split=val", f"data.path={corpus}", "data.eval_streams=1"]
+    evaluate(compose_config(*settings, "data.sampling=sequential", "page=true", name="eval"))
+    printed = capsys.readouterr().out
+    static = re.search(r"bpc ([0-9.]+)", printed).group(1)
+    assert "page: the first" not in printed
+    assert re.search(rf"; {static} bits per character over the \d+ predicted", printed), printed
 
 
 def raw_checkpoint(path: Path) -> Path:

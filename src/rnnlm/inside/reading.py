@@ -99,6 +99,8 @@ def features(chars: list[str]) -> dict[str, np.ndarray]:
         for name, value in zip(names, (quote, depth > 0, word, line), strict=True):
             values[name][t] = value
         values["just read a space"][t] = ch == " "
+    if "\n" not in chars:  # one line (the book's cleaning): a position in it is no feature
+        values["position in line"][:] = 0
     return values
 
 
