@@ -254,3 +254,46 @@ def test_the_page_in_a_real_browser(run_copy, tmp_path):
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
     assert fetched == [] and (tmp_path / "page.png").stat().st_size > 0
+
+
+def test_bytes_are_shown_as_the_characters_they_spell_and_words_as_words():
+    from rnnlm.vocab import BYTE_TOKENS, TextFormat
+
+    torch.manual_seed(0)
+    rnn = core(FastRNNScratch, num_hiddens=4, sigma=0.5)
+    as_bytes = FastRNNLMScratch(
+        rnn, list(BYTE_TOKENS), text={"preprocess": "none", "token": "byte"}
+    )
+    text = "café, naïve"
+    tokens = TextFormat("none", "byte").split(text)
+    indices = torch.tensor(as_bytes.vocab[tokens])
+    data = page_data(as_bytes, tokens, indices, None)
+    assert data["text"] == list(text)  # é and ï: two bytes each, one piece
+    with torch.no_grad():
+        log_p = torch.log_softmax(as_bytes(indices.view(1, -1))[0], -1)
+    byte_bits = -log_p[:-1].gather(1, indices[1:, None]).sum() / math.log(2)
+    assert data["figure"] * (len(text) - 1) == pytest.approx(float(byte_bits), rel=1e-5)
+    words = "the keeper kept the log".split()
+    as_words = FastRNNLMScratch(rnn, ["<unk>", "keeper", "log", "the"], text={"token": "word"})
+    data = page_data(as_words, words, torch.tensor(as_words.vocab[words]), None)
+    assert data["text"] == [w + " " for w in words] and data["unk"] == [2]
+    assert data["features"] == [] and len(data["units"]) == 4  # the features are of characters
+
+
+@pytest.mark.parametrize("kind", ["scratch", "concise", "embedding"])
+def test_the_projectors_vectors_are_what_each_token_feeds_the_core(kind):
+    from rnnlm.rnn import RNN
+
+    rnn = core(FastRNNScratch if kind == "scratch" else RNN, num_hiddens=5)
+    cls = FastRNNLMScratch if kind == "scratch" else FastRNNLM
+    model = cls(rnn, VOCAB, embedding=3 if kind == "embedding" else None).eval()
+    tokens = torch.arange(len(VOCAB)).view(1, -1)  # one step, every token a row
+    with torch.no_grad():
+        vectors = model.input_vectors()
+        if kind == "embedding":
+            torch.testing.assert_close(model.inputs(tokens)[0], vectors)
+            return
+        H, _ = model.rnn(model.inputs(tokens))  # from a zero state: tanh(vector + biases)
+        torch_rnn = getattr(model.rnn, "rnn", None)
+        bias = model.rnn.b_h if kind == "scratch" else torch_rnn.bias_ih_l0 + torch_rnn.bias_hh_l0
+        torch.testing.assert_close(H[0], torch.tanh(vectors + bias))
