@@ -106,6 +106,7 @@ def run_copy(trained_run, tmp_path) -> tuple[Path, Path]:
     return corpus, Path(shutil.copy(last, tmp_path / "run" / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow
 def test_a_page_of_a_part_cut_to_length(run_copy, tmp_path):
     corpus, ckpt = run_copy
     out = cli(
@@ -161,6 +162,7 @@ def raw_checkpoint(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_page_that_cannot_be_made_is_refused_and_nothing_changes(run_copy, tmp_path):
     corpus, ckpt = run_copy
     (tmp_path / "empty.txt").write_text("")
@@ -209,6 +211,7 @@ def test_the_tokens_are_in_tensorboards_projector(trained_run):
     np.testing.assert_allclose(vectors, checkpoint["state_dict"]["rnn.W_xh"].numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.extra("board")
 def test_the_page_in_a_real_browser(run_copy, tmp_path):
     from playwright.sync_api import sync_playwright

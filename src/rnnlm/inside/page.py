@@ -60,9 +60,8 @@ def pieces(fmt: TextFormat, symbols: list[str]) -> tuple[list[str], np.ndarray]:
     data = bytes(BYTE_INDEX[s] for s in symbols)
     starts = [i for i, b in enumerate(data) if i == 0 or not 0x80 <= b < 0xC0]
     ends = [*starts[1:], len(data)]
-    return [data[a:b].decode("utf-8", "replace") for a, b in zip(starts, ends, strict=True)], (
-        np.array(starts)
-    )
+    text = [data[a:b].decode("utf-8", "replace") for a, b in zip(starts, ends, strict=True)]
+    return text, np.array(starts)
 
 
 def token_names(fmt: TextFormat, tokens: list[str]) -> list[str]:
