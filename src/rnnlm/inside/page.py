@@ -32,11 +32,11 @@ def check_page_settings(cfg: DictConfig, paths: list[str]) -> None:
     require_count("page_length", cfg.page_length, minimum=2)
     if cfg.page_units is not None:
         require_count("page_units", cfg.page_units)
-    folder = page_path(cfg, paths[0]).parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
+    path = page_path(cfg, paths[0])
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
         raise UserError(
-            f"page_file={str(page_path(cfg, paths[0]))!r} cannot be written: "
-            f"{folder} is not a writable folder; give page_file=PATH in one"
+            f"page_file={str(path)!r} cannot be written: {path.parent} is not a writable "
+            "folder; give page_file=PATH in one"
         )
 
 
@@ -133,7 +133,7 @@ def page_data(model: RNNLMScratch, symbols: list[str], indices, limit: int | Non
 def write_page(cfg: DictConfig, model: RNNLMScratch, dm, ckpt_path: str) -> Path:
     """The page of `cfg.split` of `dm`'s text, cut at `cfg.page_length` tokens (said in one
     line); prints its path and the bits per character of what it shows."""
-    n = len(dm.corpus.chars)
+    n, text_file = len(dm.corpus.chars), dm.text_file()
     start, stop = (0, n) if cfg.split == "all" else dm.parts()[cfg.split]
     shown = min(stop, start + cfg.page_length)
     codes = dm.corpus.chars[start:shown]
@@ -142,7 +142,7 @@ def write_page(cfg: DictConfig, model: RNNLMScratch, dm, ckpt_path: str) -> Path
     known = indices != model.vocab.unk if model.vocab.unk is not None else indices >= 0
     if len(codes) < 2 or not bool(known.any()):
         raise UserError(
-            f"split={cfg.split} of {dm.text_file()} has {len(codes)} {token}s, "
+            f"split={cfg.split} of {text_file} has {len(codes)} {token}s, "
             f"{int(known.sum())} of them in the checkpoint's vocabulary: the page needs at "
             "least 2, some known: give another split or data.path"
         )
@@ -153,10 +153,10 @@ def write_page(cfg: DictConfig, model: RNNLMScratch, dm, ckpt_path: str) -> Path
         )
     symbols = [dm.corpus.symbols[c] for c in codes.tolist()]
     data = page_data(model, symbols, indices, cfg.page_units)
-    data["title"] = f"{dm.text_file().name}, split={cfg.split}, as {Path(ckpt_path).name} reads it"
+    data["title"] = f"{text_file.name}, split={cfg.split}, as {Path(ckpt_path).name} reads it"
     data["about"] = (
         f"{shown - start} of the {stop - start} {token}s of split={cfg.split} of "
-        f"{dm.text_file()}, read as one stream from a zero state by {ckpt_path}"
+        f"{text_file}, read as one stream from a zero state by {ckpt_path}"
     )
     template = importlib.resources.files("rnnlm.inside").joinpath("page.html").read_text()
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")

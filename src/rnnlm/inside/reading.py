@@ -104,21 +104,17 @@ def features(chars: list[str]) -> dict[str, np.ndarray]:
     return values
 
 
-def correlations(states: np.ndarray, feature: np.ndarray) -> np.ndarray:
-    """Pearson's r of every unit (column of `states`) with `feature`; 0 for a constant unit."""
-    x = states - states.mean(0)
-    f = feature - feature.mean()
-    norms = np.sqrt((x * x).sum(0) * (f * f).sum())
-    return np.divide(f @ x, norms, out=np.zeros(x.shape[1]), where=norms > 0)
-
-
 def feature_table(states: np.ndarray, chars: list[str]) -> tuple[dict, list[str]]:
-    """Every unit's r with each feature that varies in `chars`; the names of those that do not
-    (nothing to correlate)."""
+    """Pearson's r of every unit (a column of `states`; 0 for a constant one) with each feature
+    that varies in `chars`; the names of those that do not (nothing to correlate)."""
+    x = states - states.mean(0)
+    spread = np.sqrt((x * x).sum(0))
     table, constant = {}, []
     for name, feature in features(chars).items():
         if feature.min() == feature.max():
             constant.append(name)
-        else:
-            table[name] = correlations(states, feature)
+            continue
+        f = feature - feature.mean()
+        norms = spread * np.sqrt((f * f).sum())
+        table[name] = np.divide(f @ x, norms, out=np.zeros(x.shape[1]), where=norms > 0)
     return table, constant
