@@ -1,5 +1,5 @@
-"""Counts over a text of any size, a chunk at a time: tokens, characters per scored token (a word
-or byte model's bits per character), and the fractions that cut a text in three."""
+"""Counts over a text of any size: tokens, characters per scored token (a word or byte model's
+bits per character), and the fractions that cut a text in three."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from rnnlm.errors import UserError
 from rnnlm.text.streams import Streams
 from rnnlm.vocab import BOOK_ALPHABET, BYTE_INDEX, BYTE_TOKENS, TextFormat, Vocab
 
-COUNT_CHUNK = 1 << 22  # tokens counted at a time
+COUNT_CHUNK = 1 << 22  # tokens weighed at a time
 MAX_VOCAB = 65535  # word vocabularies: indices fit in 16 bits
 
 
 def token_counts(corpus: Text, start: int, stop: int) -> dict[str, int]:
     """How often each token occurs in tokens [start, stop) of the text."""
-    found = torch.zeros(len(corpus.symbols), dtype=torch.int64)
-    for first in range(start, stop, COUNT_CHUNK):
-        part = corpus.chars[first : min(first + COUNT_CHUNK, stop)].long()
-        found += part.bincount(minlength=len(found))
+    # torch counts uint8 and int32 codes as they are (no int64 copy of a memory-mapped text).
+    found = corpus.chars[start:stop].bincount(minlength=len(corpus.symbols))
     return {corpus.symbols[c]: n for c, n in enumerate(found.tolist()) if n}
 
 
@@ -47,7 +45,7 @@ def characters_per_token(corpus: Text, fmt: TextFormat, examples: Windows | Stre
         tokens = count * steps
     total = 0
     for first, stop, windows in spans:
-        for a in range(first, stop, COUNT_CHUNK):
+        for a in range(first, stop, COUNT_CHUNK):  # int64 copies of a chunk, not of the text
             b = min(a + COUNT_CHUNK, stop)
             part = weights[corpus.chars[a:b].long()]
             if windows is not None:  # position j is a target of this many windows
