@@ -67,8 +67,8 @@ def pieces(fmt: TextFormat, symbols: list[str]) -> tuple[list[str], np.ndarray]:
 def token_names(fmt: TextFormat, tokens: list[str]) -> list[str]:
     """The vocabulary as the guesses show it."""
     shown = {" ": "␣", "\n": "↵", "\t": "⇥"}
-    if fmt.token == "byte":
-        return [chr(BYTE_INDEX[t]) if 0x20 < BYTE_INDEX[t] < 0x7F else t for t in tokens]
+    if fmt.token == "byte":  # ASCII as its character, other bytes as their token (<0xc3>)
+        tokens = [chr(BYTE_INDEX[t]) if BYTE_INDEX[t] < 0x7F else t for t in tokens]
     return [shown.get(t, t) for t in tokens]
 
 
