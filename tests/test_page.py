@@ -76,14 +76,22 @@ def test_the_pages_numbers_are_the_models(kind):
     assert (page["top"][1:] == top.indices.numpy()).all()
     np.testing.assert_allclose(page["top_p"][1:], top.values.numpy(), atol=1e-5)
     top_layer = max(layer for layer, _, _ in page["units"])
-    for (layer, kind_, index), values in page["units"].items():
-        if (layer, kind_) == (top_layer, "h"):  # the core's outputs, the unit view's values
-            scale = np.abs(outputs[:, 0, index].numpy()).max()
-            np.testing.assert_allclose(values, outputs[:, 0, index].numpy(), atol=scale / 254)
+    outputs = outputs[:, 0].numpy()  # (T, num_hiddens): the top layer's h
+    for index in range(outputs.shape[1]):  # the unit view's values: the core's outputs
+        values = page["units"][(top_layer, "h", index)]
+        np.testing.assert_allclose(
+            values, outputs[:, index], atol=np.abs(outputs[:, index]).max() / 254
+        )
     assert {kind_ for _, kind_, _ in page["units"]} == ({"h"} if kind == "scratch" else {"h", "c"})
     assert data["unk"] == [TEXT.index("é")]  # outside the vocabulary: marked <unk>
-    best = {f["feature"]: f for f in data["features"]}
-    assert set(best) == set(features(list(TEXT))) and data["constant"] == []
+    assert {f["feature"] for f in data["features"]} == set(features(list(TEXT)))
+    assert data["constant"] == []
+    if kind == "scratch":  # one layer: every unit is the core's output; r recomputed by numpy
+        for found in data["features"]:
+            r = [np.corrcoef(features(list(TEXT))[found["feature"]], u)[0, 1] for u in outputs.T]
+            best = int(np.nanargmax(np.abs(r)))
+            assert data["units"][found["unit"]]["index"] == best
+            assert found["r"] == pytest.approx(r[best], abs=1e-5)
 
 
 def test_the_texts_features():
